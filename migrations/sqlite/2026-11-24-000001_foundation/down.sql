@@ -1,0 +1,5 @@
+DROP TABLE idempotency_keys;
+DROP TABLE chain_heads;
+DROP TABLE audit_log;
+DROP TABLE api_tokens;
+DROP TABLE users;

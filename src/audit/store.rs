@@ -1,0 +1,179 @@
+//! Audit log queries.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{AuditEntry, ChainBreak, ChainVerifier, NewAuditEntry};
+use crate::db::schema::{audit_log, chain_heads};
+use crate::db::DbConnection;
+
+const CHAIN: &str = "audit";
+
+#[derive(Queryable, Insertable)]
+#[diesel(table_name = audit_log)]
+struct AuditRow {
+    seq: i64,
+    occurred_at: NaiveDateTime,
+    actor_id: String,
+    actor_name: String,
+    actor_role: String,
+    action: String,
+    subject_type: String,
+    subject_id: String,
+    reason: Option<String>,
+    request_id: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(row: AuditRow) -> Self {
+        AuditEntry {
+            seq: row.seq,
+            occurred_at: row.occurred_at,
+            actor_id: row.actor_id,
+            actor_name: row.actor_name,
+            actor_role: row.actor_role,
+            action: row.action,
+            subject_type: row.subject_type,
+            subject_id: row.subject_id,
+            reason: row.reason,
+            request_id: row.request_id,
+            details: row.details,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
+
+/// Appends an entry. Call it inside the transaction that makes the change it records.
+pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<AuditEntry> {
+    // Advancing the head first takes its row lock on PostgreSQL, so appenders queue here and
+    // sequence numbers have no gaps; SQLite write transactions already run one at a time.
+    let (seq, prev_hash): (i64, String) = diesel::update(chain_heads::table.find(CHAIN))
+        .set(chain_heads::seq.eq(chain_heads::seq + 1))
+        .returning((chain_heads::seq, chain_heads::hash))
+        .get_result(connection)?;
+    let mut entry = AuditEntry {
+        seq,
+        occurred_at: crate::db::now(),
+        actor_id: new.actor.id,
+        actor_name: new.actor.name,
+        actor_role: new.actor.role,
+        action: new.action,
+        subject_type: new.subject_type,
+        subject_id: new.subject_id,
+        reason: new.reason,
+        request_id: new.request_id,
+        // serde_json's map is sorted, so this string is canonical.
+        details: new.details.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    diesel::insert_into(audit_log::table)
+        .values(AuditRow {
+            seq: entry.seq,
+            occurred_at: entry.occurred_at,
+            actor_id: entry.actor_id.clone(),
+            actor_name: entry.actor_name.clone(),
+            actor_role: entry.actor_role.clone(),
+            action: entry.action.clone(),
+            subject_type: entry.subject_type.clone(),
+            subject_id: entry.subject_id.clone(),
+            reason: entry.reason.clone(),
+            request_id: entry.request_id.clone(),
+            details: entry.details.clone(),
+            prev_hash: entry.prev_hash.clone(),
+            hash: entry.hash.clone(),
+        })
+        .execute(connection)?;
+    diesel::update(chain_heads::table.find(CHAIN))
+        .set(chain_heads::hash.eq(&entry.hash))
+        .execute(connection)?;
+    Ok(entry)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+    /// Entries before this sequence number (the cursor), newest first.
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn list(connection: &mut DbConnection, filter: &AuditFilter) -> QueryResult<Vec<AuditEntry>> {
+    let mut query = audit_log::table.into_boxed();
+    if let Some(actor_id) = &filter.actor_id {
+        query = query.filter(audit_log::actor_id.eq(actor_id.clone()));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_log::action.eq(action.clone()));
+    }
+    if let Some(subject_type) = &filter.subject_type {
+        query = query.filter(audit_log::subject_type.eq(subject_type.clone()));
+    }
+    if let Some(subject_id) = &filter.subject_id {
+        query = query.filter(audit_log::subject_id.eq(subject_id.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_log::occurred_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(audit_log::occurred_at.lt(to));
+    }
+    if let Some(before) = filter.before_seq {
+        query = query.filter(audit_log::seq.lt(before));
+    }
+    let rows: Vec<AuditRow> = query
+        .order(audit_log::seq.desc())
+        .limit(filter.limit)
+        .load(connection)?;
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+/// Outcome of walking the whole chain.
+#[derive(Debug)]
+pub enum Verification {
+    Intact { entries: i64 },
+    Broken(ChainBreak),
+}
+
+/// Walks every entry in order, in pages, and checks the links and the recorded head.
+pub fn verify_chain(connection: &mut DbConnection) -> QueryResult<Verification> {
+    const PAGE: i64 = 1000;
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<AuditRow> = audit_log::table
+            .filter(audit_log::seq.gt(after))
+            .order(audit_log::seq.asc())
+            .limit(PAGE)
+            .load(connection)?;
+        let count = rows.len() as i64;
+        for row in rows {
+            let entry = AuditEntry::from(row);
+            if let Err(broken) = verifier.check(&entry) {
+                return Ok(Verification::Broken(broken));
+            }
+            after = entry.seq;
+        }
+        if count < PAGE {
+            break;
+        }
+    }
+    let (head_seq, head_hash): (i64, String) = chain_heads::table
+        .find(CHAIN)
+        .select((chain_heads::seq, chain_heads::hash))
+        .first(connection)?;
+    Ok(match verifier.finish(head_seq, &head_hash) {
+        Ok(entries) => Verification::Intact { entries },
+        Err(broken) => Verification::Broken(broken),
+    })
+}

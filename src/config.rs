@@ -1,0 +1,371 @@
+//! Settings: built-in defaults < `hashgate.toml` < environment (`DATABASE_URL`, `HASHGATE_*`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::db::Backend;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://hashgate.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub pool_size: u32,
+    /// Base64 of 32 bytes: the AES-256-GCM key for personal data.
+    pub encryption_key: Option<String>,
+    pub encryption_key_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: setting `{setting}` ({source_name}): {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub source_name: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, source_name: &str, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.to_string(),
+            source_name: source_name.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The file layer: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<String>,
+    database_url: Option<String>,
+    pool_size: Option<u32>,
+    encryption_key: Option<String>,
+    encryption_key_file: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    workers: Option<usize>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+}
+
+/// Environment variables that are not settings but are read by hashgate or its tests.
+const NON_SETTING_VARIABLES: &[&str] = &["HASHGATE_CONFIG", "HASHGATE_TEST_POSTGRES_URL"];
+const SETTING_NAMES: &[&str] = &[
+    "bind",
+    "database_url",
+    "pool_size",
+    "encryption_key",
+    "encryption_key_file",
+    "max_body_bytes",
+    "workers",
+    "log_format",
+    "log_level",
+];
+
+impl Settings {
+    /// Loads from the given file (or `HASHGATE_CONFIG`, or `./hashgate.toml` when present) and the
+    /// process environment.
+    pub fn load(config_path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let explicit = config_path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("HASHGATE_CONFIG").map(PathBuf::from));
+        let file = match explicit {
+            Some(path) => Some((read_file(&path)?, path)),
+            None => {
+                let default = PathBuf::from("hashgate.toml");
+                if default.exists() {
+                    Some((read_file(&default)?, default))
+                } else {
+                    None
+                }
+            }
+        };
+        let environment: Vec<(String, String)> = std::env::vars().collect();
+        Self::from_layers(file, &environment)
+    }
+
+    /// Merges the layers; pure, so tests can drive it without touching the process environment.
+    pub fn from_layers(
+        file: Option<(String, PathBuf)>,
+        environment: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        let (file_settings, file_name) = match &file {
+            Some((text, path)) => {
+                let name = path.display().to_string();
+                let parsed: FileSettings = toml::from_str(text).map_err(|error| {
+                    ConfigError::new(
+                        &unknown_or_bad_key(error.message()),
+                        &name,
+                        error.message().to_string(),
+                    )
+                })?;
+                (parsed, name)
+            }
+            None => (FileSettings::default(), String::new()),
+        };
+
+        let env = |name: &str| -> Option<(String, String)> {
+            let variable = format!("HASHGATE_{}", name.to_uppercase());
+            environment
+                .iter()
+                .find(|(key, _)| *key == variable)
+                .map(|(_, value)| (value.clone(), variable))
+        };
+        for (key, _) in environment {
+            if let Some(rest) = key.strip_prefix("HASHGATE_") {
+                let name = rest.to_lowercase();
+                if !SETTING_NAMES.contains(&name.as_str())
+                    && !NON_SETTING_VARIABLES.contains(&key.as_str())
+                {
+                    return Err(ConfigError::new(
+                        &name,
+                        key,
+                        format!("unknown setting; known settings: {}", SETTING_NAMES.join(", ")),
+                    ));
+                }
+            }
+        }
+
+        // Picks the highest layer that sets a value and remembers where it came from.
+        let pick = |name: &str, from_file: Option<String>| -> Option<(String, String)> {
+            if let Some(found) = env(name) {
+                return Some(found);
+            }
+            if name == "database_url" {
+                if let Some((_, value)) = environment.iter().find(|(key, _)| key == "DATABASE_URL")
+                {
+                    return Some((value.clone(), "DATABASE_URL".to_string()));
+                }
+            }
+            from_file.map(|value| (value, file_name.clone()))
+        };
+
+        let bind_raw = pick("bind", file_settings.bind)
+            .unwrap_or((DEFAULT_BIND.to_string(), "default".into()));
+        let bind: SocketAddr = bind_raw.0.parse().map_err(|_| {
+            ConfigError::new(
+                "bind",
+                &bind_raw.1,
+                format!("`{}` is not an address like 127.0.0.1:8080", bind_raw.0),
+            )
+        })?;
+
+        let (database_url, database_source) = pick("database_url", file_settings.database_url)
+            .unwrap_or((DEFAULT_DATABASE_URL.to_string(), "default".into()));
+        let backend = Backend::from_url(&database_url)
+            .map_err(|message| ConfigError::new("database_url", &database_source, message))?;
+
+        let pool_size = parse_number(
+            "pool_size",
+            pick("pool_size", file_settings.pool_size.map(|v| v.to_string())),
+        )?
+        .unwrap_or(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        });
+        if pool_size == 0 || pool_size > 200 {
+            return Err(ConfigError::new(
+                "pool_size",
+                "value",
+                "must be between 1 and 200",
+            ));
+        }
+
+        let max_body_bytes = parse_number(
+            "max_body_bytes",
+            pick(
+                "max_body_bytes",
+                file_settings.max_body_bytes.map(|v| v.to_string()),
+            ),
+        )?
+        .unwrap_or(4 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "max_body_bytes",
+                "value",
+                "must be at least 1024",
+            ));
+        }
+
+        let workers = parse_number(
+            "workers",
+            pick("workers", file_settings.workers.map(|v| v.to_string())),
+        )?
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        if workers == 0 {
+            return Err(ConfigError::new("workers", "value", "must be at least 1"));
+        }
+
+        let log_format = match pick("log_format", file_settings.log_format) {
+            None => LogFormat::Text,
+            Some((value, source)) => match value.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::new(
+                        "log_format",
+                        &source,
+                        format!("`{other}` is not one of text, json"),
+                    ))
+                }
+            },
+        };
+        let log_level = match pick("log_level", file_settings.log_level) {
+            None => "info".to_string(),
+            Some((value, source)) => {
+                tracing_subscriber::EnvFilter::try_new(&value).map_err(|error| {
+                    ConfigError::new("log_level", &source, format!("`{value}`: {error}"))
+                })?;
+                value
+            }
+        };
+
+        let encryption_key = pick("encryption_key", file_settings.encryption_key);
+        if let Some((value, source)) = &encryption_key {
+            crate::crypto::FieldCipher::from_base64(value)
+                .map_err(|message| ConfigError::new("encryption_key", source, message))?;
+        }
+        let encryption_key_file = pick(
+            "encryption_key_file",
+            file_settings
+                .encryption_key_file
+                .map(|p| p.display().to_string()),
+        )
+        .map(|(value, _)| PathBuf::from(value));
+
+        Ok(Settings {
+            bind,
+            database_url,
+            pool_size,
+            encryption_key: encryption_key.map(|(value, _)| value),
+            encryption_key_file,
+            max_body_bytes,
+            workers,
+            log_format,
+            log_level,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        // Validated at load time.
+        Backend::from_url(&self.database_url).unwrap_or(Backend::Sqlite)
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::new(
+            "config",
+            &path.display().to_string(),
+            format!("cannot read the file: {error}"),
+        )
+    })
+}
+
+fn parse_number<T: std::str::FromStr>(
+    setting: &str,
+    value: Option<(String, String)>,
+) -> Result<Option<T>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some((raw, source)) => raw.trim().parse::<T>().map(Some).map_err(|_| {
+            ConfigError::new(setting, &source, format!("`{raw}` is not a whole number"))
+        }),
+    }
+}
+
+/// Extracts the key name from a toml error message such as "unknown field `bnd`, expected …".
+fn unknown_or_bad_key(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "config".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let settings = Settings::from_layers(None, &[]).unwrap();
+        assert_eq!(settings.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(settings.backend(), Backend::Sqlite);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_file_overrides_defaults() {
+        let file = Some((
+            "bind = \"127.0.0.1:9000\"\npool_size = 3\n".to_string(),
+            PathBuf::from("hashgate.toml"),
+        ));
+        let settings = Settings::from_layers(file, &env(&[("HASHGATE_POOL_SIZE", "7")])).unwrap();
+        assert_eq!(settings.bind.port(), 9000);
+        assert_eq!(settings.pool_size, 7);
+    }
+
+    #[test]
+    fn hashgate_database_url_wins_over_database_url() {
+        let settings = Settings::from_layers(
+            None,
+            &env(&[
+                ("DATABASE_URL", "postgres://a@localhost/x"),
+                ("HASHGATE_DATABASE_URL", "sqlite://other.db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.database_url, "sqlite://other.db");
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting_and_its_source() {
+        let error = Settings::from_layers(None, &env(&[("HASHGATE_BIND", "nowhere")])).unwrap_err();
+        assert_eq!(error.setting, "bind");
+        assert_eq!(error.source_name, "HASHGATE_BIND");
+
+        let error =
+            Settings::from_layers(None, &env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(error.setting, "database_url");
+
+        let file = Some(("bnd = 1".to_string(), PathBuf::from("h.toml")));
+        let error = Settings::from_layers(file, &[]).unwrap_err();
+        assert_eq!(error.setting, "bnd");
+
+        let error =
+            Settings::from_layers(None, &env(&[("HASHGATE_ENCRYPTION_KEY", "short")])).unwrap_err();
+        assert_eq!(error.setting, "encryption_key");
+
+        let error = Settings::from_layers(None, &env(&[("HASHGATE_POOL_SIZ", "3")])).unwrap_err();
+        assert_eq!(error.setting, "pool_siz");
+        assert!(error.to_string().contains("HASHGATE_POOL_SIZ"));
+    }
+}

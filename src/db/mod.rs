@@ -1,0 +1,221 @@
+//! Storage: one connection type over SQLite and PostgreSQL, a pool, transactions and migrations.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::AppError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection type for both backends, so every query is written once.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                Err("a sqlite:// URL needs a file path, e.g. sqlite://hashgate.db".into())
+            } else {
+                Ok(Backend::Sqlite)
+            }
+        } else {
+            Err(format!(
+                "`{url}` must start with sqlite:// (embedded) or postgres:// (production)"
+            ))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The file path of a `sqlite://` URL.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+}
+
+/// Opens connections of the configured backend; the derived `establish` would fall through to
+/// SQLite and create a stray file when PostgreSQL is unreachable.
+#[derive(Debug, Clone)]
+pub struct ConnectionFactory {
+    backend: Backend,
+    url: String,
+}
+
+impl ConnectionFactory {
+    pub fn new(url: &str) -> Result<Self, String> {
+        Ok(Self {
+            backend: Backend::from_url(url)?,
+            url: url.to_string(),
+        })
+    }
+
+    pub fn connect(&self) -> diesel::ConnectionResult<DbConnection> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url).map(DbConnection::Postgresql),
+            Backend::Sqlite => {
+                let path = sqlite_path(&self.url).unwrap_or_default();
+                let mut connection = SqliteConnection::establish(path)?;
+                // Per connection: foreign keys are off by default, and a writer waits for the lock.
+                connection
+                    .batch_execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(connection))
+            }
+        }
+    }
+}
+
+impl ManageConnection for ConnectionFactory {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        ConnectionFactory::connect(self).map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, connection: &mut DbConnection) -> Result<(), Self::Error> {
+        connection
+            .batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _connection: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type DbPool = Pool<ConnectionFactory>;
+pub type Conn = PooledConnection<ConnectionFactory>;
+
+/// The database handle shared by handlers and commands.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Migrates the database, then opens the pool.
+    pub fn open(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        let factory = ConnectionFactory::new(url).map_err(anyhow::Error::msg)?;
+        let backend = factory.backend;
+        let mut connection = factory
+            .connect()
+            .map_err(|e| anyhow::anyhow!("cannot open the {} database: {e}", backend.name()))?;
+        run_migrations(&mut connection)?;
+        drop(connection);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(5))
+            .build(factory)?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn connection(&self) -> Result<Conn, AppError> {
+        Ok(self.pool.get()?)
+    }
+
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    /// Runs blocking database work on actix's blocking pool, keeping the async workers free and the
+    /// caller's tracing span.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        actix_web::web::block(move || {
+            let _entered = span.enter();
+            let mut connection = pool.get()?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(|_| AppError::internal(anyhow::anyhow!("a database task panicked")))?
+    }
+}
+
+/// Runs `work` in one write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, so the writer
+/// lock is taken up front and waits for `busy_timeout` instead of failing mid-transaction.
+pub fn write_transaction<T, E, F>(connection: &mut DbConnection, work: F) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+{
+    match connection {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+    }
+    match work(connection) {
+        Ok(value) => match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(connection) {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(connection);
+                Err(error.into())
+            }
+        },
+        Err(error) => {
+            let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(connection);
+            Err(error)
+        }
+    }
+}
+
+pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let applied = match connection {
+        DbConnection::Sqlite(inner) => inner.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConnection::Postgresql(inner) => inner.run_pending_migrations(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(applied.iter().map(|version| version.to_string()).collect())
+}
+
+/// `SELECT 1` through the pool, for readiness checks.
+pub fn ping(connection: &mut DbConnection) -> Result<(), AppError> {
+    connection.batch_execute("SELECT 1")?;
+    Ok(())
+}
+
+/// Current UTC time truncated to microseconds: both backends store that precision, so a value
+/// read back equals the value hashed.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().naive_utc().trunc_subsecs(6)
+}

@@ -1,0 +1,71 @@
+// Written in the SQL types both backends share (see DESIGN.md §3): UUIDs and JSON as Text,
+// UTC times as Timestamp, amounts as BigInt atoms.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        external_ref -> Text,
+        email_encrypted -> Text,
+        residence_jurisdiction -> Text,
+        preferred_language -> Text,
+        date_of_birth_encrypted -> Nullable<Text>,
+        address_encrypted -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        jurisdiction -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        revoke_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        occurred_at -> Timestamp,
+        actor_id -> Text,
+        actor_name -> Text,
+        actor_role -> Text,
+        action -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        reason -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    chain_heads (name) {
+        name -> Text,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, idempotency_key) {
+        scope -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        status_code -> Integer,
+        response_body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_tokens, audit_log, chain_heads, idempotency_keys);

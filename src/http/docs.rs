@@ -1,0 +1,58 @@
+//! The OpenAPI document, generated from the handlers, and a self-contained page to try it.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hashgate",
+        description = "Compliance, KYC and tax-reporting backend for cloud-mining platforms. \
+            Authenticate with `Authorization: Bearer <token>`. Errors are RFC 9457 problem details. \
+            Mutating requests accept an `Idempotency-Key` header."
+    ),
+    paths(
+        crate::http::health,
+        crate::http::ready,
+        crate::http::metrics,
+        crate::users::routes::create_user,
+        crate::users::routes::get_user,
+        crate::auth::routes::create_token,
+        crate::auth::routes::list_tokens,
+        crate::auth::routes::revoke_token,
+        crate::audit::routes::list_audit,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "users", description = "Platform users"),
+        (name = "tokens", description = "API tokens and roles (admin)"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "service", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The page loads `/openapi.json` and builds a form per operation; it needs nothing from a CDN.
+pub async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("docs.html"))
+}

@@ -1,0 +1,141 @@
+//! Runs a mutating request in one transaction together with its idempotency record, so a crash
+//! leaves either both or neither.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+use crate::db::{write_transaction, Db, DbConnection};
+use crate::error::AppError;
+use crate::idempotency::store;
+
+/// The result of a mutation: the response, and what to keep for replays (secrets removed).
+pub struct Outcome {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+    pub stored_body: serde_json::Value,
+}
+
+impl Outcome {
+    pub fn new(status: StatusCode, body: &impl Serialize) -> Result<Outcome, AppError> {
+        let body = serde_json::to_value(body).map_err(AppError::internal)?;
+        Ok(Outcome {
+            status,
+            stored_body: body.clone(),
+            body,
+        })
+    }
+
+    /// A replay returns `stored_body` instead of `body` (e.g. a token secret is shown only once).
+    pub fn replayed_as(mut self, stored_body: serde_json::Value) -> Outcome {
+        self.stored_body = stored_body;
+        self
+    }
+}
+
+/// Identifies one request for idempotency purposes.
+pub struct IdempotentRequest {
+    pub scope: String,
+    pub key: Option<String>,
+    pub fingerprint: String,
+}
+
+enum Attempt {
+    Fresh(Outcome),
+    Replay { status: i32, body: String },
+}
+
+enum Failure {
+    App(AppError),
+    /// A concurrent request with the same key committed first: look again.
+    KeyTaken,
+}
+
+impl From<diesel::result::Error> for Failure {
+    fn from(error: diesel::result::Error) -> Self {
+        Failure::App(error.into())
+    }
+}
+
+impl From<AppError> for Failure {
+    fn from(error: AppError) -> Self {
+        Failure::App(error)
+    }
+}
+
+pub async fn run<F>(db: &Db, request: IdempotentRequest, work: F) -> Result<HttpResponse, AppError>
+where
+    F: Fn(&mut DbConnection) -> Result<Outcome, AppError> + Send + Sync + 'static,
+{
+    let work = std::sync::Arc::new(work);
+    let request = std::sync::Arc::new(request);
+    // A second attempt is needed only when a concurrent twin held the key.
+    for _ in 0..2 {
+        let work = work.clone();
+        let request = request.clone();
+        let attempt = db
+            .run(move |connection| {
+                Ok(write_transaction(connection, |connection| {
+                    attempt(connection, &request, work.as_ref())
+                }))
+            })
+            .await?;
+        match attempt {
+            Ok(Attempt::Fresh(outcome)) => {
+                return Ok(HttpResponse::build(outcome.status).json(outcome.body))
+            }
+            Ok(Attempt::Replay { status, body }) => {
+                let status = u16::try_from(status)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::OK);
+                return Ok(HttpResponse::build(status)
+                    .insert_header(("Idempotent-Replayed", "true"))
+                    .content_type("application/json")
+                    .body(body));
+            }
+            Err(Failure::App(error)) => return Err(error),
+            Err(Failure::KeyTaken) => continue,
+        }
+    }
+    Err(AppError::Conflict(
+        "a request with this Idempotency-Key is still in progress; retry shortly".into(),
+    ))
+}
+
+fn attempt<F>(
+    connection: &mut DbConnection,
+    request: &IdempotentRequest,
+    work: &F,
+) -> Result<Attempt, Failure>
+where
+    F: Fn(&mut DbConnection) -> Result<Outcome, AppError>,
+{
+    if let Some(key) = &request.key {
+        if let Some(stored) = store::find(connection, &request.scope, key)? {
+            if stored.request_hash != request.fingerprint {
+                return Err(Failure::App(AppError::Conflict(format!(
+                    "Idempotency-Key `{key}` was already used with a different request"
+                ))));
+            }
+            return Ok(Attempt::Replay {
+                status: stored.status_code,
+                body: stored.response_body,
+            });
+        }
+        if !store::reserve(connection, &request.scope, key, &request.fingerprint)? {
+            return Err(Failure::KeyTaken);
+        }
+    }
+    let outcome = work(connection)?;
+    if let Some(key) = &request.key {
+        store::complete(
+            connection,
+            &request.scope,
+            key,
+            outcome.status.as_u16(),
+            &outcome.stored_body.to_string(),
+        )?;
+    }
+    Ok(Attempt::Fresh(outcome))
+}

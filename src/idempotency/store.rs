@@ -1,0 +1,77 @@
+//! Stored first responses, keyed by (scope, key).
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error};
+
+use crate::db::schema::idempotency_keys;
+use crate::db::DbConnection;
+
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status_code: i32,
+    pub response_body: String,
+}
+
+pub fn find(
+    connection: &mut DbConnection,
+    scope: &str,
+    key: &str,
+) -> QueryResult<Option<StoredResponse>> {
+    idempotency_keys::table
+        .find((scope, key))
+        .select((
+            idempotency_keys::request_hash,
+            idempotency_keys::status_code,
+            idempotency_keys::response_body,
+        ))
+        .first::<(String, i32, String)>(connection)
+        .optional()
+        .map(|found| {
+            found.map(|(request_hash, status_code, response_body)| StoredResponse {
+                request_hash,
+                status_code,
+                response_body,
+            })
+        })
+}
+
+/// Claims the key for this transaction. `Ok(false)` when a concurrent transaction claimed it
+/// first (it has committed by now, since the insert waited for it).
+pub fn reserve(
+    connection: &mut DbConnection,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::scope.eq(scope),
+            idempotency_keys::idempotency_key.eq(key),
+            idempotency_keys::request_hash.eq(request_hash),
+            idempotency_keys::status_code.eq(0),
+            idempotency_keys::response_body.eq(""),
+            idempotency_keys::created_at.eq(crate::db::now()),
+        ))
+        .execute(connection);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+pub fn complete(
+    connection: &mut DbConnection,
+    scope: &str,
+    key: &str,
+    status_code: u16,
+    response_body: &str,
+) -> QueryResult<()> {
+    diesel::update(idempotency_keys::table.find((scope, key)))
+        .set((
+            idempotency_keys::status_code.eq(i32::from(status_code)),
+            idempotency_keys::response_body.eq(response_body),
+        ))
+        .execute(connection)
+        .map(|_| ())
+}

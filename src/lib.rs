@@ -1,0 +1,151 @@
+//! hashgate: compliance, KYC and tax reporting for cloud-mining platforms.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod idempotency;
+pub mod jurisdiction;
+pub mod metrics;
+pub mod users;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{middleware::from_fn, web, App, HttpServer};
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::crypto::FieldCipher;
+use crate::db::{Backend, Db};
+use crate::http::extract::BodyLimit;
+use crate::metrics::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub cipher: FieldCipher,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Picks the personal-data key: configured (value or file), or on the embedded default a key
+/// generated into a file beside the database. PostgreSQL never runs without a configured key.
+pub fn load_cipher(settings: &Settings) -> anyhow::Result<FieldCipher> {
+    if let Some(key) = &settings.encryption_key {
+        return FieldCipher::from_base64(key).map_err(anyhow::Error::msg);
+    }
+    if let Some(path) = &settings.encryption_key_file {
+        let key = std::fs::read_to_string(path).with_context(|| {
+            format!("invalid configuration: setting `encryption_key_file`: cannot read {}", path.display())
+        })?;
+        return FieldCipher::from_base64(&key).map_err(|message| {
+            anyhow::anyhow!("invalid configuration: setting `encryption_key_file` ({}): {message}", path.display())
+        });
+    }
+    match settings.backend() {
+        Backend::Postgres => anyhow::bail!(
+            "invalid configuration: setting `encryption_key` is required on PostgreSQL \
+             (set HASHGATE_ENCRYPTION_KEY to `openssl rand -base64 32`, or encryption_key_file)"
+        ),
+        Backend::Sqlite => {
+            let database = db::sqlite_path(&settings.database_url).unwrap_or("hashgate.db");
+            let path = crypto::key_file_beside(std::path::Path::new(database));
+            let (key, created) = crypto::load_or_create_key_file(&path)
+                .with_context(|| format!("cannot read or create the key file {}", path.display()))?;
+            if created {
+                tracing::warn!(path = %path.display(), "generated a new personal-data encryption key beside the database; back it up with the database");
+            } else {
+                tracing::info!(path = %path.display(), "using the personal-data encryption key beside the database");
+            }
+            FieldCipher::from_base64(&key)
+                .map_err(|message| anyhow::anyhow!("the key file {} is invalid: {message}", path.display()))
+        }
+    }
+}
+
+impl AppState {
+    /// Opens (and migrates) the database and loads the key.
+    pub fn open(settings: &Settings) -> anyhow::Result<AppState> {
+        let cipher = load_cipher(settings)?;
+        let db = Db::open(&settings.database_url, settings.pool_size)?;
+        Ok(AppState {
+            db,
+            cipher,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+}
+
+/// Registers every route; shared by the server and the tests.
+pub fn configure(config: &mut web::ServiceConfig) {
+    http::configure(config);
+    users::routes::configure(config);
+    auth::routes::configure(config);
+    audit::routes::configure(config);
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    pub fn build(settings: &Settings, state: AppState) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {} (setting `bind`)", settings.bind))?;
+        Self::with_listener(listener, settings, state)
+    }
+
+    pub fn with_listener(
+        listener: TcpListener,
+        settings: &Settings,
+        state: AppState,
+    ) -> anyhow::Result<Application> {
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(state);
+        let body_limit = BodyLimit(settings.max_body_bytes);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(body_limit)
+                .wrap(from_fn(http::middleware::observe))
+                .configure(configure)
+                .default_service(web::to(http::not_found))
+        })
+        .workers(settings.workers)
+        .listen(listener)?
+        .run();
+        Ok(Application { server, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Logs to stderr as text or JSON lines.
+pub fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,211 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hashgate::audit::store::Verification;
+use hashgate::audit::Actor;
+use hashgate::auth::{generate_token, store as tokens, Role, TokenGrant};
+use hashgate::config::Settings;
+use hashgate::db::{self, write_transaction};
+use hashgate::{AppState, Application};
+
+#[derive(Parser)]
+#[command(name = "hashgate", version, about = "Compliance, KYC and tax reporting for cloud-mining platforms")]
+struct Cli {
+    /// Configuration file (default: ./hashgate.toml when present, or HASHGATE_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations and serve the HTTP API.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Create a fresh demo database with users and a token per role, print the tokens, and serve.
+    Demo {
+        /// Database for the demo; it is recreated on every run.
+        #[arg(long, default_value = "sqlite://hashgate-demo.db")]
+        database: String,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check the audit log's hash chain; exits non-zero naming the first broken entry.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once.
+    Create {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// Required for regulator tokens.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Required for user tokens.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List tokens (active only unless --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a token.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("hashgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    hashgate::init_tracing(&settings);
+    match run(cli.command, settings) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hashgate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => {
+            let state = AppState::open(&settings)?;
+            serve(&settings, state)?;
+        }
+        Command::Migrate => {
+            let factory = db::ConnectionFactory::new(&settings.database_url).map_err(anyhow::Error::msg)?;
+            let mut connection = factory.connect()?;
+            let applied = db::run_migrations(&mut connection)?;
+            if applied.is_empty() {
+                println!("the database is up to date");
+            }
+            for version in applied {
+                println!("applied {version}");
+            }
+        }
+        Command::Demo { database } => {
+            if let Some(path) = db::sqlite_path(&database) {
+                for suffix in ["", "-wal", "-shm", ".key"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+            settings.database_url = database;
+            let state = AppState::open(&settings)?;
+            let mut connection = state.db.connection()?;
+            let demo = hashgate::demo::seed(&mut connection, &state.cipher)?;
+            drop(connection);
+            let base = format!("http://{}", settings.bind);
+            println!("hashgate demo — database {}", settings.database_url);
+            println!("\nUsers:");
+            for (external_ref, id) in &demo.user_ids {
+                println!("  {external_ref:<16} {id}");
+            }
+            println!("\nTokens (shown once; send as `Authorization: Bearer <token>`):");
+            for token in &demo.tokens {
+                println!("  {:<15} {:<32} {}", token.role.as_str(), token.name, token.secret);
+            }
+            let user = &demo.user_ids[0].1;
+            let officer = demo.tokens.iter().find(|t| t.role == Role::Officer).map(|t| t.secret.as_str()).unwrap_or("");
+            println!("\nTry:\n  curl -s {base}/v1/users/{user} -H 'Authorization: Bearer {officer}'");
+            println!("  open {base}/docs   (API docs; paste a token at the top)\n");
+            serve(&settings, state)?;
+        }
+        Command::Token { command } => return token_command(command, &settings),
+        Command::Verify => {
+            let db = db::Db::open(&settings.database_url, 1)?;
+            let mut connection = db.connection()?;
+            match hashgate::audit::store::verify_chain(&mut connection)? {
+                Verification::Intact { entries } => {
+                    println!("audit log: {entries} entries, hash chain intact");
+                }
+                Verification::Broken(broken) => {
+                    eprintln!("audit log: BROKEN: {broken}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(settings: &Settings, state: AppState) -> anyhow::Result<()> {
+    let backend = state.db.backend().name();
+    let application = Application::build(settings, state)?;
+    tracing::info!(address = %settings.bind, backend, "hashgate is serving; API docs at /docs");
+    actix_web::rt::System::new().block_on(application.run())?;
+    Ok(())
+}
+
+fn token_command(command: TokenCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let db = db::Db::open(&settings.database_url, 1)?;
+    let mut connection = db.connection()?;
+    let actor = Actor::command_line();
+    match command {
+        TokenCommand::Create { role, name, jurisdiction, user } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                anyhow::anyhow!("unknown role `{role}`; roles: {}", known.join(", "))
+            })?;
+            let grant = TokenGrant { name, role, jurisdiction, user_id: user };
+            let (secret, hash) = generate_token();
+            let info = write_transaction(&mut connection, |connection| {
+                tokens::create(connection, &grant, &hash, &actor, None)
+            })
+            .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            println!("{secret}");
+            eprintln!("created token {} ({}, {}); the secret above is shown only once", info.id, info.name, info.role);
+        }
+        TokenCommand::List { all } => {
+            let list = tokens::list(&mut connection, all, None, i64::MAX)
+                .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            println!("{:<36}  {:<14}  {:<4}  {:<8}  NAME", "ID", "ROLE", "JUR", "STATE");
+            for token in list {
+                let state = if token.revoked_at.is_some() { "revoked" } else { "active" };
+                println!(
+                    "{:<36}  {:<14}  {:<4}  {:<8}  {}",
+                    token.id,
+                    token.role.as_str(),
+                    token.jurisdiction.as_deref().unwrap_or("-"),
+                    state,
+                    token.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id, reason } => {
+            let info = write_transaction(&mut connection, |connection| {
+                tokens::revoke(connection, &id, &reason, &actor, None)
+            })
+            .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            println!("revoked token {} ({})", info.id, info.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The problem detail of an error, for the terminal.
+fn describe(error: &hashgate::error::AppError) -> String {
+    let problem = error.problem();
+    problem.detail
+}

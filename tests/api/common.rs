@@ -1,0 +1,305 @@
+//! A real hashgate server per test, on a fresh database, driven over HTTP on loopback.
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use hashgate::auth::{generate_token, store as tokens, Role, TokenGrant};
+use hashgate::config::Settings;
+use hashgate::crypto::FieldCipher;
+use hashgate::db::{write_transaction, Backend};
+use hashgate::{AppState, Application};
+use serde_json::Value;
+
+/// Generates `mod sqlite` and `mod postgres`, each with one `#[test]` per scenario.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($scenario:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&$crate::common::TestApp::spawn(hashgate::db::Backend::Sqlite));
+            })+
+        }
+        mod postgres {
+            $(#[test]
+            #[cfg_attr(not(hashgate_postgres_tests), ignore = "PostgreSQL suite SKIPPED: HASHGATE_TEST_POSTGRES_URL is not set")]
+            fn $scenario() {
+                super::$scenario(&$crate::common::TestApp::spawn(hashgate::db::Backend::Postgres));
+            })+
+        }
+    };
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Asserts an RFC 9457 problem with this status, and returns its body.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert!(body["type"].as_str().unwrap().starts_with("/problems/"));
+        assert!(!body["title"].as_str().unwrap().is_empty());
+        assert!(!body["detail"].as_str().unwrap().is_empty());
+        body
+    }
+
+    /// The fields named in a problem's `errors`.
+    pub fn problem_fields(&self, status: u16) -> Vec<String> {
+        self.problem(status)["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub settings: Settings,
+    pub state_db: hashgate::db::Db,
+    agent: ureq::Agent,
+    server: Option<(actix_web::dev::ServerHandle, JoinHandle<()>)>,
+    postgres_database: Option<(String, String)>,
+    _directory: tempfile::TempDir,
+}
+
+pub const TEST_BODY_LIMIT: usize = 64 * 1024;
+
+impl TestApp {
+    pub fn spawn(backend: Backend) -> TestApp {
+        let directory = tempfile::tempdir().unwrap();
+        let (database_url, postgres_database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", directory.path().join("test.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let admin_url = std::env::var("HASHGATE_TEST_POSTGRES_URL")
+                    .expect("HASHGATE_TEST_POSTGRES_URL must be set for the PostgreSQL suite");
+                let name = format!("hashgate_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::establish(&admin_url)
+                    .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .unwrap();
+                let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap();
+                (format!("{base}/{name}"), Some((admin_url, name)))
+            }
+        };
+        let key = FieldCipher::generate_key();
+        let settings = Settings::from_layers(
+            None,
+            &[
+                ("HASHGATE_DATABASE_URL".into(), database_url),
+                ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
+                ("HASHGATE_ENCRYPTION_KEY".into(), key),
+                ("HASHGATE_WORKERS".into(), "2".into()),
+                ("HASHGATE_MAX_BODY_BYTES".into(), TEST_BODY_LIMIT.to_string()),
+            ],
+        )
+        .unwrap();
+        let state = AppState::open(&settings).unwrap();
+        let state_db = state.db.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (sender, receiver) = mpsc::channel();
+        let server_settings = settings.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let application =
+                    Application::with_listener(listener, &server_settings, state).unwrap();
+                sender.send(application.handle()).unwrap();
+                application.run().await.unwrap();
+            })
+        });
+        let handle = receiver.recv().unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        TestApp {
+            backend,
+            base: format!("http://127.0.0.1:{port}"),
+            settings,
+            state_db,
+            agent,
+            server: Some((handle, thread)),
+            postgres_database,
+            _directory: directory,
+        }
+    }
+
+    /// A token created the way `hashgate token create` does it.
+    pub fn token(&self, role: Role, jurisdiction: Option<&str>, user_id: Option<&str>) -> String {
+        let grant = TokenGrant {
+            name: format!("test {role}"),
+            role,
+            jurisdiction: jurisdiction.map(str::to_string),
+            user_id: user_id.map(str::to_string),
+        };
+        let (secret, hash) = generate_token();
+        let mut connection = self.state_db.connection().unwrap();
+        write_transaction(&mut connection, |connection| {
+            tokens::create(connection, &grant, &hash, &hashgate::audit::Actor::command_line(), None)
+        })
+        .unwrap();
+        secret
+    }
+
+    /// Registers a user through the API and returns its id.
+    pub fn create_user(&self, platform_token: &str, external_ref: &str) -> String {
+        let response = self.post(
+            "/v1/users",
+            Some(platform_token),
+            &serde_json::json!({
+                "external_ref": external_ref,
+                "email": format!("{external_ref}@example.com"),
+                "residence_jurisdiction": "HK",
+            }),
+        );
+        assert_eq!(response.status, 201, "{}", response.body);
+        response.json()["id"].as_str().unwrap().to_string()
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let bytes = match body {
+            Some((content_type, bytes)) => {
+                builder = builder.header("Content-Type", content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let request = builder.body(bytes).unwrap();
+        let mut response = self.agent.run(request).unwrap();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        Response {
+            status: response.status().as_u16(),
+            headers,
+            body: response.body_mut().read_to_string().unwrap(),
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request("GET", path, token, None, &[])
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.post_with(path, token, body, &[])
+    }
+
+    pub fn post_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        self.request(
+            "POST",
+            path,
+            token,
+            Some(("application/json", body.to_string().into_bytes())),
+            headers,
+        )
+    }
+
+    /// Runs SQL directly against the test database, as an intruder with database access would.
+    pub fn execute_sql(&self, sql: &str) -> Result<(), String> {
+        let mut connection = self.state_db.connection().unwrap();
+        connection.batch_execute(sql).map_err(|e| e.to_string())
+    }
+
+    /// One text column of the first row of a query, read directly.
+    pub fn query_text(&self, sql: &str) -> Vec<String> {
+        use diesel::sql_types::Text;
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            value: String,
+        }
+        let mut connection = self.state_db.connection().unwrap();
+        diesel::sql_query(sql)
+            .load::<Row>(&mut *connection)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.value)
+            .collect()
+    }
+
+    /// Runs the `hashgate` binary against this test's database.
+    pub fn command(&self, arguments: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .args(arguments)
+            .env_remove("DATABASE_URL")
+            .env("HASHGATE_DATABASE_URL", &self.settings.database_url)
+            .env(
+                "HASHGATE_ENCRYPTION_KEY",
+                self.settings.encryption_key.as_deref().unwrap(),
+            )
+            .env("HASHGATE_LOG_LEVEL", "warn")
+            .current_dir(self._directory.path())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((handle, thread)) = self.server.take() {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+            let _ = thread.join();
+        }
+        if let Some((admin_url, name)) = self.postgres_database.take() {
+            if let Ok(mut admin) = PgConnection::establish(&admin_url) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real app over HTTP, on SQLite always and on PostgreSQL when
+//! `HASHGATE_TEST_POSTGRES_URL` is set. Test names start with the backend they ran on.
+
+mod common;
+
+mod audit;
+mod cli;
+mod errors;
+mod idempotency;
+mod roles;
+mod service;
+mod tokens;
+mod users;
