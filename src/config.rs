@@ -136,7 +136,10 @@ impl Settings {
                     return Err(ConfigError::new(
                         &name,
                         key,
-                        format!("unknown setting; known settings: {}", SETTING_NAMES.join(", ")),
+                        format!(
+                            "unknown setting; known settings: {}",
+                            SETTING_NAMES.join(", ")
+                        ),
                     ));
                 }
             }

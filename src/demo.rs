@@ -20,37 +20,94 @@ pub struct DemoData {
     pub tokens: Vec<DemoToken>,
 }
 
-/// (external_ref, email, residence, language, birth date, address)
-const USERS: [(&str, &str, &str, &str, (i32, u32, u32), &str); 6] = [
-    ("plat-u-100234", "wei.zhang@example.hk", "HK", "zh-Hant-HK", (1988, 4, 12), "Flat 12B, 88 Queen's Road Central, Hong Kong"),
-    ("plat-u-100235", "lena.mueller@example.ch", "CH", "de-CH", (1979, 9, 30), "Bahnhofstrasse 21, 8001 Zürich"),
-    ("plat-u-100236", "aigerim.bekova@example.kz", "KZ", "ru", (1992, 1, 17), "Dostyk Ave 5, Almaty 050010"),
-    ("plat-u-100237", "tan.wei.ming@example.sg", "SG", "en-SG", (1985, 6, 3), "1 Raffles Place #20-01, Singapore 048616"),
-    ("plat-u-100238", "hiroshi.sato@example.jp", "JP", "ja", (1990, 11, 8), "2-1 Marunouchi, Chiyoda-ku, Tokyo"),
-    ("plat-u-100239", "sean.obrien@example.ie", "GB", "en-GB", (1983, 3, 22), "14 Deansgate, Manchester M3 2EY"),
+struct DemoUser {
+    external_ref: &'static str,
+    email: &'static str,
+    residence: &'static str,
+    language: &'static str,
+    born: (i32, u32, u32),
+    address: &'static str,
+}
+
+const USERS: [DemoUser; 6] = [
+    DemoUser {
+        external_ref: "plat-u-100234",
+        email: "wei.zhang@example.hk",
+        residence: "HK",
+        language: "zh-Hant-HK",
+        born: (1988, 4, 12),
+        address: "Flat 12B, 88 Queen's Road Central, Hong Kong",
+    },
+    DemoUser {
+        external_ref: "plat-u-100235",
+        email: "lena.mueller@example.ch",
+        residence: "CH",
+        language: "de-CH",
+        born: (1979, 9, 30),
+        address: "Bahnhofstrasse 21, 8001 Zürich",
+    },
+    DemoUser {
+        external_ref: "plat-u-100236",
+        email: "aigerim.bekova@example.kz",
+        residence: "KZ",
+        language: "ru",
+        born: (1992, 1, 17),
+        address: "Dostyk Ave 5, Almaty 050010",
+    },
+    DemoUser {
+        external_ref: "plat-u-100237",
+        email: "tan.wei.ming@example.sg",
+        residence: "SG",
+        language: "en-SG",
+        born: (1985, 6, 3),
+        address: "1 Raffles Place #20-01, Singapore 048616",
+    },
+    DemoUser {
+        external_ref: "plat-u-100238",
+        email: "hiroshi.sato@example.jp",
+        residence: "JP",
+        language: "ja",
+        born: (1990, 11, 8),
+        address: "2-1 Marunouchi, Chiyoda-ku, Tokyo",
+    },
+    DemoUser {
+        external_ref: "plat-u-100239",
+        email: "sean.obrien@example.ie",
+        residence: "GB",
+        language: "en-GB",
+        born: (1983, 3, 22),
+        address: "14 Deansgate, Manchester M3 2EY",
+    },
 ];
 
 pub fn seed(connection: &mut DbConnection, cipher: &FieldCipher) -> Result<DemoData, AppError> {
     let actor = Actor::command_line();
     write_transaction(connection, |connection| {
         let mut user_ids = Vec::new();
-        for (external_ref, email, residence, language, (year, month, day), address) in USERS {
+        for demo_user in USERS {
+            let (year, month, day) = demo_user.born;
             let user = users::insert(
                 connection,
                 cipher,
                 &NewUser {
-                    external_ref: external_ref.to_string(),
-                    email: email.to_string(),
-                    residence_jurisdiction: residence.to_string(),
-                    preferred_language: language.to_string(),
+                    external_ref: demo_user.external_ref.to_string(),
+                    email: demo_user.email.to_string(),
+                    residence_jurisdiction: demo_user.residence.to_string(),
+                    preferred_language: demo_user.language.to_string(),
                     date_of_birth: NaiveDate::from_ymd_opt(year, month, day),
-                    address: Some(address.to_string()),
+                    address: Some(demo_user.address.to_string()),
                 },
             )?;
             crate::audit::store::append(
                 connection,
-                crate::audit::NewAuditEntry::new(actor.clone(), "user.create", "user", &user.id, None)
-                    .reason(Some("demo data".into())),
+                crate::audit::NewAuditEntry::new(
+                    actor.clone(),
+                    "user.create",
+                    "user",
+                    &user.id,
+                    None,
+                )
+                .reason(Some("demo data".into())),
             )?;
             user_ids.push((user.external_ref, user.id));
         }
@@ -59,9 +116,24 @@ pub fn seed(connection: &mut DbConnection, cipher: &FieldCipher) -> Result<DemoD
             (Role::Admin, "Demo administrator", None, None),
             (Role::Platform, "Demo platform backend", None, None),
             (Role::Officer, "Demo compliance officer", None, None),
-            (Role::SeniorOfficer, "Demo senior officer (MLRO)", None, None),
-            (Role::Regulator, "Demo regulator, SFC Hong Kong", Some("HK"), None),
-            (Role::Regulator, "Demo regulator, MAS Singapore", Some("SG"), None),
+            (
+                Role::SeniorOfficer,
+                "Demo senior officer (MLRO)",
+                None,
+                None,
+            ),
+            (
+                Role::Regulator,
+                "Demo regulator, SFC Hong Kong",
+                Some("HK"),
+                None,
+            ),
+            (
+                Role::Regulator,
+                "Demo regulator, MAS Singapore",
+                Some("SG"),
+                None,
+            ),
             (Role::User, "Demo user plat-u-100234", None, first_user),
         ];
         let mut demo_tokens = Vec::new();

@@ -41,10 +41,16 @@ pub fn load_cipher(settings: &Settings) -> anyhow::Result<FieldCipher> {
     }
     if let Some(path) = &settings.encryption_key_file {
         let key = std::fs::read_to_string(path).with_context(|| {
-            format!("invalid configuration: setting `encryption_key_file`: cannot read {}", path.display())
+            format!(
+                "invalid configuration: setting `encryption_key_file`: cannot read {}",
+                path.display()
+            )
         })?;
         return FieldCipher::from_base64(&key).map_err(|message| {
-            anyhow::anyhow!("invalid configuration: setting `encryption_key_file` ({}): {message}", path.display())
+            anyhow::anyhow!(
+                "invalid configuration: setting `encryption_key_file` ({}): {message}",
+                path.display()
+            )
         });
     }
     match settings.backend() {
@@ -55,15 +61,17 @@ pub fn load_cipher(settings: &Settings) -> anyhow::Result<FieldCipher> {
         Backend::Sqlite => {
             let database = db::sqlite_path(&settings.database_url).unwrap_or("hashgate.db");
             let path = crypto::key_file_beside(std::path::Path::new(database));
-            let (key, created) = crypto::load_or_create_key_file(&path)
-                .with_context(|| format!("cannot read or create the key file {}", path.display()))?;
+            let (key, created) = crypto::load_or_create_key_file(&path).with_context(|| {
+                format!("cannot read or create the key file {}", path.display())
+            })?;
             if created {
                 tracing::warn!(path = %path.display(), "generated a new personal-data encryption key beside the database; back it up with the database");
             } else {
                 tracing::info!(path = %path.display(), "using the personal-data encryption key beside the database");
             }
-            FieldCipher::from_base64(&key)
-                .map_err(|message| anyhow::anyhow!("the key file {} is invalid: {message}", path.display()))
+            FieldCipher::from_base64(&key).map_err(|message| {
+                anyhow::anyhow!("the key file {} is invalid: {message}", path.display())
+            })
         }
     }
 }

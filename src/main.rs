@@ -11,7 +11,11 @@ use hashgate::db::{self, write_transaction};
 use hashgate::{AppState, Application};
 
 #[derive(Parser)]
-#[command(name = "hashgate", version, about = "Compliance, KYC and tax reporting for cloud-mining platforms")]
+#[command(
+    name = "hashgate",
+    version,
+    about = "Compliance, KYC and tax reporting for cloud-mining platforms"
+)]
 struct Cli {
     /// Configuration file (default: ./hashgate.toml when present, or HASHGATE_CONFIG).
     #[arg(long, global = true)]
@@ -95,7 +99,8 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             serve(&settings, state)?;
         }
         Command::Migrate => {
-            let factory = db::ConnectionFactory::new(&settings.database_url).map_err(anyhow::Error::msg)?;
+            let factory =
+                db::ConnectionFactory::new(&settings.database_url).map_err(anyhow::Error::msg)?;
             let mut connection = factory.connect()?;
             let applied = db::run_migrations(&mut connection)?;
             if applied.is_empty() {
@@ -124,11 +129,23 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             }
             println!("\nTokens (shown once; send as `Authorization: Bearer <token>`):");
             for token in &demo.tokens {
-                println!("  {:<15} {:<32} {}", token.role.as_str(), token.name, token.secret);
+                println!(
+                    "  {:<15} {:<32} {}",
+                    token.role.as_str(),
+                    token.name,
+                    token.secret
+                );
             }
             let user = &demo.user_ids[0].1;
-            let officer = demo.tokens.iter().find(|t| t.role == Role::Officer).map(|t| t.secret.as_str()).unwrap_or("");
-            println!("\nTry:\n  curl -s {base}/v1/users/{user} -H 'Authorization: Bearer {officer}'");
+            let officer = demo
+                .tokens
+                .iter()
+                .find(|t| t.role == Role::Officer)
+                .map(|t| t.secret.as_str())
+                .unwrap_or("");
+            println!(
+                "\nTry:\n  curl -s {base}/v1/users/{user} -H 'Authorization: Bearer {officer}'"
+            );
             println!("  open {base}/docs   (API docs; paste a token at the top)\n");
             serve(&settings, state)?;
         }
@@ -163,26 +180,46 @@ fn token_command(command: TokenCommand, settings: &Settings) -> anyhow::Result<E
     let mut connection = db.connection()?;
     let actor = Actor::command_line();
     match command {
-        TokenCommand::Create { role, name, jurisdiction, user } => {
+        TokenCommand::Create {
+            role,
+            name,
+            jurisdiction,
+            user,
+        } => {
             let role = Role::parse(&role).ok_or_else(|| {
                 let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 anyhow::anyhow!("unknown role `{role}`; roles: {}", known.join(", "))
             })?;
-            let grant = TokenGrant { name, role, jurisdiction, user_id: user };
+            let grant = TokenGrant {
+                name,
+                role,
+                jurisdiction,
+                user_id: user,
+            };
             let (secret, hash) = generate_token();
             let info = write_transaction(&mut connection, |connection| {
                 tokens::create(connection, &grant, &hash, &actor, None)
             })
             .map_err(|error| anyhow::anyhow!(describe(&error)))?;
             println!("{secret}");
-            eprintln!("created token {} ({}, {}); the secret above is shown only once", info.id, info.name, info.role);
+            eprintln!(
+                "created token {} ({}, {}); the secret above is shown only once",
+                info.id, info.name, info.role
+            );
         }
         TokenCommand::List { all } => {
             let list = tokens::list(&mut connection, all, None, i64::MAX)
                 .map_err(|error| anyhow::anyhow!(describe(&error)))?;
-            println!("{:<36}  {:<14}  {:<4}  {:<8}  NAME", "ID", "ROLE", "JUR", "STATE");
+            println!(
+                "{:<36}  {:<14}  {:<4}  {:<8}  NAME",
+                "ID", "ROLE", "JUR", "STATE"
+            );
             for token in list {
-                let state = if token.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if token.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!(
                     "{:<36}  {:<14}  {:<4}  {:<8}  {}",
                     token.id,

@@ -55,14 +55,23 @@ impl Metrics {
             "hashgate_build_info{{version=\"{}\",backend=\"{backend}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
-        let _ = writeln!(out, "# HELP hashgate_db_pool_connections Open database connections.");
+        let _ = writeln!(
+            out,
+            "# HELP hashgate_db_pool_connections Open database connections."
+        );
         let _ = writeln!(out, "# TYPE hashgate_db_pool_connections gauge");
         let _ = writeln!(out, "hashgate_db_pool_connections {pool_connections}");
-        let _ = writeln!(out, "# HELP hashgate_db_pool_idle_connections Idle database connections.");
+        let _ = writeln!(
+            out,
+            "# HELP hashgate_db_pool_idle_connections Idle database connections."
+        );
         let _ = writeln!(out, "# TYPE hashgate_db_pool_idle_connections gauge");
         let _ = writeln!(out, "hashgate_db_pool_idle_connections {pool_idle}");
 
-        let _ = writeln!(out, "# HELP http_requests_total HTTP requests by method, route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP http_requests_total HTTP requests by method, route and status."
+        );
         let _ = writeln!(out, "# TYPE http_requests_total counter");
         if let Ok(requests) = self.requests.lock() {
             for ((method, route, status), count) in requests.iter() {
@@ -73,7 +82,10 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP http_request_duration_seconds HTTP request latency by route.");
+        let _ = writeln!(
+            out,
+            "# HELP http_request_duration_seconds HTTP request latency by route."
+        );
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
         if let Ok(latencies) = self.latencies.lock() {
             for (route, histogram) in latencies.iter() {
@@ -126,9 +138,13 @@ mod tests {
         metrics.record("GET", "/healthz", 200, Duration::from_micros(800));
         metrics.record("GET", "/healthz", 200, Duration::from_millis(30));
         let text = metrics.render(2, 1, "sqlite");
-        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"));
-        assert!(text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 1"));
-        assert!(text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.05\"} 2"));
+        assert!(text
+            .contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"));
+        assert!(text
+            .contains("http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 1"));
+        assert!(
+            text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.05\"} 2")
+        );
         assert!(text.contains("http_request_duration_seconds_sum{route=\"/healthz\"} 0.0308"));
         assert!(text.contains("hashgate_db_pool_connections 2"));
     }

@@ -57,7 +57,9 @@ pub async fn list_audit(
                 .parse::<i64>()
                 .ok()
                 .filter(|seq| *seq > 0)
-                .ok_or_else(|| AppError::bad_field("cursor", "use the next_cursor of the previous page"))
+                .ok_or_else(|| {
+                    AppError::bad_field("cursor", "use the next_cursor of the previous page")
+                })
         })
         .transpose()?;
     let filter = AuditFilter {

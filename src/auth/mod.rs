@@ -160,13 +160,12 @@ impl TokenGrant {
                 "required",
                 "a regulator token needs the jurisdiction it may read",
             )),
-            (Role::Regulator, Some(code)) if !crate::jurisdiction::is_country_code(code) => {
-                errors.push(crate::error::FieldError::new(
+            (Role::Regulator, Some(code)) if !crate::jurisdiction::is_country_code(code) => errors
+                .push(crate::error::FieldError::new(
                     "jurisdiction",
                     "invalid_country",
                     format!("`{code}` is not an ISO 3166-1 alpha-2 code"),
-                ))
-            }
+                )),
             (Role::Regulator, Some(_)) => {}
             (_, Some(_)) => errors.push(crate::error::FieldError::new(
                 "jurisdiction",

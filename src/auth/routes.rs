@@ -13,9 +13,9 @@ use validator::Validate;
 use super::store::{self, TokenInfo};
 use super::{generate_token, hash_token, Caller, Role, TokenGrant};
 use crate::error::AppError;
+use crate::http::extract::QueryParams;
 use crate::http::extract::{parse_uuid, IdempotencyKey, RequestId, ValidJson};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
-use crate::http::extract::QueryParams;
 use crate::http::Page;
 use crate::AppState;
 
@@ -49,7 +49,9 @@ fn bearer_token(request: &HttpRequest) -> Result<String, AppError> {
         .to_str()
         .map_err(|_| AppError::Unauthorized("the Authorization header is not readable".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim().to_string())
         }
         _ => Err(AppError::Unauthorized(
@@ -123,7 +125,13 @@ pub async fn create_token(
     let actor = caller.actor();
     mutation::run(&state.db, request, move |connection| {
         let (secret, token_hash) = generate_token();
-        let info = store::create(connection, &grant, &token_hash, &actor, Some(request_id.0.clone()))?;
+        let info = store::create(
+            connection,
+            &grant,
+            &token_hash,
+            &actor,
+            Some(request_id.0.clone()),
+        )?;
         let replay = CreatedToken {
             token: None,
             info: info.clone(),
@@ -202,11 +210,21 @@ pub async fn revoke_token(
     let request = IdempotentRequest {
         scope: caller.idempotency_scope(),
         key: idempotency_key.0,
-        fingerprint: crate::idempotency::fingerprint("POST", &format!("/v1/tokens/{id}/revoke"), &body),
+        fingerprint: crate::idempotency::fingerprint(
+            "POST",
+            &format!("/v1/tokens/{id}/revoke"),
+            &body,
+        ),
     };
     let actor = caller.actor();
     mutation::run(&state.db, request, move |connection| {
-        let info = store::revoke(connection, &id, &body.reason, &actor, Some(request_id.0.clone()))?;
+        let info = store::revoke(
+            connection,
+            &id,
+            &body.reason,
+            &actor,
+            Some(request_id.0.clone()),
+        )?;
         Outcome::new(StatusCode::OK, &info)
     })
     .await

@@ -48,7 +48,11 @@ impl TryFrom<TokenRow> for TokenInfo {
 
     fn try_from(row: TokenRow) -> Result<Self, AppError> {
         let role = Role::parse(&row.role).ok_or_else(|| {
-            AppError::internal(anyhow::anyhow!("token {} has unknown role {}", row.id, row.role))
+            AppError::internal(anyhow::anyhow!(
+                "token {} has unknown role {}",
+                row.id,
+                row.role
+            ))
         })?;
         Ok(TokenInfo {
             id: row.id,
@@ -66,7 +70,10 @@ impl TryFrom<TokenRow> for TokenInfo {
 }
 
 /// The caller holding this token hash, unless it is unknown or revoked.
-pub fn authenticate(connection: &mut DbConnection, token_hash: &str) -> Result<Option<Caller>, AppError> {
+pub fn authenticate(
+    connection: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<Caller>, AppError> {
     let row: Option<TokenRow> = api_tokens::table
         .filter(api_tokens::token_hash.eq(token_hash))
         .filter(api_tokens::revoked_at.is_null())

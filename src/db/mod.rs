@@ -184,15 +184,23 @@ where
         DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction(inner)?,
     }
     match work(connection) {
-        Ok(value) => match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(connection) {
-            Ok(()) => Ok(value),
-            Err(error) => {
-                let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(connection);
-                Err(error.into())
+        Ok(value) => {
+            match <DbConnection as TransactionManager<DbConnection>>::commit_transaction(connection)
+            {
+                Ok(()) => Ok(value),
+                Err(error) => {
+                    let _ =
+                        <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(
+                            connection,
+                        );
+                    Err(error.into())
+                }
             }
-        },
+        }
         Err(error) => {
-            let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(connection);
+            let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(
+                connection,
+            );
             Err(error)
         }
     }

@@ -68,4 +68,10 @@ diesel::table! {
 }
 
 diesel::joinable!(api_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_tokens, audit_log, chain_heads, idempotency_keys);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_tokens,
+    audit_log,
+    chain_heads,
+    idempotency_keys
+);

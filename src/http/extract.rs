@@ -74,9 +74,7 @@ fn web_bytes(limit: usize) -> Vec<u8> {
 
 fn is_json(request: &HttpRequest) -> bool {
     match request.mime_type() {
-        Ok(Some(mime)) => {
-            mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)
-        }
+        Ok(Some(mime)) => mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON),
         _ => false,
     }
 }
@@ -84,11 +82,14 @@ fn is_json(request: &HttpRequest) -> bool {
 /// Parses JSON, naming the field at fault: syntax errors are 400, wrong shapes 422.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.is_empty() {
-        return Err(AppError::bad_request("the request body is empty; send a JSON object"));
+        return Err(AppError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
     }
     // Syntax first (400), then shape (422): serde_json reports some shape errors, such as a
     // number where an enum is expected, as syntax errors when both are checked in one pass.
-    let document: serde_json::Value = serde_json::from_slice(body).map_err(|error| malformed(&error))?;
+    let document: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| malformed(&error))?;
     serde_path_to_error::deserialize::<_, T>(document).map_err(|error| {
         let message = strip_position(&error.inner().to_string());
         let path = error.path().to_string();
@@ -185,7 +186,11 @@ fn flatten(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
                         .as_ref()
                         .map(|m| m.to_string())
                         .unwrap_or_else(|| describe(error));
-                    out.push(FieldError::new(path.clone(), error.code.to_string(), message));
+                    out.push(FieldError::new(
+                        path.clone(),
+                        error.code.to_string(),
+                        message,
+                    ));
                 }
             }
             ValidationErrorsKind::Struct(inner) => flatten(inner, &path, out),
@@ -246,9 +251,8 @@ impl FromRequest for IdempotencyKey {
         let result = match request.headers().get("Idempotency-Key") {
             None => Ok(IdempotencyKey(None)),
             Some(value) => match value.to_str() {
-                Ok(key) => {
-                    crate::idempotency::validate_key(key).map(|_| IdempotencyKey(Some(key.to_string())))
-                }
+                Ok(key) => crate::idempotency::validate_key(key)
+                    .map(|_| IdempotencyKey(Some(key.to_string()))),
                 Err(_) => crate::idempotency::validate_key("\u{0}").map(|_| IdempotencyKey(None)),
             },
         };
@@ -305,9 +309,12 @@ mod tests {
         assert_eq!(field_of(error), ("x".into(), "unknown_field".into()));
         let error = parse_json::<Sample>(br#"{"kind":"alpha"}"#).unwrap_err();
         assert_eq!(field_of(error), ("name".into(), "required".into()));
-        let error =
-            parse_json::<Sample>(br#"{"name":"a","kind":"alpha","inner":{"count":-1}}"#).unwrap_err();
-        assert_eq!(field_of(error), ("inner.count".into(), "invalid_type".into()));
+        let error = parse_json::<Sample>(br#"{"name":"a","kind":"alpha","inner":{"count":-1}}"#)
+            .unwrap_err();
+        assert_eq!(
+            field_of(error),
+            ("inner.count".into(), "invalid_type".into())
+        );
     }
 
     #[test]
@@ -320,7 +327,10 @@ mod tests {
             parse_json::<Sample>(br#"{"name":"a","kind":"alpha"} trailing"#),
             Err(AppError::BadRequest { .. })
         ));
-        assert!(matches!(parse_json::<Sample>(b""), Err(AppError::BadRequest { .. })));
+        assert!(matches!(
+            parse_json::<Sample>(b""),
+            Err(AppError::BadRequest { .. })
+        ));
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_string());
     let elapsed = started.elapsed();
     if let Some(state) = &state {
-        state.metrics.record(&method, &route, status.as_u16(), elapsed);
+        state
+            .metrics
+            .record(&method, &route, status.as_u16(), elapsed);
     }
     span.in_scope(|| {
         tracing::info!(

@@ -27,7 +27,11 @@ impl<T> Page<T> {
     /// A full page may have a successor; its cursor is the last item's key.
     pub fn new(items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
         let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
-        let next_cursor = if full { items.last().map(cursor_of) } else { None };
+        let next_cursor = if full {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
         Page { items, next_cursor }
     }
 }
@@ -88,7 +92,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (connections, idle) = state.db.pool_state();
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
-        .body(state.metrics.render(connections, idle, state.db.backend().name()))
+        .body(
+            state
+                .metrics
+                .render(connections, idle, state.db.backend().name()),
+        )
 }
 
 async fn problem_type(path: web::Path<String>) -> Result<HttpResponse, AppError> {
@@ -97,9 +105,14 @@ async fn problem_type(path: web::Path<String>) -> Result<HttpResponse, AppError>
         .iter()
         .find(|(known, _)| *known == code)
         .ok_or_else(|| AppError::NotFound(format!("no problem type `{code}`")))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "type": format!("/problems/{code}"), "description": description })))
+    Ok(HttpResponse::Ok().json(
+        serde_json::json!({ "type": format!("/problems/{code}"), "description": description }),
+    ))
 }
 
 pub async fn not_found(request: actix_web::HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound(format!("no route for {}", request.path())))
+    Err(AppError::NotFound(format!(
+        "no route for {}",
+        request.path()
+    )))
 }

@@ -43,8 +43,17 @@ mod tests {
     #[test]
     fn fingerprints_differ_by_body_and_path() {
         let a = fingerprint("POST", "/v1/users", &serde_json::json!({"a": 1}));
-        assert_eq!(a, fingerprint("POST", "/v1/users", &serde_json::json!({"a": 1})));
-        assert_ne!(a, fingerprint("POST", "/v1/users", &serde_json::json!({"a": 2})));
-        assert_ne!(a, fingerprint("POST", "/v1/tokens", &serde_json::json!({"a": 1})));
+        assert_eq!(
+            a,
+            fingerprint("POST", "/v1/users", &serde_json::json!({"a": 1}))
+        );
+        assert_ne!(
+            a,
+            fingerprint("POST", "/v1/users", &serde_json::json!({"a": 2}))
+        );
+        assert_ne!(
+            a,
+            fingerprint("POST", "/v1/tokens", &serde_json::json!({"a": 1}))
+        );
     }
 }

@@ -27,11 +27,13 @@ pub fn find(
         .first::<(String, i32, String)>(connection)
         .optional()
         .map(|found| {
-            found.map(|(request_hash, status_code, response_body)| StoredResponse {
-                request_hash,
-                status_code,
-                response_body,
-            })
+            found.map(
+                |(request_hash, status_code, response_body)| StoredResponse {
+                    request_hash,
+                    status_code,
+                    response_body,
+                },
+            )
         })
 }
 

@@ -12,7 +12,10 @@ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 /// Whether `code` is an assigned ISO 3166-1 alpha-2 country code (upper case).
 pub fn is_country_code(code: &str) -> bool {
-    code.len() == 2 && ISO_3166_ALPHA_2.split_whitespace().any(|known| known == code)
+    code.len() == 2
+        && ISO_3166_ALPHA_2
+            .split_whitespace()
+            .any(|known| known == code)
 }
 
 #[cfg(test)]
@@ -22,7 +25,9 @@ mod tests {
     #[test]
     fn knows_the_assigned_codes_only() {
         assert_eq!(ISO_3166_ALPHA_2.split_whitespace().count(), 249);
-        for code in ["CN", "HK", "SG", "US", "GB", "DE", "CH", "KZ", "JP", "AU", "CA"] {
+        for code in [
+            "CN", "HK", "SG", "US", "GB", "DE", "CH", "KZ", "JP", "AU", "CA",
+        ] {
             assert!(is_country_code(code), "{code}");
         }
         for code in ["XX", "hk", "UK", "H", "HKG", ""] {

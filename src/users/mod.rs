@@ -23,8 +23,9 @@ pub fn validate_country(code: &str) -> Result<(), ValidationError> {
     if crate::jurisdiction::is_country_code(code) {
         Ok(())
     } else {
-        Err(ValidationError::new("invalid_country")
-            .with_message(format!("`{code}` is not an ISO 3166-1 alpha-2 country code (e.g. HK, SG, CH)").into()))
+        Err(ValidationError::new("invalid_country").with_message(
+            format!("`{code}` is not an ISO 3166-1 alpha-2 country code (e.g. HK, SG, CH)").into(),
+        ))
     }
 }
 
@@ -34,12 +35,14 @@ pub fn validate_language(tag: &str) -> Result<(), ValidationError> {
     let primary_ok = parts
         .next()
         .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_lowercase()));
-    let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    let rest_ok =
+        parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
     if primary_ok && rest_ok && tag.len() <= 35 {
         Ok(())
     } else {
-        Err(ValidationError::new("invalid_language")
-            .with_message(format!("`{tag}` is not a BCP 47 language tag such as en, zh-Hans or de-CH").into()))
+        Err(ValidationError::new("invalid_language").with_message(
+            format!("`{tag}` is not a BCP 47 language tag such as en, zh-Hans or de-CH").into(),
+        ))
     }
 }
 
@@ -73,6 +76,8 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
         assert!(validate_birth_date(&NaiveDate::from_ymd_opt(1990, 2, 3).unwrap(), today).is_ok());
         assert!(validate_birth_date(&NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(), today).is_err());
-        assert!(validate_birth_date(&NaiveDate::from_ymd_opt(1899, 12, 31).unwrap(), today).is_err());
+        assert!(
+            validate_birth_date(&NaiveDate::from_ymd_opt(1899, 12, 31).unwrap(), today).is_err()
+        );
     }
 }

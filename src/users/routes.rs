@@ -85,11 +85,17 @@ pub async fn create_user(
         let user = store::insert(connection, &cipher, &new_user)?;
         audit::store::append(
             connection,
-            NewAuditEntry::new(actor.clone(), "user.create", "user", &user.id, Some(request_id.0.clone()))
-                .details(serde_json::json!({
-                    "external_ref": user.external_ref,
-                    "residence_jurisdiction": user.residence_jurisdiction,
-                })),
+            NewAuditEntry::new(
+                actor.clone(),
+                "user.create",
+                "user",
+                &user.id,
+                Some(request_id.0.clone()),
+            )
+            .details(serde_json::json!({
+                "external_ref": user.external_ref,
+                "residence_jurisdiction": user.residence_jurisdiction,
+            })),
         )?;
         Outcome::new(StatusCode::CREATED, &user)
     })
@@ -121,7 +127,13 @@ pub async fn get_user(
                 let user = store::find(connection, &cipher, &id)?;
                 audit::store::append(
                     connection,
-                    NewAuditEntry::new(caller.actor(), "user.view", "user", &id, Some(request_id.0)),
+                    NewAuditEntry::new(
+                        caller.actor(),
+                        "user.view",
+                        "user",
+                        &id,
+                        Some(request_id.0),
+                    ),
                 )?;
                 Ok::<User, AppError>(user)
             })

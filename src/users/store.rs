@@ -79,7 +79,11 @@ pub fn insert(
     find(connection, cipher, &id)
 }
 
-pub fn find(connection: &mut DbConnection, cipher: &FieldCipher, id: &str) -> Result<User, AppError> {
+pub fn find(
+    connection: &mut DbConnection,
+    cipher: &FieldCipher,
+    id: &str,
+) -> Result<User, AppError> {
     let row: UserRow = users::table
         .find(id)
         .select(UserRow::as_select())

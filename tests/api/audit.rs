@@ -21,7 +21,10 @@ fn every_mutation_is_audited_with_actor_and_request_id(app: &TestApp) {
     );
     let user_id = created.json()["id"].as_str().unwrap().to_string();
     let entries = app
-        .get(&format!("/v1/audit?subject_type=user&subject_id={user_id}"), Some(&admin))
+        .get(
+            &format!("/v1/audit?subject_type=user&subject_id={user_id}"),
+            Some(&admin),
+        )
         .json();
     let entry = &entries["items"][0];
     assert_eq!(entry["action"], "user.create");
@@ -40,7 +43,10 @@ fn every_mutation_is_audited_with_actor_and_request_id(app: &TestApp) {
         &json!({"external_ref": "a1", "email": "a@b.co", "residence_jurisdiction": "SG"}),
     )
     .problem(409);
-    assert_eq!(before, app.query_text("SELECT CAST(COUNT(*) AS TEXT) AS value FROM audit_log"));
+    assert_eq!(
+        before,
+        app.query_text("SELECT CAST(COUNT(*) AS TEXT) AS value FROM audit_log")
+    );
 }
 
 fn the_audit_log_pages_and_filters(app: &TestApp) {
@@ -49,19 +55,33 @@ fn the_audit_log_pages_and_filters(app: &TestApp) {
     for index in 0..5 {
         app.create_user(&platform, &format!("page-{index}"));
     }
-    let first = app.get("/v1/audit?action=user.create&limit=2", Some(&officer)).json();
+    let first = app
+        .get("/v1/audit?action=user.create&limit=2", Some(&officer))
+        .json();
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     let cursor = first["next_cursor"].as_str().unwrap();
     let second = app
-        .get(&format!("/v1/audit?action=user.create&limit=2&cursor={cursor}"), Some(&officer))
+        .get(
+            &format!("/v1/audit?action=user.create&limit=2&cursor={cursor}"),
+            Some(&officer),
+        )
         .json();
     let third_cursor = second["next_cursor"].as_str().unwrap();
     let third = app
-        .get(&format!("/v1/audit?action=user.create&limit=2&cursor={third_cursor}"), Some(&officer))
+        .get(
+            &format!("/v1/audit?action=user.create&limit=2&cursor={third_cursor}"),
+            Some(&officer),
+        )
         .json();
     let mut seqs: Vec<i64> = [&first, &second, &third]
         .iter()
-        .flat_map(|page| page["items"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()))
+        .flat_map(|page| {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap())
+        })
         .collect();
     assert_eq!(seqs.len(), 5);
     assert!(third["next_cursor"].is_null());
@@ -74,11 +94,17 @@ fn the_audit_log_pages_and_filters(app: &TestApp) {
     seqs.dedup();
     assert_eq!(seqs.len(), 5);
 
-    let future = app.get("/v1/audit?from=2999-01-01T00:00:00Z", Some(&officer)).json();
+    let future = app
+        .get("/v1/audit?from=2999-01-01T00:00:00Z", Some(&officer))
+        .json();
     assert!(future["items"].as_array().unwrap().is_empty());
-    let past = app.get("/v1/audit?to=2000-01-01T00:00:00Z", Some(&officer)).json();
+    let past = app
+        .get("/v1/audit?to=2000-01-01T00:00:00Z", Some(&officer))
+        .json();
     assert!(past["items"].as_array().unwrap().is_empty());
-    let all = app.get("/v1/audit?from=2000-01-01T00:00:00Z", Some(&officer)).json();
+    let all = app
+        .get("/v1/audit?from=2000-01-01T00:00:00Z", Some(&officer))
+        .json();
     assert!(all["items"].as_array().unwrap().len() >= 7);
 }
 
@@ -88,18 +114,25 @@ fn tampering_is_refused_or_detected_by_verify(app: &TestApp) {
         app.create_user(&platform, &format!("t-{index}"));
     }
     let intact = app.command(&["verify"]);
-    assert!(intact.status.success(), "{}", String::from_utf8_lossy(&intact.stderr));
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
     assert!(String::from_utf8_lossy(&intact.stdout).contains("4 entries, hash chain intact"));
 
     let tamper = "UPDATE audit_log SET actor_name = 'someone else' WHERE seq = 3";
     let refused = app.execute_sql(tamper).unwrap_err();
     assert!(refused.contains("append-only"), "{refused}");
-    app.execute_sql("DELETE FROM audit_log WHERE seq = 4").unwrap_err();
+    app.execute_sql("DELETE FROM audit_log WHERE seq = 4")
+        .unwrap_err();
 
     // An intruder able to switch the guard off still cannot hide the change from verify.
     match app.backend {
         hashgate::db::Backend::Postgres => app
-            .execute_sql(&format!("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; {tamper}"))
+            .execute_sql(&format!(
+                "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; {tamper}"
+            ))
             .unwrap(),
         hashgate::db::Backend::Sqlite => app
             .execute_sql(&format!("DROP TRIGGER audit_log_no_update; {tamper}"))

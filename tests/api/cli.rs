@@ -9,8 +9,15 @@ backend_tests!(command_line_tokens_work_against_the_api);
 
 fn command_line_tokens_work_against_the_api(app: &TestApp) {
     let created = app.command(&["token", "create", "--role", "admin", "--name", "ops lead"]);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let secret = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let secret = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(secret.starts_with("hgt_"));
     assert_eq!(app.get("/v1/tokens", Some(&secret)).status, 200);
 
@@ -19,10 +26,17 @@ fn command_line_tokens_work_against_the_api(app: &TestApp) {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("jurisdiction"));
 
     let listed = String::from_utf8(app.command(&["token", "list"]).stdout).unwrap();
-    let line = listed.lines().find(|l| l.contains("ops lead")).expect("listed");
+    let line = listed
+        .lines()
+        .find(|l| l.contains("ops lead"))
+        .expect("listed");
     let id = line.split_whitespace().next().unwrap();
     let revoked = app.command(&["token", "revoke", id, "--reason", "left the team"]);
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     assert_eq!(app.get("/v1/tokens", Some(&secret)).status, 401);
     let audit = app.query_text(&format!(
         "SELECT reason AS value FROM audit_log WHERE action = 'token.revoke' AND subject_id = '{id}'"
@@ -30,9 +44,16 @@ fn command_line_tokens_work_against_the_api(app: &TestApp) {
     assert_eq!(audit, vec!["left the team"]);
 }
 
-fn hashgate(arguments: &[&str], environment: &[(&str, &str)], directory: &std::path::Path) -> std::process::Output {
+fn hashgate(
+    arguments: &[&str],
+    environment: &[(&str, &str)],
+    directory: &std::path::Path,
+) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hashgate"));
-    command.args(arguments).current_dir(directory).env_remove("DATABASE_URL");
+    command
+        .args(arguments)
+        .current_dir(directory)
+        .env_remove("DATABASE_URL");
     for (key, _) in std::env::vars() {
         if key.starts_with("HASHGATE_") {
             command.env_remove(key);
@@ -46,17 +67,27 @@ fn invalid_configuration_stops_start_up_naming_the_setting() {
     let directory = tempfile::tempdir().unwrap();
     for (environment, setting) in [
         (vec![("HASHGATE_BIND", "not-an-address")], "`bind`"),
-        (vec![("DATABASE_URL", "mysql://localhost/x")], "`database_url`"),
+        (
+            vec![("DATABASE_URL", "mysql://localhost/x")],
+            "`database_url`",
+        ),
         (vec![("HASHGATE_POOL_SIZE", "many")], "`pool_size`"),
         (vec![("HASHGATE_LOG_FORMAT", "xml")], "`log_format`"),
-        (vec![("HASHGATE_ENCRYPTION_KEY", "c2hvcnQ=")], "`encryption_key`"),
+        (
+            vec![("HASHGATE_ENCRYPTION_KEY", "c2hvcnQ=")],
+            "`encryption_key`",
+        ),
     ] {
         let output = hashgate(&["serve"], &environment, directory.path());
         assert_eq!(output.status.code(), Some(2), "{environment:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(setting), "{stderr}");
     }
-    std::fs::write(directory.path().join("hashgate.toml"), "bind = \"127.0.0.1:1\"\nbnd = 3\n").unwrap();
+    std::fs::write(
+        directory.path().join("hashgate.toml"),
+        "bind = \"127.0.0.1:1\"\nbnd = 3\n",
+    )
+    .unwrap();
     let output = hashgate(&["serve"], &[], directory.path());
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("`bnd`"));
@@ -71,20 +102,29 @@ fn postgres_refuses_to_start_without_an_encryption_key() {
         directory.path(),
     );
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("`encryption_key` is required on PostgreSQL"));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("`encryption_key` is required on PostgreSQL"));
 }
 
 #[test]
 fn sqlite_default_migrates_and_generates_a_key_beside_the_database() {
     let directory = tempfile::tempdir().unwrap();
     let output = hashgate(&["migrate"], &[], directory.path());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("applied"));
     assert!(directory.path().join("hashgate.db").exists());
     let again = hashgate(&["migrate"], &[], directory.path());
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
 
-    let created = hashgate(&["token", "create", "--role", "platform", "--name", "p"], &[], directory.path());
+    let created = hashgate(
+        &["token", "create", "--role", "platform", "--name", "p"],
+        &[],
+        directory.path(),
+    );
     assert!(created.status.success());
     let verify = hashgate(&["verify"], &[], directory.path());
     assert!(String::from_utf8_lossy(&verify.stdout).contains("1 entries, hash chain intact"));
@@ -92,12 +132,25 @@ fn sqlite_default_migrates_and_generates_a_key_beside_the_database() {
     let key_path = directory.path().join("hashgate.db.key");
     let settings = hashgate::config::Settings::from_layers(
         None,
-        &[("HASHGATE_DATABASE_URL".into(), format!("sqlite://{}", directory.path().join("hashgate.db").display()))],
+        &[(
+            "HASHGATE_DATABASE_URL".into(),
+            format!(
+                "sqlite://{}",
+                directory.path().join("hashgate.db").display()
+            ),
+        )],
     )
     .unwrap();
     hashgate::load_cipher(&settings).unwrap();
     let key = std::fs::read_to_string(&key_path).unwrap();
-    assert_eq!(hashgate::crypto::FieldCipher::from_base64(&key).map(|_| ()), Ok(()));
+    assert_eq!(
+        hashgate::crypto::FieldCipher::from_base64(&key).map(|_| ()),
+        Ok(())
+    );
     hashgate::load_cipher(&settings).unwrap();
-    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key, "the key is kept, not regenerated");
+    assert_eq!(
+        std::fs::read_to_string(&key_path).unwrap(),
+        key,
+        "the key is kept, not regenerated"
+    );
 }

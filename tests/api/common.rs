@@ -55,7 +55,10 @@ impl Response {
     /// Asserts an RFC 9457 problem with this status, and returns its body.
     pub fn problem(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "body: {}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         let body = self.json();
         assert_eq!(body["status"], status);
         assert!(body["type"].as_str().unwrap().starts_with("/problems/"));
@@ -120,7 +123,10 @@ impl TestApp {
                 ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
                 ("HASHGATE_ENCRYPTION_KEY".into(), key),
                 ("HASHGATE_WORKERS".into(), "2".into()),
-                ("HASHGATE_MAX_BODY_BYTES".into(), TEST_BODY_LIMIT.to_string()),
+                (
+                    "HASHGATE_MAX_BODY_BYTES".into(),
+                    TEST_BODY_LIMIT.to_string(),
+                ),
             ],
         )
         .unwrap();
@@ -166,7 +172,13 @@ impl TestApp {
         let (secret, hash) = generate_token();
         let mut connection = self.state_db.connection().unwrap();
         write_transaction(&mut connection, |connection| {
-            tokens::create(connection, &grant, &hash, &hashgate::audit::Actor::command_line(), None)
+            tokens::create(
+                connection,
+                &grant,
+                &hash,
+                &hashgate::audit::Actor::command_line(),
+                None,
+            )
         })
         .unwrap();
         secret
@@ -298,7 +310,8 @@ impl Drop for TestApp {
         }
         if let Some((admin_url, name)) = self.postgres_database.take() {
             if let Ok(mut admin) = PgConnection::establish(&admin_url) {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
     }

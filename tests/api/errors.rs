@@ -21,7 +21,12 @@ backend_tests!(
 
 fn malformed_json_is_a_bad_request(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
-    for body in [&b"{\"external_ref\": "[..], b"not json", b"", b"{\"external_ref\":\"a\",\"email\":\"a@b.co\",\"residence_jurisdiction\":\"HK\"} {}"] {
+    for body in [
+        &b"{\"external_ref\": "[..],
+        b"not json",
+        b"",
+        b"{\"external_ref\":\"a\",\"email\":\"a@b.co\",\"residence_jurisdiction\":\"HK\"} {}",
+    ] {
         let response = app.request(
             "POST",
             "/v1/users",
@@ -39,13 +44,20 @@ fn malformed_json_is_a_bad_request(app: &TestApp) {
         Some(("application/json", b"{\"email\": \"a@b.co\",}".to_vec())),
         &[],
     );
-    assert!(response.problem(400)["detail"].as_str().unwrap().contains("line 1"));
+    assert!(response.problem(400)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("line 1"));
 }
 
 fn wrong_content_type_is_unsupported(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
     let body = json!({"external_ref": "a", "email": "a@b.co", "residence_jurisdiction": "HK"});
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/xml"] {
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+    ] {
         let response = app.request(
             "POST",
             "/v1/users",
@@ -53,7 +65,10 @@ fn wrong_content_type_is_unsupported(app: &TestApp) {
             Some((content_type, body.to_string().into_bytes())),
             &[],
         );
-        assert_eq!(response.problem(415)["type"], "/problems/unsupported-media-type");
+        assert_eq!(
+            response.problem(415)["type"],
+            "/problems/unsupported-media-type"
+        );
     }
     let missing = app.request("POST", "/v1/users", Some(&platform), None, &[]);
     missing.problem(415);
@@ -61,7 +76,10 @@ fn wrong_content_type_is_unsupported(app: &TestApp) {
         "POST",
         "/v1/users",
         Some(&platform),
-        Some(("application/json; charset=utf-8", body.to_string().into_bytes())),
+        Some((
+            "application/json; charset=utf-8",
+            body.to_string().into_bytes(),
+        )),
         &[],
     );
     assert_eq!(charset.status, 201, "{}", charset.body);
@@ -73,7 +91,10 @@ fn oversize_bodies_are_refused(app: &TestApp) {
     let body = json!({"external_ref": "a", "email": "a@b.co", "residence_jurisdiction": "HK", "address": padding});
     let response = app.post("/v1/users", Some(&platform), &body);
     let problem = response.problem(413);
-    assert!(problem["detail"].as_str().unwrap().contains(&TEST_BODY_LIMIT.to_string()));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&TEST_BODY_LIMIT.to_string()));
 }
 
 fn unknown_fields_are_named(app: &TestApp) {
@@ -91,7 +112,11 @@ fn bad_uuids_are_named(app: &TestApp) {
     let admin = app.token(Role::Admin, None, None);
     let response = app.get("/v1/users/not-a-uuid", Some(&admin));
     assert_eq!(response.problem_fields(400), vec!["id"]);
-    let response = app.post("/v1/tokens/123/revoke", Some(&admin), &json!({"reason": "left the company"}));
+    let response = app.post(
+        "/v1/tokens/123/revoke",
+        Some(&admin),
+        &json!({"reason": "left the company"}),
+    );
     assert_eq!(response.problem_fields(400), vec!["id"]);
     let response = app.post(
         "/v1/tokens",
@@ -103,7 +128,11 @@ fn bad_uuids_are_named(app: &TestApp) {
 
 fn bad_enum_values_are_named(app: &TestApp) {
     let admin = app.token(Role::Admin, None, None);
-    let response = app.post("/v1/tokens", Some(&admin), &json!({"name": "x", "role": "superuser"}));
+    let response = app.post(
+        "/v1/tokens",
+        Some(&admin),
+        &json!({"name": "x", "role": "superuser"}),
+    );
     assert_eq!(response.problem_fields(422), vec!["role"]);
     assert_eq!(response.json()["errors"][0]["code"], "invalid_enum");
     let response = app.post("/v1/tokens", Some(&admin), &json!({"name": "x", "role": 7}));
@@ -120,7 +149,12 @@ fn invalid_fields_are_all_listed(app: &TestApp) {
     );
     assert_eq!(
         response.problem_fields(422),
-        vec!["email", "external_ref", "preferred_language", "residence_jurisdiction"]
+        vec![
+            "email",
+            "external_ref",
+            "preferred_language",
+            "residence_jurisdiction"
+        ]
     );
     let response = app.post(
         "/v1/users",
@@ -162,15 +196,26 @@ fn bad_query_parameters_are_named(app: &TestApp) {
 fn unknown_routes_and_methods_are_problems(app: &TestApp) {
     app.get("/v1/nothing-here", None).problem(404);
     let response = app.request("DELETE", "/v1/users", None, None, &[]);
-    assert_eq!(response.problem(405)["type"], "/problems/method-not-allowed");
+    assert_eq!(
+        response.problem(405)["type"],
+        "/problems/method-not-allowed"
+    );
     app.request("PUT", "/healthz", None, None, &[]).problem(405);
 }
 
 fn missing_and_malformed_authorization_is_unauthorized(app: &TestApp) {
-    for header in [None, Some("Basic dXNlcjpwYXNz"), Some("Bearer"), Some("Bearer hgt_unknown")] {
+    for header in [
+        None,
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer"),
+        Some("Bearer hgt_unknown"),
+    ] {
         let headers: Vec<(&str, &str)> = header.map(|h| ("Authorization", h)).into_iter().collect();
         let response = app.request("GET", "/v1/audit", None, None, &headers);
         response.problem(401);
-        assert!(response.header("www-authenticate").unwrap().starts_with("Bearer"));
+        assert!(response
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer"));
     }
 }

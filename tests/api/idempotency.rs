@@ -17,7 +17,8 @@ fn user_count(app: &TestApp) -> String {
 
 fn a_repeat_returns_the_first_response(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
-    let body = json!({"external_ref": "idem-1", "email": "i@example.com", "residence_jurisdiction": "CH"});
+    let body =
+        json!({"external_ref": "idem-1", "email": "i@example.com", "residence_jurisdiction": "CH"});
     let key = [("Idempotency-Key", "0b9d7c2e-first")];
     let first = app.post_with("/v1/users", Some(&platform), &body, &key);
     assert_eq!(first.status, 201);
@@ -29,9 +30,15 @@ fn a_repeat_returns_the_first_response(app: &TestApp) {
 
     // Keys belong to the token that sent them.
     let other_platform = app.token(Role::Platform, None, None);
-    app.post_with("/v1/users", Some(&other_platform), &body, &key).problem(409);
+    app.post_with("/v1/users", Some(&other_platform), &body, &key)
+        .problem(409);
 
-    let bad_key = app.post_with("/v1/users", Some(&platform), &body, &[("Idempotency-Key", "")]);
+    let bad_key = app.post_with(
+        "/v1/users",
+        Some(&platform),
+        &body,
+        &[("Idempotency-Key", "")],
+    );
     assert_eq!(bad_key.problem_fields(422), vec!["Idempotency-Key"]);
 }
 
@@ -51,19 +58,27 @@ fn a_different_body_under_the_same_key_conflicts(app: &TestApp) {
         &json!({"external_ref": "idem-3", "email": "i@example.com", "residence_jurisdiction": "CH"}),
         &key,
     );
-    assert!(conflict.problem(409)["detail"].as_str().unwrap().contains("reused-key"));
+    assert!(conflict.problem(409)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("reused-key"));
     assert_eq!(user_count(app), "1");
 }
 
 fn concurrent_repeats_act_once(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
-    let body = json!({"external_ref": "race", "email": "r@example.com", "residence_jurisdiction": "KZ"});
+    let body =
+        json!({"external_ref": "race", "email": "r@example.com", "residence_jurisdiction": "KZ"});
     let responses: Vec<(u16, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..6)
             .map(|_| {
                 scope.spawn(|| {
-                    let response =
-                        app.post_with("/v1/users", Some(&platform), &body, &[("Idempotency-Key", "race-key")]);
+                    let response = app.post_with(
+                        "/v1/users",
+                        Some(&platform),
+                        &body,
+                        &[("Idempotency-Key", "race-key")],
+                    );
                     (response.status, response.body)
                 })
             })
@@ -74,7 +89,10 @@ fn concurrent_repeats_act_once(app: &TestApp) {
         .iter()
         .map(|(status, body)| {
             assert_eq!(*status, 201, "{body}");
-            serde_json::from_str::<serde_json::Value>(body).unwrap()["id"].as_str().unwrap().to_string()
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
@@ -85,7 +103,9 @@ fn token_secrets_are_not_replayed(app: &TestApp) {
     let admin = app.token(Role::Admin, None, None);
     let key = [("Idempotency-Key", "token-once")];
     let body = json!({"name": "nightly export", "role": "platform"});
-    let first = app.post_with("/v1/tokens", Some(&admin), &body, &key).json();
+    let first = app
+        .post_with("/v1/tokens", Some(&admin), &body, &key)
+        .json();
     assert!(first["token"].as_str().unwrap().starts_with("hgt_"));
     let replay = app.post_with("/v1/tokens", Some(&admin), &body, &key);
     assert_eq!(replay.status, 201);

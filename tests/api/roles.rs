@@ -22,14 +22,21 @@ fn every_endpoint_admits_exactly_its_roles(app: &TestApp) {
     let tokens: Vec<(Who, Option<String>)> = {
         let mut list = vec![(Who::Nobody, None)];
         let revoked = app
-            .post("/v1/tokens", Some(&admin), &json!({"name": "gone", "role": "admin"}))
+            .post(
+                "/v1/tokens",
+                Some(&admin),
+                &json!({"name": "gone", "role": "admin"}),
+            )
             .json();
         app.post(
             &format!("/v1/tokens/{}/revoke", revoked["id"].as_str().unwrap()),
             Some(&admin),
             &json!({"reason": "rotated"}),
         );
-        list.push((Who::Revoked, Some(revoked["token"].as_str().unwrap().to_string())));
+        list.push((
+            Who::Revoked,
+            Some(revoked["token"].as_str().unwrap().to_string()),
+        ));
         for role in Role::ALL {
             let token = match role {
                 Role::Regulator => app.token(role, Some("HK"), None),
@@ -61,31 +68,75 @@ fn every_endpoint_admits_exactly_its_roles(app: &TestApp) {
             token,
             &json!({"external_ref": format!("m-{counter}"), "email": "m@example.com", "residence_jurisdiction": "HK"}),
         );
-        expect("POST /v1/users", response.status, 201, allowed(&[Role::Platform]), &response.body);
+        expect(
+            "POST /v1/users",
+            response.status,
+            201,
+            allowed(&[Role::Platform]),
+            &response.body,
+        );
 
         let response = app.get(&format!("/v1/users/{user_id}"), token);
         let may_read = allowed(&[Role::User, Role::Officer, Role::SeniorOfficer, Role::Admin]);
-        expect("GET /v1/users/{id}", response.status, 200, may_read, &response.body);
+        expect(
+            "GET /v1/users/{id}",
+            response.status,
+            200,
+            may_read,
+            &response.body,
+        );
 
         let response = app.get("/v1/tokens", token);
-        expect("GET /v1/tokens", response.status, 200, allowed(&[Role::Admin]), &response.body);
+        expect(
+            "GET /v1/tokens",
+            response.status,
+            200,
+            allowed(&[Role::Admin]),
+            &response.body,
+        );
 
-        let response = app.post("/v1/tokens", token, &json!({"name": "made", "role": "officer"}));
-        expect("POST /v1/tokens", response.status, 201, allowed(&[Role::Admin]), &response.body);
+        let response = app.post(
+            "/v1/tokens",
+            token,
+            &json!({"name": "made", "role": "officer"}),
+        );
+        expect(
+            "POST /v1/tokens",
+            response.status,
+            201,
+            allowed(&[Role::Admin]),
+            &response.body,
+        );
 
         let victim = app
-            .post("/v1/tokens", Some(&admin), &json!({"name": "victim", "role": "officer"}))
+            .post(
+                "/v1/tokens",
+                Some(&admin),
+                &json!({"name": "victim", "role": "officer"}),
+            )
             .json();
         let response = app.post(
             &format!("/v1/tokens/{}/revoke", victim["id"].as_str().unwrap()),
             token,
             &json!({"reason": "matrix test"}),
         );
-        expect("POST /v1/tokens/{id}/revoke", response.status, 200, allowed(&[Role::Admin]), &response.body);
+        expect(
+            "POST /v1/tokens/{id}/revoke",
+            response.status,
+            200,
+            allowed(&[Role::Admin]),
+            &response.body,
+        );
 
         let response = app.get("/v1/audit", token);
         let may_audit = allowed(&[Role::Admin, Role::Officer, Role::SeniorOfficer]);
-        expect("GET /v1/audit", response.status, 200, may_audit, &response.body);
+        expect(
+            "GET /v1/audit",
+            response.status,
+            200,
+            may_audit,
+            &response.body,
+        );
 
         for open in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
             assert_eq!(app.get(open, token).status, 200, "{open} as {who:?}");

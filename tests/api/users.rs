@@ -44,13 +44,22 @@ fn platform_registers_a_user_with_personal_data_encrypted_at_rest(app: &TestApp)
     ));
     assert_eq!(stored.len(), 1);
     for plaintext in ["wei.zhang", "1988-04-12", "Queen"] {
-        assert!(!stored[0].contains(plaintext), "{plaintext} stored in clear: {}", stored[0]);
+        assert!(
+            !stored[0].contains(plaintext),
+            "{plaintext} stored in clear: {}",
+            stored[0]
+        );
     }
     assert!(stored[0].starts_with("v1:"));
 
     // The officer's read of personal data is in the audit log.
     let admin = app.token(Role::Admin, None, None);
-    let views = app.get(&format!("/v1/audit?action=user.view&subject_id={id}"), Some(&admin)).json();
+    let views = app
+        .get(
+            &format!("/v1/audit?action=user.view&subject_id={id}"),
+            Some(&admin),
+        )
+        .json();
     assert_eq!(views["items"].as_array().unwrap().len(), 1);
     assert_eq!(views["items"][0]["actor_role"], "officer");
 }
@@ -63,10 +72,12 @@ fn a_user_reads_only_their_own_record(app: &TestApp) {
     let read = app.get(&format!("/v1/users/{own}"), Some(&user_token));
     assert_eq!(read.status, 200);
     assert_eq!(read.json()["external_ref"], "own");
-    app.get(&format!("/v1/users/{other}"), Some(&user_token)).problem(403);
+    app.get(&format!("/v1/users/{other}"), Some(&user_token))
+        .problem(403);
     let missing = uuid::Uuid::new_v4();
     let admin = app.token(Role::Admin, None, None);
-    app.get(&format!("/v1/users/{missing}"), Some(&admin)).problem(404);
+    app.get(&format!("/v1/users/{missing}"), Some(&admin))
+        .problem(404);
 }
 
 fn duplicate_external_references_conflict(app: &TestApp) {
