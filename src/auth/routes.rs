@@ -117,11 +117,7 @@ pub async fn create_token(
         user_id,
     };
     grant.validate()?;
-    let request = IdempotentRequest {
-        scope: caller.idempotency_scope(),
-        key: idempotency_key.0,
-        fingerprint: crate::idempotency::fingerprint("POST", "/v1/tokens", &body),
-    };
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/tokens", &body);
     let actor = caller.actor();
     mutation::run(&state.db, request, move |connection| {
         let (secret, token_hash) = generate_token();
@@ -207,15 +203,8 @@ pub async fn revoke_token(
     caller.require(&[Role::Admin])?;
     let id = parse_uuid("id", &path.into_inner())?;
     let body = body.into_inner();
-    let request = IdempotentRequest {
-        scope: caller.idempotency_scope(),
-        key: idempotency_key.0,
-        fingerprint: crate::idempotency::fingerprint(
-            "POST",
-            &format!("/v1/tokens/{id}/revoke"),
-            &body,
-        ),
-    };
+    let resource = format!("/v1/tokens/{id}/revoke");
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", &resource, &body);
     let actor = caller.actor();
     mutation::run(&state.db, request, move |connection| {
         let info = store::revoke(

@@ -40,6 +40,23 @@ pub struct IdempotentRequest {
     pub fingerprint: String,
 }
 
+impl IdempotentRequest {
+    /// Keys are scoped to the caller's token; the fingerprint covers method, path and body.
+    pub fn new(
+        caller: &crate::auth::Caller,
+        key: crate::http::extract::IdempotencyKey,
+        method: &str,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Self {
+        IdempotentRequest {
+            scope: caller.idempotency_scope(),
+            key: key.0,
+            fingerprint: crate::idempotency::fingerprint(method, path, body),
+        }
+    }
+}
+
 enum Attempt {
     Fresh(Outcome),
     Replay { status: i32, body: String },

@@ -74,11 +74,7 @@ pub async fn create_user(
         date_of_birth: body.date_of_birth,
         address: body.address.clone(),
     };
-    let request = IdempotentRequest {
-        scope: caller.idempotency_scope(),
-        key: idempotency_key.0,
-        fingerprint: crate::idempotency::fingerprint("POST", "/v1/users", &body),
-    };
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/users", &body);
     let actor = caller.actor();
     let cipher = state.cipher.clone();
     mutation::run(&state.db, request, move |connection| {
