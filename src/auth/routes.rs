@@ -14,7 +14,7 @@ use super::store::{self, TokenInfo};
 use super::{generate_token, hash_token, Caller, Role, TokenGrant};
 use crate::error::AppError;
 use crate::http::extract::QueryParams;
-use crate::http::extract::{parse_uuid, IdempotencyKey, RequestId, ValidJson};
+use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
 use crate::http::Page;
 use crate::AppState;
@@ -101,10 +101,10 @@ pub async fn create_token(
     caller: Caller,
     request_id: RequestId,
     idempotency_key: IdempotencyKey,
-    body: ValidJson<CreateTokenRequest>,
+    body: JsonBody,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Admin])?;
-    let body = body.into_inner();
+    let body: CreateTokenRequest = body.parse()?;
     let user_id = body
         .user_id
         .as_deref()
@@ -198,11 +198,11 @@ pub async fn revoke_token(
     request_id: RequestId,
     idempotency_key: IdempotencyKey,
     path: web::Path<String>,
-    body: ValidJson<RevokeTokenRequest>,
+    body: JsonBody,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Admin])?;
     let id = parse_uuid("id", &path.into_inner())?;
-    let body = body.into_inner();
+    let body: RevokeTokenRequest = body.parse()?;
     let resource = format!("/v1/tokens/{id}/revoke");
     let request = IdempotentRequest::new(&caller, idempotency_key, "POST", &resource, &body);
     let actor = caller.actor();

@@ -17,16 +17,20 @@ use crate::error::{AppError, FieldError};
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// A JSON body that parsed (unknown fields refused by the types) and passed validation.
-pub struct ValidJson<T>(pub T);
+/// A JSON request body, read within the size limit. Handlers parse it with [`JsonBody::parse`]
+/// after checking the caller, so a caller without the right role learns nothing from validation.
+pub struct JsonBody(Vec<u8>);
 
-impl<T> ValidJson<T> {
-    pub fn into_inner(self) -> T {
-        self.0
+impl JsonBody {
+    /// Parses (unknown fields are refused by the types) and validates the body.
+    pub fn parse<T: DeserializeOwned + Validate>(&self) -> Result<T, AppError> {
+        let value = parse_json::<T>(&self.0)?;
+        value.validate().map_err(validation_problem)?;
+        Ok(value)
     }
 }
 
-impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
+impl FromRequest for JsonBody {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
@@ -61,9 +65,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let value = parse_json::<T>(&body)?;
-            value.validate().map_err(validation_problem)?;
-            Ok(ValidJson(value))
+            Ok(JsonBody(body))
         })
     }
 }

@@ -13,7 +13,7 @@ use crate::audit::{self, NewAuditEntry};
 use crate::auth::{Caller, Role};
 use crate::db::write_transaction;
 use crate::error::AppError;
-use crate::http::extract::{parse_uuid, IdempotencyKey, RequestId, ValidJson};
+use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
 use crate::AppState;
 
@@ -54,10 +54,10 @@ pub async fn create_user(
     caller: Caller,
     request_id: RequestId,
     idempotency_key: IdempotencyKey,
-    body: ValidJson<CreateUserRequest>,
+    body: JsonBody,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Platform])?;
-    let body = body.into_inner();
+    let body: CreateUserRequest = body.parse()?;
     if let Some(date) = &body.date_of_birth {
         super::validate_birth_date(date, chrono::Utc::now().date_naive()).map_err(|error| {
             AppError::invalid_field("date_of_birth", error.code.to_string(), error.to_string())

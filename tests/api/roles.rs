@@ -128,6 +128,14 @@ fn every_endpoint_admits_exactly_its_roles(app: &TestApp) {
             &response.body,
         );
 
+        // The role is checked before the body is validated.
+        let response = app.post("/v1/tokens", token, &json!({"role": "emperor"}));
+        let status = if allowed(&[Role::Admin]) { 422 } else { denied };
+        assert_eq!(
+            response.status, status,
+            "invalid POST /v1/tokens as {who:?}"
+        );
+
         let response = app.get("/v1/audit", token);
         let may_audit = allowed(&[Role::Admin, Role::Officer, Role::SeniorOfficer]);
         expect(
