@@ -55,7 +55,7 @@ impl FromRequest for JsonBody {
             if declared_length.is_some_and(|length| length > limit) {
                 return Err(AppError::PayloadTooLarge { limit });
             }
-            let mut body = web_bytes(limit);
+            let mut body = Vec::with_capacity(limit.min(64 * 1024));
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|error| {
                     AppError::bad_request(format!("the request body could not be read: {error}"))
@@ -68,10 +68,6 @@ impl FromRequest for JsonBody {
             Ok(JsonBody(body))
         })
     }
-}
-
-fn web_bytes(limit: usize) -> Vec<u8> {
-    Vec::with_capacity(limit.min(64 * 1024))
 }
 
 fn is_json(request: &HttpRequest) -> bool {
@@ -255,7 +251,7 @@ impl FromRequest for IdempotencyKey {
             Some(value) => match value.to_str() {
                 Ok(key) => crate::idempotency::validate_key(key)
                     .map(|_| IdempotencyKey(Some(key.to_string()))),
-                Err(_) => crate::idempotency::validate_key("\u{0}").map(|_| IdempotencyKey(None)),
+                Err(_) => Err(crate::idempotency::invalid_key()),
             },
         };
         std::future::ready(result)

@@ -13,13 +13,17 @@ const MAX_KEY_LENGTH: usize = 255;
 pub fn validate_key(key: &str) -> Result<(), AppError> {
     let printable = key.chars().all(|c| c.is_ascii_graphic());
     if key.is_empty() || key.len() > MAX_KEY_LENGTH || !printable {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "Idempotency-Key",
-            "invalid_header",
-            format!("must be 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces"),
-        )]));
+        return Err(invalid_key());
     }
     Ok(())
+}
+
+pub fn invalid_key() -> AppError {
+    AppError::Validation(vec![FieldError::new(
+        "Idempotency-Key",
+        "invalid_header",
+        format!("must be 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces"),
+    )])
 }
 
 /// What identifies "the same request": method, path and the parsed body.
