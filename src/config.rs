@@ -22,6 +22,8 @@ pub struct Settings {
     pub workers: usize,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// A payout whose latest price is older than this is flagged instead of valued.
+    pub price_staleness_seconds: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +64,7 @@ struct FileSettings {
     workers: Option<usize>,
     log_format: Option<String>,
     log_level: Option<String>,
+    price_staleness_seconds: Option<i64>,
 }
 
 /// Environment variables that are not settings but are read by hashgate or its tests.
@@ -76,6 +79,7 @@ const SETTING_NAMES: &[&str] = &[
     "workers",
     "log_format",
     "log_level",
+    "price_staleness_seconds",
 ];
 
 impl Settings {
@@ -243,6 +247,22 @@ impl Settings {
             }
         };
 
+        let price_staleness_seconds = parse_number(
+            "price_staleness_seconds",
+            pick(
+                "price_staleness_seconds",
+                file_settings.price_staleness_seconds.map(|v| v.to_string()),
+            ),
+        )?
+        .unwrap_or(86_400);
+        if !(60..=31 * 86_400).contains(&price_staleness_seconds) {
+            return Err(ConfigError::new(
+                "price_staleness_seconds",
+                "value",
+                "must be between 60 and 2678400 (31 days)",
+            ));
+        }
+
         let encryption_key = pick("encryption_key", file_settings.encryption_key);
         if let Some((value, source)) = &encryption_key {
             crate::crypto::FieldCipher::from_base64(value)
@@ -266,6 +286,7 @@ impl Settings {
             workers,
             log_format,
             log_level,
+            price_staleness_seconds,
         })
     }
 

@@ -48,6 +48,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Rows of a batch that conflict with what is already stored (409), each named.
+    #[error("some rows conflict with stored records")]
+    ConflictingRows(Vec<FieldError>),
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -108,7 +111,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not-found",
-            AppError::Conflict(_) => "conflict",
+            AppError::Conflict(_) | AppError::ConflictingRows(_) => "conflict",
             AppError::PayloadTooLarge { .. } => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::MethodNotAllowed(_) => "method-not-allowed",
@@ -120,7 +123,7 @@ impl AppError {
     pub fn problem(&self) -> Problem {
         let status = self.status_code();
         let errors = match self {
-            AppError::Validation(errors) => errors.clone(),
+            AppError::Validation(errors) | AppError::ConflictingRows(errors) => errors.clone(),
             AppError::BadRequest {
                 detail,
                 field: Some(field),
@@ -128,7 +131,7 @@ impl AppError {
             _ => Vec::new(),
         };
         let detail = match self {
-            AppError::Validation(errors) => errors
+            AppError::Validation(errors) | AppError::ConflictingRows(errors) => errors
                 .iter()
                 .map(|e| format!("{}: {}", e.field, e.message))
                 .collect::<Vec<_>>()
@@ -153,7 +156,7 @@ impl ResponseError for AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::ConflictingRows(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

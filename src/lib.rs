@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chain;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod jurisdiction;
+pub mod ledger;
 pub mod metrics;
 pub mod users;
 
@@ -31,6 +33,7 @@ pub struct AppState {
     pub db: Db,
     pub cipher: FieldCipher,
     pub metrics: Arc<Metrics>,
+    pub price_staleness: chrono::Duration,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -85,6 +88,7 @@ impl AppState {
             db,
             cipher,
             metrics: Arc::new(Metrics::default()),
+            price_staleness: chrono::Duration::seconds(settings.price_staleness_seconds),
         })
     }
 }
@@ -95,6 +99,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     users::routes::configure(config);
     auth::routes::configure(config);
     audit::routes::configure(config);
+    ledger::routes::configure(config);
 }
 
 /// A bound, not yet running server.

@@ -3,9 +3,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use hashgate::audit::store::Verification;
 use hashgate::audit::Actor;
 use hashgate::auth::{generate_token, store as tokens, Role, TokenGrant};
+use hashgate::chain::Verification;
 use hashgate::config::Settings;
 use hashgate::db::{self, write_transaction};
 use hashgate::{AppState, Application};
@@ -153,14 +153,27 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Verify => {
             let db = db::Db::open(&settings.database_url, 1)?;
             let mut connection = db.connection()?;
-            match hashgate::audit::store::verify_chain(&mut connection)? {
-                Verification::Intact { entries } => {
-                    println!("audit log: {entries} entries, hash chain intact");
+            let audit = hashgate::audit::store::verify_chain(&mut connection)?;
+            let ledger = hashgate::ledger::store::verify(&mut connection)
+                .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            let mut intact = true;
+            for (name, outcome) in [("audit log", audit), ("ledger", ledger)] {
+                match outcome {
+                    Verification::Intact { entries } => {
+                        println!("{name}: {entries} entries, hash chain intact");
+                    }
+                    Verification::Broken(broken) => {
+                        eprintln!("{name}: BROKEN: {broken}");
+                        intact = false;
+                    }
+                    Verification::Inconsistent(problem) => {
+                        eprintln!("{name}: INCONSISTENT: {problem}");
+                        intact = false;
+                    }
                 }
-                Verification::Broken(broken) => {
-                    eprintln!("audit log: BROKEN: {broken}");
-                    return Ok(ExitCode::from(1));
-                }
+            }
+            if !intact {
+                return Ok(ExitCode::from(1));
             }
         }
     }

@@ -7,10 +7,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::crypto::sha256_hex;
-
-/// The hash before the first entry.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+use crate::chain::Chained;
 
 /// Who acted: a token, or an operator at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +92,21 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-impl AuditEntry {
-    /// The bytes the hash covers: every field but the hashes, as a JSON array in a fixed order.
-    pub fn canonical(&self) -> String {
+impl Chained for AuditEntry {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Every field but the hashes, as a JSON array in a fixed order.
+    fn canonical(&self) -> String {
         serde_json::json!([
             self.seq,
             self.occurred_at
@@ -115,164 +124,44 @@ impl AuditEntry {
         ])
         .to_string()
     }
-
-    /// `SHA-256(prev_hash || canonical entry)`, hex.
-    pub fn compute_hash(&self) -> String {
-        let mut bytes = self.prev_hash.as_bytes().to_vec();
-        bytes.extend_from_slice(self.canonical().as_bytes());
-        sha256_hex(&bytes)
-    }
-}
-
-/// Why the chain does not verify, naming the first entry at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChainBreak {
-    #[error("audit entry {seq}: its content does not match its hash (altered)")]
-    HashMismatch { seq: i64 },
-    #[error("audit entry {seq}: prev_hash does not match the hash of entry {previous}")]
-    LinkBroken { seq: i64, previous: i64 },
-    #[error("audit entry {expected} is missing (next present is {found})")]
-    Gap { expected: i64, found: i64 },
-    #[error("the chain ends at entry {last} but its head records entry {head} (entries removed)")]
-    Truncated { last: i64, head: i64 },
-    #[error("the last entry's hash differs from the recorded chain head")]
-    HeadMismatch,
-}
-
-/// Checks entries in sequence order, one at a time, so any number of rows can be streamed through.
-pub struct ChainVerifier {
-    previous_seq: i64,
-    previous_hash: String,
-}
-
-impl Default for ChainVerifier {
-    fn default() -> Self {
-        Self {
-            previous_seq: 0,
-            previous_hash: GENESIS_HASH.to_string(),
-        }
-    }
-}
-
-impl ChainVerifier {
-    pub fn check(&mut self, entry: &AuditEntry) -> Result<(), ChainBreak> {
-        let expected = self.previous_seq + 1;
-        if entry.seq != expected {
-            return Err(ChainBreak::Gap {
-                expected,
-                found: entry.seq,
-            });
-        }
-        if entry.prev_hash != self.previous_hash {
-            return Err(ChainBreak::LinkBroken {
-                seq: entry.seq,
-                previous: self.previous_seq,
-            });
-        }
-        if entry.compute_hash() != entry.hash {
-            return Err(ChainBreak::HashMismatch { seq: entry.seq });
-        }
-        self.previous_seq = entry.seq;
-        self.previous_hash = entry.hash.clone();
-        Ok(())
-    }
-
-    /// After the last entry: the chain must reach the recorded head.
-    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Result<i64, ChainBreak> {
-        if self.previous_seq != head_seq {
-            return Err(ChainBreak::Truncated {
-                last: self.previous_seq,
-                head: head_seq,
-            });
-        }
-        if self.previous_hash != head_hash {
-            return Err(ChainBreak::HeadMismatch);
-        }
-        Ok(self.previous_seq)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chain(length: i64) -> Vec<AuditEntry> {
-        let mut previous = GENESIS_HASH.to_string();
-        (1..=length)
-            .map(|seq| {
-                let mut entry = AuditEntry {
-                    seq,
-                    occurred_at: chrono::DateTime::from_timestamp(1_700_000_000 + seq, 0)
-                        .unwrap()
-                        .naive_utc(),
-                    actor_id: "t1".into(),
-                    actor_name: "Alice".into(),
-                    actor_role: "officer".into(),
-                    action: "user.create".into(),
-                    subject_type: "user".into(),
-                    subject_id: format!("u{seq}"),
-                    reason: None,
-                    request_id: None,
-                    details: "{}".into(),
-                    prev_hash: previous.clone(),
-                    hash: String::new(),
-                };
-                entry.hash = entry.compute_hash();
-                previous = entry.hash.clone();
-                entry
-            })
-            .collect()
-    }
-
-    fn verify(entries: &[AuditEntry]) -> Result<i64, ChainBreak> {
-        let mut verifier = ChainVerifier::default();
-        for entry in entries {
-            verifier.check(entry)?;
+    #[test]
+    fn the_hash_covers_every_field() {
+        let entry = AuditEntry {
+            seq: 1,
+            occurred_at: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000)
+                .unwrap()
+                .naive_utc(),
+            actor_id: "t1".into(),
+            actor_name: "Alice".into(),
+            actor_role: "officer".into(),
+            action: "user.create".into(),
+            subject_type: "user".into(),
+            subject_id: "u1".into(),
+            reason: None,
+            request_id: None,
+            details: "{}".into(),
+            prev_hash: crate::chain::GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        assert!(entry.canonical().contains("2023-11-14T22:13:20.123456Z"));
+        let original = entry.compute_hash();
+        let changes: [fn(&mut AuditEntry); 5] = [
+            |e| e.actor_name = "Mallory".into(),
+            |e| e.reason = Some("why".into()),
+            |e| e.details = "{\"a\":1}".into(),
+            |e| e.occurred_at += chrono::Duration::microseconds(1),
+            |e| e.prev_hash = "1".repeat(64),
+        ];
+        for change in changes {
+            let mut altered = entry.clone();
+            change(&mut altered);
+            assert_ne!(altered.compute_hash(), original);
         }
-        let last = chain(3).pop().unwrap();
-        verifier.finish(last.seq, &last.hash)
-    }
-
-    #[test]
-    fn an_intact_chain_verifies() {
-        assert_eq!(verify(&chain(3)), Ok(3));
-    }
-
-    #[test]
-    fn any_alteration_names_the_entry() {
-        let mut entries = chain(3);
-        entries[1].reason = Some("changed".into());
-        assert_eq!(verify(&entries), Err(ChainBreak::HashMismatch { seq: 2 }));
-
-        let mut entries = chain(3);
-        entries.remove(1);
-        assert_eq!(
-            verify(&entries),
-            Err(ChainBreak::Gap {
-                expected: 2,
-                found: 3
-            })
-        );
-
-        let mut entries = chain(3);
-        entries.pop();
-        assert_eq!(
-            verify(&entries),
-            Err(ChainBreak::Truncated { last: 2, head: 3 })
-        );
-    }
-
-    #[test]
-    fn rehashing_an_altered_entry_breaks_the_next_link() {
-        let mut entries = chain(3);
-        entries[0].actor_name = "Mallory".into();
-        entries[0].hash = entries[0].compute_hash();
-        assert_eq!(
-            verify(&entries),
-            Err(ChainBreak::LinkBroken {
-                seq: 2,
-                previous: 1
-            })
-        );
     }
 }

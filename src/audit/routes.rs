@@ -49,19 +49,7 @@ pub async fn list_audit(
     caller.require(&[Role::Admin, Role::Officer, Role::SeniorOfficer])?;
     let query = query.0;
     let limit = crate::http::page_limit(query.limit)?;
-    let before_seq = query
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            cursor
-                .parse::<i64>()
-                .ok()
-                .filter(|seq| *seq > 0)
-                .ok_or_else(|| {
-                    AppError::bad_field("cursor", "use the next_cursor of the previous page")
-                })
-        })
-        .transpose()?;
+    let before_seq = crate::http::parse_seq_cursor(query.cursor.as_deref())?;
     let filter = AuditFilter {
         actor_id: query.actor_id,
         action: query.action,

@@ -3,7 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{AuditEntry, ChainBreak, ChainVerifier, NewAuditEntry};
+use super::{AuditEntry, NewAuditEntry};
+use crate::chain::{ChainVerifier, Chained, Verification};
 use crate::db::schema::{audit_log, chain_heads};
 use crate::db::DbConnection;
 
@@ -138,17 +139,10 @@ pub fn list(connection: &mut DbConnection, filter: &AuditFilter) -> QueryResult<
     Ok(rows.into_iter().map(AuditEntry::from).collect())
 }
 
-/// Outcome of walking the whole chain.
-#[derive(Debug)]
-pub enum Verification {
-    Intact { entries: i64 },
-    Broken(ChainBreak),
-}
-
 /// Walks every entry in order, in pages, and checks the links and the recorded head.
 pub fn verify_chain(connection: &mut DbConnection) -> QueryResult<Verification> {
     const PAGE: i64 = 1000;
-    let mut verifier = ChainVerifier::default();
+    let mut verifier = ChainVerifier::new("audit");
     let mut after = 0i64;
     loop {
         let rows: Vec<AuditRow> = audit_log::table

@@ -67,11 +67,71 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    assets (code) {
+        code -> Text,
+        scale -> Integer,
+        kind -> Text,
+    }
+}
+
+diesel::table! {
+    ledger_entries (seq) {
+        seq -> BigInt,
+        transaction_id -> Text,
+        kind -> Text,
+        asset -> Text,
+        amount -> BigInt,
+        debit_account -> Text,
+        credit_account -> Text,
+        user_id -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        recorded_at -> Timestamp,
+        source -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        order_id -> Nullable<Text>,
+        facility_id -> Nullable<Text>,
+        valuation -> Nullable<Text>,
+        fmv_usd -> Nullable<Text>,
+        usd_price -> Nullable<Text>,
+        price_at -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+        actor_id -> Text,
+        reverses_seq -> Nullable<BigInt>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    balances (account, asset) {
+        account -> Text,
+        asset -> Text,
+        atoms -> BigInt,
+    }
+}
+
+diesel::table! {
+    rates (base, quote, as_of) {
+        base -> Text,
+        quote -> Text,
+        as_of -> Timestamp,
+        rate -> Text,
+        source -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(ledger_entries -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_tokens,
     audit_log,
     chain_heads,
-    idempotency_keys
+    idempotency_keys,
+    assets,
+    ledger_entries,
+    balances,
+    rates
 );

@@ -22,6 +22,10 @@ use utoipa::{Modify, OpenApi};
         crate::auth::routes::list_tokens,
         crate::auth::routes::revoke_token,
         crate::audit::routes::list_audit,
+        crate::ledger::routes::post_payouts,
+        crate::ledger::routes::post_prices,
+        crate::ledger::routes::get_balances,
+        crate::ledger::routes::get_ledger,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -29,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "Platform users"),
         (name = "tokens", description = "API tokens and roles (admin)"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "ledger", description = "Payouts, prices, balances and the hash-chained ledger"),
         (name = "service", description = "Health, readiness, metrics"),
     )
 )]

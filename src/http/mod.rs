@@ -47,6 +47,21 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, AppError> {
     }
 }
 
+/// A cursor that is the sequence number of the last item of the previous page.
+pub fn parse_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
+    cursor
+        .map(|cursor| {
+            cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|seq| *seq > 0)
+                .ok_or_else(|| {
+                    AppError::bad_field("cursor", "use the next_cursor of the previous page")
+                })
+        })
+        .transpose()
+}
+
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/healthz").route(web::get().to(health)))

@@ -79,6 +79,18 @@ pub fn insert(
     find(connection, cipher, &id)
 }
 
+/// 404 unless the user exists.
+pub fn require_exists(connection: &mut DbConnection, id: &str) -> Result<(), AppError> {
+    let count: i64 = users::table
+        .filter(users::id.eq(id))
+        .count()
+        .get_result(connection)?;
+    if count == 0 {
+        return Err(AppError::NotFound(format!("no user with id {id}")));
+    }
+    Ok(())
+}
+
 pub fn find(
     connection: &mut DbConnection,
     cipher: &FieldCipher,

@@ -96,6 +96,10 @@ pub const TEST_BODY_LIMIT: usize = 64 * 1024;
 
 impl TestApp {
     pub fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with_body_limit(backend, TEST_BODY_LIMIT)
+    }
+
+    pub fn spawn_with_body_limit(backend: Backend, body_limit: usize) -> TestApp {
         let directory = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = match backend {
             Backend::Sqlite => (
@@ -123,10 +127,7 @@ impl TestApp {
                 ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
                 ("HASHGATE_ENCRYPTION_KEY".into(), key),
                 ("HASHGATE_WORKERS".into(), "2".into()),
-                (
-                    "HASHGATE_MAX_BODY_BYTES".into(),
-                    TEST_BODY_LIMIT.to_string(),
-                ),
+                ("HASHGATE_MAX_BODY_BYTES".into(), body_limit.to_string()),
             ],
         )
         .unwrap();

@@ -36,6 +36,10 @@ fn health_readiness_metrics_and_docs(app: &TestApp) {
         "/v1/tokens",
         "/v1/tokens/{id}/revoke",
         "/v1/audit",
+        "/v1/payouts",
+        "/v1/prices",
+        "/v1/users/{id}/balances",
+        "/v1/users/{id}/ledger",
     ] {
         assert!(
             openapi["paths"][path].is_object(),

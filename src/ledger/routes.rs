@@ -1,0 +1,417 @@
+//! `POST /v1/payouts`, `POST /v1/prices`, `GET /v1/users/{id}/balances`, `GET /v1/users/{id}/ledger`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use super::payouts::{parse_instant, validate_batch, PayoutInput};
+use super::store::{self, EntryFilter, IngestReport, NewRate};
+use super::{Assets, EntryKind, LedgerEntry};
+use crate::auth::{Caller, Role};
+use crate::error::{AppError, FieldError};
+use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
+use crate::http::mutation::{self, IdempotentRequest, Outcome};
+use crate::http::Page;
+use crate::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/v1/payouts").route(web::post().to(post_payouts)))
+        .service(web::resource("/v1/prices").route(web::post().to(post_prices)))
+        .service(web::resource("/v1/users/{id}/balances").route(web::get().to(get_balances)))
+        .service(web::resource("/v1/users/{id}/ledger").route(web::get().to(get_ledger)));
+}
+
+/// Who may read a user's money: the user, the platform, officers and admins.
+const LEDGER_READERS: [Role; 4] = [
+    Role::Platform,
+    Role::Officer,
+    Role::SeniorOfficer,
+    Role::Admin,
+];
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutBatch {
+    /// The settlement system the external ids belong to (default `platform`).
+    #[validate(length(min = 1, max = 100))]
+    pub source: Option<String>,
+    /// 1 to 10,000 payouts, written all or nothing.
+    pub payouts: Vec<PayoutInput>,
+}
+
+/// Record a batch of payouts (platform). All rows are checked first; one bad row rejects the
+/// batch and every bad row is listed. Re-sending a stored payout is a no-op.
+#[utoipa::path(post, path = "/v1/payouts", tag = "ledger", request_body = PayoutBatch,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 200, body = IngestReport), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_payouts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Platform])?;
+    let batch: PayoutBatch = body.parse()?;
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/payouts", &batch);
+    let source = batch
+        .source
+        .clone()
+        .unwrap_or_else(|| "platform".to_string());
+    let assets = assets(&state).await?;
+    let payouts =
+        validate_batch(&batch.payouts, &assets, crate::db::now()).map_err(AppError::Validation)?;
+    let actor = caller.actor();
+    let staleness = state.price_staleness;
+    mutation::run(&state.db, request, move |connection| {
+        let report = store::ingest_payouts(
+            connection,
+            &source,
+            payouts.clone(),
+            &actor,
+            Some(request_id.0.clone()),
+            staleness,
+        )?;
+        Outcome::new(StatusCode::OK, &report)
+    })
+    .await
+}
+
+async fn assets(state: &AppState) -> Result<Assets, AppError> {
+    state
+        .db
+        .run(|connection| Ok(store::load_assets(connection)?))
+        .await
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateInput {
+    /// e.g. BTC (priced in USD), or USD (for a USD→fiat rate).
+    pub base: String,
+    /// USD for asset prices; the fiat currency for FX rates.
+    pub quote: String,
+    /// RFC 3339 with a zone.
+    pub as_of: String,
+    /// 1 base = rate quote, as a decimal string.
+    pub rate: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateBatch {
+    /// Where the rates come from, e.g. `coingecko` or `ecb`.
+    #[validate(length(min = 1, max = 100))]
+    pub source: String,
+    pub rates: Vec<RateInput>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateReport {
+    pub inserted: usize,
+    pub unchanged: usize,
+}
+
+/// Checks rate rows: known codes, USD on one side, a positive decimal, a zoned past time.
+pub fn validate_rates(
+    rows: &[RateInput],
+    assets: &Assets,
+    now: NaiveDateTime,
+) -> Result<Vec<NewRate>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut valid = Vec::new();
+    if rows.is_empty() || rows.len() > super::payouts::MAX_BATCH {
+        return Err(vec![FieldError::new(
+            "rates",
+            "batch_size",
+            format!("must hold 1 to {} rates", super::payouts::MAX_BATCH),
+        )]);
+    }
+    for (index, row) in rows.iter().enumerate() {
+        let mut fail = |field: &str, code: &str, message: String| {
+            errors.push(FieldError::new(
+                format!("rates[{index}].{field}"),
+                code,
+                message,
+            ));
+        };
+        for (field, code) in [("base", &row.base), ("quote", &row.quote)] {
+            if assets.get(code).is_none() {
+                fail(
+                    field,
+                    "unknown_asset",
+                    format!("`{code}` is not a known asset"),
+                );
+            }
+        }
+        if row.base != "USD" && row.quote != "USD" || row.base == row.quote {
+            fail(
+                "quote",
+                "unsupported_pair",
+                "one side must be USD: asset/USD or USD/fiat".into(),
+            );
+        }
+        let rate = match super::parse_plain_decimal(&row.rate) {
+            Some(rate) if rate > Decimal::ZERO => Some(rate),
+            _ => {
+                fail(
+                    "rate",
+                    "invalid_rate",
+                    "must be a positive decimal string".into(),
+                );
+                None
+            }
+        };
+        let as_of = match parse_instant(&row.as_of) {
+            Ok(at) if at <= now + chrono::Duration::minutes(5) => Some(at),
+            Ok(_) => {
+                fail("as_of", "out_of_range", "is in the future".into());
+                None
+            }
+            Err(message) => {
+                fail("as_of", "invalid_time", message);
+                None
+            }
+        };
+        if let (Some(rate), Some(as_of)) = (rate, as_of) {
+            valid.push(NewRate {
+                base: row.base.clone(),
+                quote: row.quote.clone(),
+                as_of,
+                rate,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(valid)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Load asset→USD prices and USD→fiat rates (platform, admin).
+#[utoipa::path(post, path = "/v1/prices", tag = "ledger", request_body = RateBatch,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 200, body = RateReport), (status = 409), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_prices(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Platform, Role::Admin])?;
+    let batch: RateBatch = body.parse()?;
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/prices", &batch);
+    let assets = assets(&state).await?;
+    let rates =
+        validate_rates(&batch.rates, &assets, crate::db::now()).map_err(AppError::Validation)?;
+    let actor = caller.actor();
+    let source = batch.source.clone();
+    mutation::run(&state.db, request, move |connection| {
+        let (inserted, unchanged) = store::insert_rates(connection, &rates, &source)?;
+        if inserted > 0 {
+            crate::audit::store::append(
+                connection,
+                crate::audit::NewAuditEntry::new(
+                    actor.clone(),
+                    "rates.load",
+                    "rates",
+                    &source,
+                    Some(request_id.0.clone()),
+                )
+                .details(serde_json::json!({ "inserted": inserted, "unchanged": unchanged })),
+            )?;
+        }
+        Outcome::new(
+            StatusCode::OK,
+            &RateReport {
+                inserted,
+                unchanged,
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Balance {
+    pub asset: String,
+    /// Withdrawable now.
+    pub available: String,
+    /// On hold for withdrawals in flight.
+    pub held: String,
+    pub total: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Balances {
+    pub user_id: String,
+    pub balances: Vec<Balance>,
+}
+
+/// A user's balances per asset (the user, the platform, officers, admins).
+#[utoipa::path(get, path = "/v1/users/{id}/balances", tag = "ledger",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = Balances), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_balances(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = parse_uuid("id", &path.into_inner())?;
+    caller.require_self_or(&user_id, &LEDGER_READERS)?;
+    let id = user_id.clone();
+    let (assets, rows) = state
+        .db
+        .run(move |connection| {
+            crate::users::store::require_exists(connection, &id)?;
+            Ok((
+                store::load_assets(connection)?,
+                store::user_balances(connection, &id)?,
+            ))
+        })
+        .await?;
+    let balances = rows
+        .into_iter()
+        .filter_map(|(code, available, held)| {
+            let asset = assets.get(&code)?;
+            Some(Balance {
+                available: asset.from_atoms(available).to_string(),
+                held: asset.from_atoms(held).to_string(),
+                total: asset.from_atoms(available + held).to_string(),
+                asset: code,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Balances { user_id, balances }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    pub asset: Option<String>,
+    pub kind: Option<EntryKind>,
+    /// RFC 3339, inclusive, on the time the entry occurred.
+    pub from: Option<DateTime<Utc>>,
+    /// RFC 3339, exclusive.
+    pub to: Option<DateTime<Utc>>,
+    /// 1 to 500, default 100.
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One entry as a user's statement shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryView {
+    pub seq: i64,
+    pub transaction_id: String,
+    pub kind: EntryKind,
+    pub asset: String,
+    /// Positive when it adds to the user's balance, negative when it takes from it.
+    pub amount: String,
+    pub debit_account: String,
+    pub credit_account: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: NaiveDateTime,
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: NaiveDateTime,
+    pub external_id: Option<String>,
+    pub order_id: Option<String>,
+    pub facility_id: Option<String>,
+    /// `priced`, `stale_price` or `no_price` for payouts.
+    pub valuation: Option<String>,
+    pub fmv_usd: Option<String>,
+    pub usd_price: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub price_at: Option<NaiveDateTime>,
+    pub reason: Option<String>,
+    pub reverses_seq: Option<i64>,
+    pub hash: String,
+}
+
+fn entry_view(entry: LedgerEntry, assets: &Assets, user_id: &str) -> EntryView {
+    let scale = assets.get(&entry.asset).map(|a| a.scale).unwrap_or(0);
+    let owned_prefix = format!("user:{user_id}:");
+    let signed = if entry.debit_account.starts_with(&owned_prefix)
+        && !entry.credit_account.starts_with(&owned_prefix)
+    {
+        -entry.amount
+    } else {
+        entry.amount
+    };
+    EntryView {
+        seq: entry.seq,
+        transaction_id: entry.transaction_id,
+        kind: entry.kind,
+        amount: Decimal::from_i128_with_scale(i128::from(signed), scale).to_string(),
+        asset: entry.asset,
+        debit_account: entry.debit_account,
+        credit_account: entry.credit_account,
+        occurred_at: entry.occurred_at,
+        recorded_at: entry.recorded_at,
+        external_id: entry.external_id,
+        order_id: entry.order_id,
+        facility_id: entry.facility_id,
+        valuation: entry.valuation,
+        fmv_usd: entry.fmv_usd,
+        usd_price: entry.usd_price,
+        price_at: entry.price_at,
+        reason: entry.reason,
+        reverses_seq: entry.reverses_seq,
+        hash: entry.hash,
+    }
+}
+
+/// A user's ledger entries, newest first, with their valuation (the user, the platform, officers, admins).
+#[utoipa::path(get, path = "/v1/users/{id}/ledger", tag = "ledger",
+    params(("id" = String, Path, description = "User id"), LedgerQuery),
+    responses((status = 200, body = Page<EntryView>), (status = 400), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_ledger(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<LedgerQuery>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = parse_uuid("id", &path.into_inner())?;
+    caller.require_self_or(&user_id, &LEDGER_READERS)?;
+    let query = query.0;
+    let limit = crate::http::page_limit(query.limit)?;
+    let before_seq = crate::http::parse_seq_cursor(query.cursor.as_deref())?;
+    let filter = EntryFilter {
+        user_id: Some(user_id.clone()),
+        asset: query.asset,
+        kind: query.kind,
+        from: query.from.map(|t| t.naive_utc()),
+        to: query.to.map(|t| t.naive_utc()),
+        before_seq,
+        limit,
+    };
+    let id = user_id.clone();
+    let (assets, entries) = state
+        .db
+        .run(move |connection| {
+            crate::users::store::require_exists(connection, &id)?;
+            Ok((
+                store::load_assets(connection)?,
+                store::entries(connection, &filter)?,
+            ))
+        })
+        .await?;
+    let views: Vec<EntryView> = entries
+        .into_iter()
+        .map(|entry| entry_view(entry, &assets, &user_id))
+        .collect();
+    Ok(HttpResponse::Ok().json(Page::new(views, limit, |view| view.seq.to_string())))
+}

@@ -1,0 +1,839 @@
+//! Ledger queries: appending chained entries with their balances, ingesting payouts, reading.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use rust_decimal::Decimal;
+
+use super::payouts::ValidPayout;
+use super::{
+    transfer_accounts, value_at, Account, Asset, Assets, EntryKind, LedgerEntry, PricePoint,
+    Valuation,
+};
+use crate::audit::{self, Actor, NewAuditEntry};
+use crate::chain::{ChainVerifier, Chained, Verification};
+use crate::db::schema::{assets, balances, chain_heads, ledger_entries, rates, users};
+use crate::db::{DbConnection, MultiBackend};
+use crate::error::{AppError, FieldError};
+
+const CHAIN: &str = "ledger";
+/// Rows per multi-row statement: under SQLite's 32,766 and PostgreSQL's 65,535 bind limits.
+const INSERT_CHUNK: usize = 1_000;
+const LOOKUP_CHUNK: usize = 500;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_entries, treat_none_as_default_value = false)]
+struct EntryRow {
+    seq: i64,
+    transaction_id: String,
+    kind: String,
+    asset: String,
+    amount: i64,
+    debit_account: String,
+    credit_account: String,
+    user_id: Option<String>,
+    occurred_at: NaiveDateTime,
+    recorded_at: NaiveDateTime,
+    source: Option<String>,
+    external_id: Option<String>,
+    order_id: Option<String>,
+    facility_id: Option<String>,
+    valuation: Option<String>,
+    fmv_usd: Option<String>,
+    usd_price: Option<String>,
+    price_at: Option<NaiveDateTime>,
+    reason: Option<String>,
+    actor_id: String,
+    reverses_seq: Option<i64>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl EntryRow {
+    fn into_entry(self) -> Result<LedgerEntry, AppError> {
+        let kind = EntryKind::parse(&self.kind).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "ledger entry {} has unknown kind {}",
+                self.seq,
+                self.kind
+            ))
+        })?;
+        Ok(LedgerEntry {
+            seq: self.seq,
+            transaction_id: self.transaction_id,
+            kind,
+            asset: self.asset,
+            amount: self.amount,
+            debit_account: self.debit_account,
+            credit_account: self.credit_account,
+            user_id: self.user_id,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            source: self.source,
+            external_id: self.external_id,
+            order_id: self.order_id,
+            facility_id: self.facility_id,
+            valuation: self.valuation,
+            fmv_usd: self.fmv_usd,
+            usd_price: self.usd_price,
+            price_at: self.price_at,
+            reason: self.reason,
+            actor_id: self.actor_id,
+            reverses_seq: self.reverses_seq,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+
+    fn from_entry(entry: LedgerEntry) -> EntryRow {
+        EntryRow {
+            seq: entry.seq,
+            transaction_id: entry.transaction_id,
+            kind: entry.kind.as_str().to_string(),
+            asset: entry.asset,
+            amount: entry.amount,
+            debit_account: entry.debit_account,
+            credit_account: entry.credit_account,
+            user_id: entry.user_id,
+            occurred_at: entry.occurred_at,
+            recorded_at: entry.recorded_at,
+            source: entry.source,
+            external_id: entry.external_id,
+            order_id: entry.order_id,
+            facility_id: entry.facility_id,
+            valuation: entry.valuation,
+            fmv_usd: entry.fmv_usd,
+            usd_price: entry.usd_price,
+            price_at: entry.price_at,
+            reason: entry.reason,
+            actor_id: entry.actor_id,
+            reverses_seq: entry.reverses_seq,
+            prev_hash: entry.prev_hash,
+            hash: entry.hash,
+        }
+    }
+}
+
+pub fn load_assets(connection: &mut DbConnection) -> QueryResult<Assets> {
+    let rows: Vec<(String, i32)> = assets::table
+        .select((assets::code, assets::scale))
+        .load(connection)?;
+    Ok(Assets::new(rows.into_iter().map(|(code, scale)| Asset {
+        code,
+        scale: u32::try_from(scale).unwrap_or(0),
+    })))
+}
+
+/// Appends entries (their seq, hashes and recorded time are assigned here) and applies them to
+/// the balances. Call inside the write transaction that makes the change.
+pub fn append_entries(
+    connection: &mut DbConnection,
+    mut entries: Vec<LedgerEntry>,
+) -> QueryResult<Vec<LedgerEntry>> {
+    if entries.is_empty() {
+        return Ok(entries);
+    }
+    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    // Advancing the head first takes its row lock on PostgreSQL, so batches queue here.
+    let (last_seq, mut prev_hash): (i64, String) = diesel::update(chain_heads::table.find(CHAIN))
+        .set(chain_heads::seq.eq(chain_heads::seq + count))
+        .returning((chain_heads::seq, chain_heads::hash))
+        .get_result(connection)?;
+    let recorded_at = crate::db::now();
+    for (offset, entry) in (0i64..).zip(entries.iter_mut()) {
+        entry.seq = last_seq - count + 1 + offset;
+        entry.recorded_at = recorded_at;
+        entry.prev_hash = prev_hash;
+        entry.hash = entry.compute_hash();
+        prev_hash = entry.hash.clone();
+    }
+    let rows: Vec<EntryRow> = entries.iter().cloned().map(EntryRow::from_entry).collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        insert_rows(connection, chunk)?;
+    }
+    diesel::update(chain_heads::table.find(CHAIN))
+        .set(chain_heads::hash.eq(&prev_hash))
+        .execute(connection)?;
+    apply_balance_deltas(connection, &super::balance_deltas(&entries))?;
+    Ok(entries)
+}
+
+/// Multi-row INSERT, written per backend: diesel's `MultiBackend` has no batch insert.
+fn insert_rows(connection: &mut DbConnection, rows: &[EntryRow]) -> QueryResult<usize> {
+    let insert = diesel::insert_into(ledger_entries::table).values(rows);
+    match connection {
+        DbConnection::Sqlite(inner) => insert.execute(inner),
+        DbConnection::Postgresql(inner) => insert.execute(inner),
+    }
+}
+
+/// Adds deltas to balances with one upsert per chunk (same SQL on both backends; `$n`
+/// placeholders are positional on SQLite too).
+fn apply_balance_deltas(
+    connection: &mut DbConnection,
+    deltas: &BTreeMap<(String, String), i64>,
+) -> QueryResult<()> {
+    let deltas: Vec<_> = deltas.iter().collect();
+    for chunk in deltas.chunks(LOOKUP_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| format!("(${}, ${}, ${})", row * 3 + 1, row * 3 + 2, row * 3 + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO balances (account, asset, atoms) VALUES {} \
+             ON CONFLICT (account, asset) DO UPDATE SET atoms = balances.atoms + excluded.atoms",
+            values.join(", ")
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<MultiBackend>();
+        for ((account, asset), delta) in chunk {
+            query = query
+                .bind::<Text, _>(account.clone())
+                .bind::<Text, _>(asset.clone())
+                .bind::<BigInt, _>(**delta);
+        }
+        query.execute(connection)?;
+    }
+    Ok(())
+}
+
+/// A single movement of a user's funds other than a payout.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub kind: EntryKind,
+    pub user_id: String,
+    pub asset: String,
+    pub amount: i64,
+    pub occurred_at: NaiveDateTime,
+    /// For adjustments: credit the user (true) or debit them (false).
+    pub to_user: bool,
+    /// Why; required for adjustments.
+    pub reason: Option<String>,
+}
+
+/// Records a transfer as one entry. A user account it debits may not go below zero.
+/// Call inside a write transaction.
+pub fn record(
+    connection: &mut DbConnection,
+    transfer: Transfer,
+    actor: &Actor,
+) -> Result<LedgerEntry, AppError> {
+    if transfer.kind == EntryKind::Reversal {
+        return Err(AppError::bad_field(
+            "kind",
+            "reverse an entry with `reverse`",
+        ));
+    }
+    if transfer.kind == EntryKind::Adjustment
+        && transfer.reason.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(AppError::invalid_field(
+            "reason",
+            "required",
+            "an adjustment needs a reason",
+        ));
+    }
+    if transfer.amount <= 0 {
+        return Err(AppError::invalid_field(
+            "amount",
+            "invalid_amount",
+            "must be greater than zero",
+        ));
+    }
+    let (debit, credit) = transfer_accounts(transfer.kind, &transfer.user_id, transfer.to_user);
+    let entry = LedgerEntry {
+        seq: 0,
+        transaction_id: uuid::Uuid::new_v4().to_string(),
+        kind: transfer.kind,
+        asset: transfer.asset,
+        amount: transfer.amount,
+        debit_account: debit.key(),
+        credit_account: credit.key(),
+        user_id: Some(transfer.user_id),
+        occurred_at: transfer.occurred_at,
+        recorded_at: transfer.occurred_at,
+        source: None,
+        external_id: None,
+        order_id: None,
+        facility_id: None,
+        valuation: None,
+        fmv_usd: None,
+        usd_price: None,
+        price_at: None,
+        reason: transfer.reason,
+        actor_id: actor.id.clone(),
+        reverses_seq: None,
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    append_checked(connection, entry, debit.user().is_some())
+}
+
+/// Reverses a stored entry with a new entry that swaps its accounts. An entry is reversed at most
+/// once, and a reversal is not itself reversed (record a new transfer instead).
+pub fn reverse(
+    connection: &mut DbConnection,
+    seq: i64,
+    reason: &str,
+    actor: &Actor,
+) -> Result<LedgerEntry, AppError> {
+    let original = ledger_entries::table
+        .find(seq)
+        .select(EntryRow::as_select())
+        .first(connection)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no ledger entry {seq}")))?
+        .into_entry()?;
+    if original.kind == EntryKind::Reversal {
+        return Err(AppError::Conflict(format!(
+            "entry {seq} is itself a reversal"
+        )));
+    }
+    let already: i64 = ledger_entries::table
+        .filter(ledger_entries::reverses_seq.eq(seq))
+        .count()
+        .get_result(connection)?;
+    if already > 0 {
+        return Err(AppError::Conflict(format!(
+            "entry {seq} is already reversed"
+        )));
+    }
+    let debits_user = original.credit_account.starts_with("user:");
+    let entry = LedgerEntry {
+        seq: 0,
+        transaction_id: original.transaction_id.clone(),
+        kind: EntryKind::Reversal,
+        debit_account: original.credit_account.clone(),
+        credit_account: original.debit_account.clone(),
+        occurred_at: crate::db::now(),
+        source: None,
+        external_id: None,
+        order_id: original.order_id.clone(),
+        facility_id: original.facility_id.clone(),
+        valuation: None,
+        fmv_usd: None,
+        usd_price: None,
+        price_at: None,
+        reason: Some(reason.to_string()),
+        actor_id: actor.id.clone(),
+        reverses_seq: Some(seq),
+        ..original
+    };
+    append_checked(connection, entry, debits_user)
+}
+
+/// Appends one entry; if it debits a user account, that account must not end below zero (the
+/// balance row is updated first, so concurrent debits queue on its lock).
+fn append_checked(
+    connection: &mut DbConnection,
+    entry: LedgerEntry,
+    debits_user: bool,
+) -> Result<LedgerEntry, AppError> {
+    let debit_account = entry.debit_account.clone();
+    let asset = entry.asset.clone();
+    let mut appended = append_entries(connection, vec![entry])?;
+    if debits_user {
+        let remaining: i64 = balances::table
+            .find((&debit_account, &asset))
+            .select(balances::atoms)
+            .first(connection)?;
+        if remaining < 0 {
+            return Err(AppError::invalid_field(
+                "amount",
+                "insufficient_balance",
+                format!("{debit_account} holds too little {asset}"),
+            ));
+        }
+    }
+    appended
+        .pop()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("entry not appended")))
+}
+
+/// Every balance, keyed by (account, asset).
+pub fn all_balances(connection: &mut DbConnection) -> QueryResult<BTreeMap<(String, String), i64>> {
+    let rows: Vec<(String, String, i64)> = balances::table
+        .select((balances::account, balances::asset, balances::atoms))
+        .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|(account, asset, atoms)| ((account, asset), atoms))
+        .collect())
+}
+
+/// What a payout batch did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct IngestReport {
+    /// Payouts written now.
+    pub accepted: usize,
+    /// Payouts already stored with identical content: nothing written.
+    pub duplicates: usize,
+    /// Accepted payouts without a usable price: stored, flagged, not valued.
+    pub unpriced: usize,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+}
+
+/// Writes a validated batch: all of it, or nothing if any row names an unknown user or reuses a
+/// stored external id for a different payout. Call inside a write transaction.
+pub fn ingest_payouts(
+    connection: &mut DbConnection,
+    source: &str,
+    payouts: Vec<ValidPayout>,
+    actor: &Actor,
+    request_id: Option<String>,
+    staleness: chrono::Duration,
+) -> Result<IngestReport, AppError> {
+    let known_users = existing_users(connection, payouts.iter().map(|p| p.user_id.as_str()))?;
+    let unknown: Vec<FieldError> = payouts
+        .iter()
+        .filter(|p| !known_users.contains(&p.user_id))
+        .map(|p| {
+            FieldError::new(
+                format!("payouts[{}].user_id", p.index),
+                "unknown_user",
+                format!("no user with id {}", p.user_id),
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AppError::Validation(unknown));
+    }
+
+    let stored = stored_payouts(
+        connection,
+        source,
+        payouts.iter().map(|p| p.external_id.as_str()),
+    )?;
+    let mut conflicts = Vec::new();
+    let mut fresh = Vec::with_capacity(payouts.len());
+    for payout in payouts {
+        match stored.get(&payout.external_id) {
+            None => fresh.push(payout),
+            Some(existing) if existing.same_as(&payout) => {}
+            Some(_) => conflicts.push(FieldError::new(
+                format!("payouts[{}].external_id", payout.index),
+                "conflict",
+                format!(
+                    "external_id `{}` is already stored with different content",
+                    payout.external_id
+                ),
+            )),
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(AppError::ConflictingRows(conflicts));
+    }
+    let duplicates = stored.len();
+
+    let prices = load_usd_prices(connection, &fresh, staleness)?;
+    let mut unpriced = 0;
+    let entries: Vec<LedgerEntry> = fresh
+        .into_iter()
+        .map(|payout| {
+            let points = prices.get(&payout.asset).map(Vec::as_slice).unwrap_or(&[]);
+            let valuation = value_at(payout.decimal_amount, payout.occurred_at, points, staleness);
+            if !matches!(valuation, Valuation::Priced { .. }) {
+                unpriced += 1;
+            }
+            payout_entry(payout, source, valuation, &actor.id)
+        })
+        .collect();
+    let entries = append_entries(connection, entries)?;
+    let report = IngestReport {
+        accepted: entries.len(),
+        duplicates,
+        unpriced,
+        first_seq: entries.first().map(|e| e.seq),
+        last_seq: entries.last().map(|e| e.seq),
+    };
+    if report.accepted > 0 {
+        audit::store::append(
+            connection,
+            NewAuditEntry::new(
+                actor.clone(),
+                "payouts.ingest",
+                "ledger",
+                source,
+                request_id,
+            )
+            .details(serde_json::json!({
+                "accepted": report.accepted,
+                "duplicates": report.duplicates,
+                "unpriced": report.unpriced,
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+            })),
+        )?;
+    }
+    Ok(report)
+}
+
+fn payout_entry(
+    payout: ValidPayout,
+    source: &str,
+    valuation: Valuation,
+    actor_id: &str,
+) -> LedgerEntry {
+    let (debit, credit) = transfer_accounts(EntryKind::Payout, &payout.user_id, true);
+    let (fmv_usd, usd_price, price_at) = match &valuation {
+        Valuation::Priced {
+            fmv_usd,
+            usd_price,
+            price_at,
+        } => (
+            Some(fmv_usd.to_string()),
+            Some(usd_price.to_string()),
+            Some(*price_at),
+        ),
+        Valuation::StalePrice { price_at } => (None, None, Some(*price_at)),
+        Valuation::NoPrice => (None, None, None),
+    };
+    LedgerEntry {
+        seq: 0,
+        transaction_id: uuid::Uuid::new_v4().to_string(),
+        kind: EntryKind::Payout,
+        asset: payout.asset,
+        amount: payout.amount,
+        debit_account: debit.key(),
+        credit_account: credit.key(),
+        user_id: Some(payout.user_id),
+        occurred_at: payout.occurred_at,
+        recorded_at: payout.occurred_at,
+        source: Some(source.to_string()),
+        external_id: Some(payout.external_id),
+        order_id: Some(payout.order_id),
+        facility_id: Some(payout.facility_id),
+        valuation: Some(valuation.label().to_string()),
+        fmv_usd,
+        usd_price,
+        price_at,
+        reason: None,
+        actor_id: actor_id.to_string(),
+        reverses_seq: None,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+fn existing_users<'a>(
+    connection: &mut DbConnection,
+    ids: impl Iterator<Item = &'a str>,
+) -> QueryResult<HashSet<String>> {
+    let wanted: Vec<&str> = ids.collect::<HashSet<_>>().into_iter().collect();
+    let mut found = HashSet::with_capacity(wanted.len());
+    for chunk in wanted.chunks(LOOKUP_CHUNK) {
+        let rows: Vec<String> = users::table
+            .filter(users::id.eq_any(chunk))
+            .select(users::id)
+            .load(connection)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// The fields that make two payouts "the same payout".
+struct StoredPayout {
+    user_id: Option<String>,
+    asset: String,
+    amount: i64,
+    occurred_at: NaiveDateTime,
+    order_id: Option<String>,
+    facility_id: Option<String>,
+}
+
+impl StoredPayout {
+    fn same_as(&self, payout: &ValidPayout) -> bool {
+        self.user_id.as_deref() == Some(payout.user_id.as_str())
+            && self.asset == payout.asset
+            && self.amount == payout.amount
+            && self.occurred_at == payout.occurred_at
+            && self.order_id.as_deref() == Some(payout.order_id.as_str())
+            && self.facility_id.as_deref() == Some(payout.facility_id.as_str())
+    }
+}
+
+type StoredPayoutRow = (
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    NaiveDateTime,
+    Option<String>,
+    Option<String>,
+);
+
+fn stored_payouts<'a>(
+    connection: &mut DbConnection,
+    source: &str,
+    external_ids: impl Iterator<Item = &'a str>,
+) -> QueryResult<HashMap<String, StoredPayout>> {
+    let wanted: Vec<&str> = external_ids.collect();
+    let mut found = HashMap::new();
+    for chunk in wanted.chunks(LOOKUP_CHUNK) {
+        let rows: Vec<StoredPayoutRow> = ledger_entries::table
+            .filter(ledger_entries::source.eq(source))
+            .filter(ledger_entries::external_id.eq_any(chunk))
+            .select((
+                ledger_entries::external_id,
+                ledger_entries::user_id,
+                ledger_entries::asset,
+                ledger_entries::amount,
+                ledger_entries::occurred_at,
+                ledger_entries::order_id,
+                ledger_entries::facility_id,
+            ))
+            .load(connection)?;
+        for (external_id, user_id, asset, amount, occurred_at, order_id, facility_id) in rows {
+            if let Some(external_id) = external_id {
+                found.insert(
+                    external_id,
+                    StoredPayout {
+                        user_id,
+                        asset,
+                        amount,
+                        occurred_at,
+                        order_id,
+                        facility_id,
+                    },
+                );
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// USD prices per asset covering the payouts' times (and the staleness window before them).
+fn load_usd_prices(
+    connection: &mut DbConnection,
+    payouts: &[ValidPayout],
+    staleness: chrono::Duration,
+) -> Result<HashMap<String, Vec<PricePoint>>, AppError> {
+    let mut windows: HashMap<&str, (NaiveDateTime, NaiveDateTime)> = HashMap::new();
+    for payout in payouts {
+        let window = windows
+            .entry(payout.asset.as_str())
+            .or_insert((payout.occurred_at, payout.occurred_at));
+        window.0 = window.0.min(payout.occurred_at);
+        window.1 = window.1.max(payout.occurred_at);
+    }
+    let mut prices = HashMap::new();
+    for (asset, (from, to)) in windows {
+        prices.insert(
+            asset.to_string(),
+            rate_points(connection, asset, "USD", from - staleness, to)?,
+        );
+    }
+    Ok(prices)
+}
+
+/// Observations of `base`/`quote` in [from, to], plus the latest one before `from`.
+pub fn rate_points(
+    connection: &mut DbConnection,
+    base: &str,
+    quote: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<PricePoint>, AppError> {
+    let pair = rates::table
+        .filter(rates::base.eq(base))
+        .filter(rates::quote.eq(quote));
+    let before: Option<(NaiveDateTime, String)> = pair
+        .filter(rates::as_of.lt(from))
+        .order(rates::as_of.desc())
+        .select((rates::as_of, rates::rate))
+        .first(connection)
+        .optional()?;
+    let within: Vec<(NaiveDateTime, String)> = pair
+        .filter(rates::as_of.ge(from))
+        .filter(rates::as_of.le(to))
+        .order(rates::as_of.asc())
+        .select((rates::as_of, rates::rate))
+        .load(connection)?;
+    before
+        .into_iter()
+        .chain(within)
+        .map(|(as_of, rate)| {
+            let rate = rate.parse::<Decimal>().map_err(AppError::internal)?;
+            Ok(PricePoint { as_of, rate })
+        })
+        .collect()
+}
+
+/// A rate observation to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRate {
+    pub base: String,
+    pub quote: String,
+    pub as_of: NaiveDateTime,
+    pub rate: Decimal,
+}
+
+/// Stores rates; an observation already stored with the same value is skipped, a different value
+/// for the same pair and time is a conflict (corrections are new observations).
+pub fn insert_rates(
+    connection: &mut DbConnection,
+    new_rates: &[NewRate],
+    source: &str,
+) -> Result<(usize, usize), AppError> {
+    let recorded_at = crate::db::now();
+    let mut inserted = 0;
+    let mut unchanged = 0;
+    for rate in new_rates {
+        let existing: Option<String> = rates::table
+            .find((&rate.base, &rate.quote, rate.as_of))
+            .select(rates::rate)
+            .first(connection)
+            .optional()?;
+        match existing {
+            Some(stored) if stored.parse::<Decimal>().ok() == Some(rate.rate) => unchanged += 1,
+            Some(stored) => {
+                return Err(AppError::Conflict(format!(
+                    "{}/{} at {} is already stored as {stored}",
+                    rate.base, rate.quote, rate.as_of
+                )))
+            }
+            None => {
+                diesel::insert_into(rates::table)
+                    .values((
+                        rates::base.eq(&rate.base),
+                        rates::quote.eq(&rate.quote),
+                        rates::as_of.eq(rate.as_of),
+                        rates::rate.eq(rate.rate.normalize().to_string()),
+                        rates::source.eq(source),
+                        rates::recorded_at.eq(recorded_at),
+                    ))
+                    .execute(connection)?;
+                inserted += 1;
+            }
+        }
+    }
+    Ok((inserted, unchanged))
+}
+
+/// A user's balances per asset, in atoms: (asset, available, held).
+pub fn user_balances(
+    connection: &mut DbConnection,
+    user_id: &str,
+) -> QueryResult<Vec<(String, i64, i64)>> {
+    let available = Account::Available(user_id.to_string()).key();
+    let held = Account::Held(user_id.to_string()).key();
+    let rows: Vec<(String, String, i64)> = balances::table
+        .filter(balances::account.eq_any([&available, &held]))
+        .select((balances::account, balances::asset, balances::atoms))
+        .load(connection)?;
+    let mut per_asset: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (account, asset, atoms) in rows {
+        let slot = per_asset.entry(asset).or_default();
+        if account == available {
+            slot.0 += atoms;
+        } else {
+            slot.1 += atoms;
+        }
+    }
+    Ok(per_asset
+        .into_iter()
+        .map(|(asset, (available, held))| (asset, available, held))
+        .collect())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub user_id: Option<String>,
+    pub asset: Option<String>,
+    pub kind: Option<EntryKind>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// Entries newest first.
+pub fn entries(
+    connection: &mut DbConnection,
+    filter: &EntryFilter,
+) -> Result<Vec<LedgerEntry>, AppError> {
+    let mut query = ledger_entries::table
+        .select(EntryRow::as_select())
+        .into_boxed();
+    if let Some(user_id) = &filter.user_id {
+        query = query.filter(ledger_entries::user_id.eq(user_id.clone()));
+    }
+    if let Some(asset) = &filter.asset {
+        query = query.filter(ledger_entries::asset.eq(asset.clone()));
+    }
+    if let Some(kind) = filter.kind {
+        query = query.filter(ledger_entries::kind.eq(kind.as_str()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(ledger_entries::occurred_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(ledger_entries::occurred_at.lt(to));
+    }
+    if let Some(before) = filter.before_seq {
+        query = query.filter(ledger_entries::seq.lt(before));
+    }
+    query
+        .order(ledger_entries::seq.desc())
+        .limit(filter.limit)
+        .load::<EntryRow>(connection)?
+        .into_iter()
+        .map(EntryRow::into_entry)
+        .collect()
+}
+
+/// Walks the ledger chain, then checks every stored balance against the entries' sums.
+pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
+    const PAGE: i64 = 10_000;
+    let mut verifier = ChainVerifier::new(CHAIN);
+    let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<EntryRow> = ledger_entries::table
+            .filter(ledger_entries::seq.gt(after))
+            .order(ledger_entries::seq.asc())
+            .limit(PAGE)
+            .select(EntryRow::as_select())
+            .load(connection)?;
+        let count = rows.len();
+        for row in rows {
+            let entry = row.into_entry()?;
+            if let Err(broken) = verifier.check(&entry) {
+                return Ok(Verification::Broken(broken));
+            }
+            for (key, delta) in super::balance_deltas([&entry]) {
+                *sums.entry(key).or_default() += delta;
+            }
+            after = entry.seq;
+        }
+        if i64::try_from(count).unwrap_or(0) < PAGE {
+            break;
+        }
+    }
+    let (head_seq, head_hash): (i64, String) = chain_heads::table
+        .find(CHAIN)
+        .select((chain_heads::seq, chain_heads::hash))
+        .first(connection)?;
+    let entries = match verifier.finish(head_seq, &head_hash) {
+        Ok(entries) => entries,
+        Err(broken) => return Ok(Verification::Broken(broken)),
+    };
+    let stored: Vec<(String, String, i64)> = balances::table
+        .select((balances::account, balances::asset, balances::atoms))
+        .load(connection)?;
+    for (account, asset, atoms) in stored {
+        let expected = sums.remove(&(account.clone(), asset.clone())).unwrap_or(0);
+        if expected != atoms {
+            return Ok(Verification::Inconsistent(format!(
+                "balance of {account} in {asset} is {atoms} atoms but its entries sum to {expected}"
+            )));
+        }
+    }
+    if let Some(((account, asset), expected)) = sums.into_iter().find(|(_, sum)| *sum != 0) {
+        return Ok(Verification::Inconsistent(format!(
+            "balance of {account} in {asset} is missing; its entries sum to {expected}"
+        )));
+    }
+    Ok(Verification::Intact { entries })
+}

@@ -1,0 +1,415 @@
+use std::collections::BTreeMap;
+
+use hashgate::auth::Role;
+use hashgate::db::write_transaction;
+use hashgate::ledger::store::{self, Transfer};
+use hashgate::ledger::EntryKind;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::common::TestApp;
+
+backend_tests!(
+    payouts_are_recorded_valued_and_balanced,
+    one_bad_row_rejects_the_batch_and_names_every_bad_row,
+    resending_a_payout_is_a_no_op_and_changing_one_conflicts,
+    a_full_batch_is_accepted_and_one_more_row_is_refused,
+    ledger_tampering_is_refused_or_detected,
+    only_the_user_and_staff_read_balances_and_entries,
+    random_operations_keep_every_balance_equal_to_its_entries
+);
+
+fn payout(user_id: &str, external_id: &str, amount: &str, occurred_at: &str) -> Value {
+    json!({
+        "user_id": user_id, "asset": "BTC", "amount": amount, "occurred_at": occurred_at,
+        "order_id": "order-7", "facility_id": "qc-montreal-1", "external_id": external_id
+    })
+}
+
+fn ledger_count(app: &TestApp) -> String {
+    app.query_text("SELECT CAST(COUNT(*) AS TEXT) AS value FROM ledger_entries")[0].clone()
+}
+
+fn payouts_are_recorded_valued_and_balanced(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let officer = app.token(Role::Officer, None, None);
+    let user = app.create_user(&platform, "miner-1");
+    let prices = app.post(
+        "/v1/prices",
+        Some(&platform),
+        &json!({"source": "test-feed", "rates": [
+            {"base": "BTC", "quote": "USD", "as_of": "2025-12-31T00:00:00Z", "rate": "94000.50"},
+            {"base": "BTC", "quote": "USD", "as_of": "2026-01-01T00:00:00Z", "rate": "95000"},
+            {"base": "USD", "quote": "HKD", "as_of": "2026-01-01T00:00:00Z", "rate": "7.7812"}
+        ]}),
+    );
+    assert_eq!(prices.status, 200, "{}", prices.body);
+    assert_eq!(prices.json()["inserted"], 3);
+
+    let response = app.post(
+        "/v1/payouts",
+        Some(&platform),
+        &json!({"payouts": [
+            payout(&user, "p-1", "0.00012345", "2026-01-01T01:00:00+08:00"),
+            payout(&user, "p-2", "0.001", "2026-01-01T12:00:00Z"),
+            payout(&user, "p-3", "0.5", "2025-12-30T12:00:00Z"),
+        ]}),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let report = response.json();
+    assert_eq!(report["accepted"], 3);
+    assert_eq!(report["duplicates"], 0);
+    assert_eq!(report["unpriced"], 1);
+
+    let balances = app
+        .get(&format!("/v1/users/{user}/balances"), Some(&officer))
+        .json();
+    assert_eq!(balances["balances"][0]["asset"], "BTC");
+    assert_eq!(balances["balances"][0]["available"], "0.50112345");
+    assert_eq!(balances["balances"][0]["held"], "0.00000000");
+
+    let entries = app
+        .get(&format!("/v1/users/{user}/ledger"), Some(&officer))
+        .json();
+    let items = entries["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let by_id = |id: &str| {
+        items
+            .iter()
+            .find(|e| e["external_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    // 01:00 in UTC+8 is 17:00 UTC the day before: valued at that day's price.
+    let first = by_id("p-1");
+    assert_eq!(first["occurred_at"], "2025-12-31T17:00:00");
+    assert_eq!(first["usd_price"], "94000.5");
+    assert_eq!(first["fmv_usd"], "11.604361725");
+    assert_eq!(first["amount"], "0.00012345");
+    assert_eq!(by_id("p-2")["fmv_usd"], "95");
+    let unpriced = by_id("p-3");
+    assert_eq!(unpriced["valuation"], "no_price");
+    assert!(unpriced["fmv_usd"].is_null());
+
+    let filtered = app
+        .get(
+            &format!("/v1/users/{user}/ledger?from=2026-01-01T00:00:00Z&kind=payout"),
+            Some(&officer),
+        )
+        .json();
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+
+    let verify = app.command(&["verify"]);
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        stdout.contains("ledger: 3 entries, hash chain intact"),
+        "{stdout}"
+    );
+}
+
+fn one_bad_row_rejects_the_batch_and_names_every_bad_row(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let user = app.create_user(&platform, "miner-2");
+    let unknown_user = uuid::Uuid::new_v4().to_string();
+    let mut rows = vec![
+        payout(&user, "ok-0", "0.1", "2026-01-01T00:00:00Z"),
+        payout(&user, "neg", "-0.1", "2026-01-01T00:00:00Z"),
+        payout(&user, "zero", "0", "2026-01-01T00:00:00Z"),
+        payout(&user, "fine", "0.000000001", "2026-01-01T00:00:00Z"),
+        payout(&user, "nozone", "0.1", "2026-01-01T00:00:00"),
+        payout(&user, "future", "0.1", "2099-01-01T00:00:00Z"),
+        payout(&user, "ok-0", "0.1", "2026-01-01T00:00:00Z"),
+    ];
+    let mut doge = payout(&user, "doge", "1", "2026-01-01T00:00:00Z");
+    doge["asset"] = json!("DOGE");
+    rows.push(doge);
+    let mut as_number = payout(&user, "number", "1", "2026-01-01T00:00:00Z");
+    as_number["amount"] = json!(0.1);
+    let response = app.post(
+        "/v1/payouts",
+        Some(&platform),
+        &json!({"payouts": [as_number]}),
+    );
+    assert_eq!(response.problem_fields(422), vec!["payouts[0].amount"]);
+
+    let response = app.post("/v1/payouts", Some(&platform), &json!({"payouts": rows}));
+    assert_eq!(
+        response.problem_fields(422),
+        vec![
+            "payouts[1].amount",
+            "payouts[2].amount",
+            "payouts[3].amount",
+            "payouts[4].occurred_at",
+            "payouts[5].occurred_at",
+            "payouts[6].external_id",
+            "payouts[7].asset",
+        ]
+    );
+    let response = app.post(
+        "/v1/payouts",
+        Some(&platform),
+        &json!({"payouts": [payout(&user, "a", "0.1", "2026-01-01T00:00:00Z"),
+                            payout(&unknown_user, "b", "0.1", "2026-01-01T00:00:00Z")]}),
+    );
+    assert_eq!(response.problem_fields(422), vec!["payouts[1].user_id"]);
+    assert_eq!(
+        ledger_count(app),
+        "0",
+        "nothing is written from a rejected batch"
+    );
+}
+
+fn resending_a_payout_is_a_no_op_and_changing_one_conflicts(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let user = app.create_user(&platform, "miner-3");
+    let batch = json!({"payouts": [payout(&user, "r-1", "0.2", "2026-02-01T00:00:00Z")]});
+    assert_eq!(
+        app.post("/v1/payouts", Some(&platform), &batch).json()["accepted"],
+        1
+    );
+    let again = app.post("/v1/payouts", Some(&platform), &batch).json();
+    assert_eq!(
+        (again["accepted"].clone(), again["duplicates"].clone()),
+        (json!(0), json!(1))
+    );
+    let changed = json!({"payouts": [
+        payout(&user, "r-2", "0.3", "2026-02-02T00:00:00Z"),
+        payout(&user, "r-1", "0.25", "2026-02-01T00:00:00Z"),
+    ]});
+    let response = app.post("/v1/payouts", Some(&platform), &changed);
+    assert_eq!(response.problem_fields(409), vec!["payouts[1].external_id"]);
+    assert_eq!(ledger_count(app), "1");
+    // Another source may use the same external id.
+    let other = json!({"source": "pool-b", "payouts": [payout(&user, "r-1", "0.25", "2026-02-01T00:00:00Z")]});
+    assert_eq!(
+        app.post("/v1/payouts", Some(&platform), &other).json()["accepted"],
+        1
+    );
+    let balance = app
+        .get(&format!("/v1/users/{user}/balances"), Some(&platform))
+        .json();
+    assert_eq!(balance["balances"][0]["available"], "0.45000000");
+}
+
+fn a_full_batch_is_accepted_and_one_more_row_is_refused(app: &TestApp) {
+    let app = &TestApp::spawn_with_body_limit(app.backend, 4 * 1024 * 1024);
+    let platform = app.token(Role::Platform, None, None);
+    let users: Vec<String> = (0..20)
+        .map(|i| app.create_user(&platform, &format!("bulk-{i}")))
+        .collect();
+    let rows: Vec<Value> = (0..10_001)
+        .map(|i| {
+            payout(
+                &users[i % users.len()],
+                &format!("bulk-{i}"),
+                "0.00000100",
+                "2026-03-01T00:00:00Z",
+            )
+        })
+        .collect();
+    let response = app.post("/v1/payouts", Some(&platform), &json!({"payouts": rows}));
+    assert_eq!(response.problem_fields(422), vec!["payouts"]);
+    let response = app.post(
+        "/v1/payouts",
+        Some(&platform),
+        &json!({"payouts": rows[..10_000]}),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["accepted"], 10_000);
+    let balance = app
+        .get(&format!("/v1/users/{}/balances", users[0]), Some(&platform))
+        .json();
+    assert_eq!(balance["balances"][0]["available"], "0.00050000");
+    let verify = app.command(&["verify"]);
+    assert!(String::from_utf8_lossy(&verify.stdout)
+        .contains("ledger: 10000 entries, hash chain intact"));
+}
+
+fn ledger_tampering_is_refused_or_detected(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let user = app.create_user(&platform, "miner-4");
+    let rows: Vec<Value> = (0..3)
+        .map(|i| payout(&user, &format!("t-{i}"), "0.01", "2026-01-05T00:00:00Z"))
+        .collect();
+    app.post("/v1/payouts", Some(&platform), &json!({"payouts": rows}));
+
+    app.execute_sql("UPDATE balances SET atoms = atoms + 1 WHERE account LIKE 'user:%'")
+        .unwrap();
+    let inconsistent = app.command(&["verify"]);
+    assert_eq!(inconsistent.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&inconsistent.stderr).contains("INCONSISTENT"));
+    app.execute_sql("UPDATE balances SET atoms = atoms - 1 WHERE account LIKE 'user:%'")
+        .unwrap();
+
+    let tamper = "UPDATE ledger_entries SET amount = 2000000 WHERE seq = 2";
+    assert!(app.execute_sql(tamper).unwrap_err().contains("append-only"));
+    match app.backend {
+        hashgate::db::Backend::Postgres => app
+            .execute_sql(&format!(
+                "ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only; {tamper}"
+            ))
+            .unwrap(),
+        hashgate::db::Backend::Sqlite => app
+            .execute_sql(&format!("DROP TRIGGER ledger_entries_no_update; {tamper}"))
+            .unwrap(),
+    }
+    let broken = app.command(&["verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&broken.stderr);
+    assert!(message.contains("ledger entry 2"), "{message}");
+}
+
+fn only_the_user_and_staff_read_balances_and_entries(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let owner = app.create_user(&platform, "owner");
+    let other = app.create_user(&platform, "other");
+    let owner_token = app.token(Role::User, None, Some(&owner));
+    let other_token = app.token(Role::User, None, Some(&other));
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+    for path in [
+        format!("/v1/users/{owner}/balances"),
+        format!("/v1/users/{owner}/ledger"),
+    ] {
+        assert_eq!(app.get(&path, Some(&owner_token)).status, 200, "{path}");
+        assert_eq!(app.get(&path, Some(&platform)).status, 200, "{path}");
+        app.get(&path, Some(&other_token)).problem(403);
+        app.get(&path, Some(&regulator)).problem(403);
+        app.get(&path, None).problem(401);
+    }
+    let missing = uuid::Uuid::new_v4();
+    app.get(&format!("/v1/users/{missing}/balances"), Some(&platform))
+        .problem(404);
+    let batch = json!({"payouts": [payout(&owner, "x", "1", "2026-01-01T00:00:00Z")]});
+    app.post("/v1/payouts", Some(&owner_token), &batch)
+        .problem(403);
+    app.post("/v1/payouts", Some(&regulator), &batch)
+        .problem(403);
+}
+
+/// Runs a seeded random mix of payouts, fees, holds, settlements, releases, adjustments and
+/// reversals, checking after each step that the balances equal the sums of the entries.
+fn run_random_operations(app: &TestApp, seed: u64) -> BTreeMap<(String, String), i64> {
+    let platform = app.token(Role::Platform, None, None);
+    let users: Vec<String> = (0..3)
+        .map(|i| app.create_user(&platform, &format!("prop-{i}")))
+        .collect();
+    let actor = hashgate::audit::Actor::command_line();
+    let mut random = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut connection = app.state_db.connection().unwrap();
+    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0)
+        .unwrap()
+        .naive_utc();
+    let assets = ["BTC", "USDT"];
+    for step in 0..300 {
+        let user = random.gen_range(0..users.len());
+        let asset = assets[random.gen_range(0..assets.len())];
+        let amount = random.gen_range(1..5_000_000i64);
+        let choice = random.gen_range(0..8);
+        let result = write_transaction(&mut connection, |connection| {
+            if choice == 0 {
+                let last: i64 = hashgate::ledger::store::entries(
+                    connection,
+                    &hashgate::ledger::store::EntryFilter {
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )?
+                .first()
+                .map(|e| e.seq)
+                .unwrap_or(0);
+                if last == 0 {
+                    return Ok(());
+                }
+                let seq = random.gen_range(1..=last);
+                return store::reverse(connection, seq, "property test", &actor).map(|_| ());
+            }
+            let kind = match choice {
+                1 | 2 => EntryKind::Payout,
+                3 => EntryKind::Fee,
+                4 => EntryKind::WithdrawalHold,
+                5 => EntryKind::WithdrawalSettle,
+                6 => EntryKind::WithdrawalRelease,
+                _ => EntryKind::Adjustment,
+            };
+            let transfer = Transfer {
+                kind,
+                user_id: users[user].clone(),
+                asset: asset.to_string(),
+                amount,
+                occurred_at: at + chrono::Duration::minutes(step),
+                to_user: random.gen_bool(0.5),
+                reason: Some("property test".to_string()),
+            };
+            if kind == EntryKind::Payout {
+                let (debit, credit) = hashgate::ledger::transfer_accounts(kind, &users[user], true);
+                assert_eq!(debit.key(), "platform:payout_pool");
+                assert!(credit.key().ends_with(":available"));
+            }
+            store::record(connection, transfer, &actor).map(|_| ())
+        });
+        // Overdrawing is refused (and rolled back); anything else must succeed.
+        if let Err(error) = result {
+            let text = format!("{:?}", error.problem());
+            assert!(
+                text.contains("insufficient_balance")
+                    || text.contains("already reversed")
+                    || text.contains("itself a reversal"),
+                "step {step}: {text}"
+            );
+        }
+        let balances = store::all_balances(&mut connection).unwrap();
+        for asset in assets {
+            let total: i64 = balances
+                .iter()
+                .filter(|((_, a), _)| a == asset)
+                .map(|(_, v)| v)
+                .sum();
+            assert_eq!(total, 0, "step {step}: {asset} does not balance");
+        }
+        assert!(
+            balances
+                .iter()
+                .filter(|((account, _), _)| account.starts_with("user:"))
+                .all(|(_, v)| *v >= 0),
+            "step {step}: a user account is negative"
+        );
+    }
+    match store::verify(&mut connection).unwrap() {
+        hashgate::chain::Verification::Intact { entries } => assert!(entries > 50, "{entries}"),
+        other => panic!("{other:?}"),
+    }
+    // Keyed by user index rather than generated id, so two databases can be compared.
+    store::all_balances(&mut connection)
+        .unwrap()
+        .into_iter()
+        .map(|((account, asset), atoms)| {
+            let account = users
+                .iter()
+                .enumerate()
+                .fold(account, |account, (index, id)| {
+                    account.replace(id.as_str(), &format!("#{index}"))
+                });
+            ((account, asset), atoms)
+        })
+        .collect()
+}
+
+fn random_operations_keep_every_balance_equal_to_its_entries(app: &TestApp) {
+    let seed = 20_261_124;
+    let here = run_random_operations(app, seed);
+    assert!(!here.is_empty());
+    if app.backend == hashgate::db::Backend::Postgres {
+        let embedded = TestApp::spawn(hashgate::db::Backend::Sqlite);
+        assert_eq!(
+            here,
+            run_random_operations(&embedded, seed),
+            "the backends disagree"
+        );
+    }
+}
