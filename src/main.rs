@@ -8,6 +8,7 @@ use hashgate::auth::{generate_token, store as tokens, Role, TokenGrant};
 use hashgate::chain::Verification;
 use hashgate::config::Settings;
 use hashgate::db::{self, write_transaction};
+use hashgate::ledger::import::ImportOptions;
 use hashgate::{AppState, Application};
 
 #[derive(Parser)]
@@ -41,8 +42,36 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Check the audit log's hash chain; exits non-zero naming the first broken entry.
+    /// Load data from files.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Check the audit log's and the ledger's hash chains and the balances; exits non-zero naming
+    /// the first broken entry.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Payouts from a CSV (user_id,asset,amount,occurred_at,order_id,facility_id,external_id).
+    /// Streams any size; bad rows go to FILE.rejects.csv; run it again to resume after an
+    /// interruption.
+    Payouts {
+        file: PathBuf,
+        /// The settlement system the external ids belong to.
+        #[arg(long, default_value = "platform")]
+        source: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: usize,
+    },
+    /// Asset→USD prices and USD→fiat rates from a CSV (base,quote,as_of,rate).
+    Prices {
+        file: PathBuf,
+        #[arg(long, default_value = "import")]
+        source: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +179,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             serve(&settings, state)?;
         }
         Command::Token { command } => return token_command(command, &settings),
+        Command::Import { command } => import_command(command, &settings)?,
         Command::Verify => {
             let db = db::Db::open(&settings.database_url, 1)?;
             let mut connection = db.connection()?;
@@ -252,6 +282,56 @@ fn token_command(command: TokenCommand, settings: &Settings) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn import_command(command: ImportCommand, settings: &Settings) -> anyhow::Result<()> {
+    let db = db::Db::open(&settings.database_url, 2)?;
+    match command {
+        ImportCommand::Payouts {
+            file,
+            source,
+            batch_size,
+        } => {
+            if batch_size == 0 || batch_size > hashgate::ledger::payouts::MAX_BATCH {
+                anyhow::bail!(
+                    "--batch-size must be 1 to {}",
+                    hashgate::ledger::payouts::MAX_BATCH
+                );
+            }
+            let mut options = ImportOptions::beside(&file, &source);
+            options.batch_size = batch_size;
+            options.show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let staleness = chrono::Duration::seconds(settings.price_staleness_seconds);
+            let summary = hashgate::ledger::import::import_payouts(
+                &db,
+                &file,
+                &options,
+                &Actor::command_line(),
+                staleness,
+            )?;
+            if let Some(line) = summary.resumed_after_line {
+                println!("resumed after line {line}");
+            }
+            let seconds = summary.elapsed.as_secs_f64().max(0.001);
+            println!(
+                "{} rows: {} accepted, {} already stored, {} rejected, {} without a usable price; {:.1} s, {:.0} rows/s",
+                summary.rows, summary.accepted, summary.duplicates, summary.rejected, summary.unpriced,
+                seconds, summary.rows as f64 / seconds
+            );
+            if summary.rejected > 0 {
+                println!(
+                    "rejected rows and reasons: {}",
+                    options.rejects_path.display()
+                );
+            }
+        }
+        ImportCommand::Prices { file, source } => {
+            let (inserted, unchanged) =
+                hashgate::ledger::import::import_rates(&db, &file, &source)?;
+            println!("{inserted} rates stored, {unchanged} already stored");
+        }
+    }
+    Ok(())
 }
 
 /// The problem detail of an error, for the terminal.

@@ -1,7 +1,9 @@
 //! The payout ledger: assets and exact amounts, double-entry transfers, hash-chained entries,
 //! balances and fair market values.
 
+pub mod import;
 pub mod payouts;
+pub mod rates;
 pub mod routes;
 pub mod store;
 

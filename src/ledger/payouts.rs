@@ -67,105 +67,95 @@ fn identifier(value: &str, max: usize) -> Result<(), String> {
     }
 }
 
-pub fn validate_batch(
-    rows: &[PayoutInput],
+/// Checks one row. `seen` maps external ids already in the batch to their index.
+pub fn validate_row(
+    index: usize,
+    row: &PayoutInput,
     assets: &Assets,
     now: NaiveDateTime,
-) -> Result<Vec<ValidPayout>, Vec<FieldError>> {
+    seen: &mut HashMap<String, usize>,
+) -> Result<ValidPayout, Vec<FieldError>> {
     let mut errors = Vec::new();
-    if rows.is_empty() || rows.len() > MAX_BATCH {
+    let mut fail = |field: &str, code: &str, message: String| {
         errors.push(FieldError::new(
-            "payouts",
-            "batch_size",
-            format!("must hold 1 to {MAX_BATCH} payouts, got {}", rows.len()),
+            format!("payouts[{index}].{field}"),
+            code,
+            message,
         ));
-        return Err(errors);
+    };
+    let user_id = uuid::Uuid::parse_str(&row.user_id)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| {
+            fail(
+                "user_id",
+                "invalid_uuid",
+                format!("`{}` is not a UUID", row.user_id),
+            )
+        })
+        .ok();
+    let asset = assets.get(&row.asset);
+    if asset.is_none() {
+        fail(
+            "asset",
+            "unknown_asset",
+            format!(
+                "`{}` is not a known asset ({})",
+                row.asset,
+                assets.codes().join(", ")
+            ),
+        );
     }
+    let amount = asset.and_then(|asset| match asset.parse_amount(&row.amount) {
+        Ok(atoms) => super::parse_plain_decimal(&row.amount).map(|decimal| (atoms, decimal)),
+        Err(error) => {
+            fail("amount", "invalid_amount", error.to_string());
+            None
+        }
+    });
     let earliest = NaiveDate::from_ymd_opt(2009, 1, 3)
         .and_then(|date| date.and_hms_opt(0, 0, 0))
         .unwrap_or(NaiveDateTime::MIN);
     let latest = now + chrono::Duration::minutes(FUTURE_TOLERANCE_MINUTES);
-    let mut first_index_of: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
-    let mut valid = Vec::with_capacity(rows.len());
-    for (index, row) in rows.iter().enumerate() {
-        let mut fail = |field: &str, code: &str, message: String| {
-            errors.push(FieldError::new(
-                format!("payouts[{index}].{field}"),
-                code,
-                message,
-            ));
-        };
-        let user_id = uuid::Uuid::parse_str(&row.user_id)
-            .map(|id| id.hyphenated().to_string())
-            .map_err(|_| {
-                fail(
-                    "user_id",
-                    "invalid_uuid",
-                    format!("`{}` is not a UUID", row.user_id),
-                )
-            })
-            .ok();
-        let asset = assets.get(&row.asset);
-        if asset.is_none() {
+    let occurred_at = match parse_instant(&row.occurred_at) {
+        Ok(at) if at < earliest => {
             fail(
-                "asset",
-                "unknown_asset",
-                format!(
-                    "`{}` is not a known asset ({})",
-                    row.asset,
-                    assets.codes().join(", ")
-                ),
+                "occurred_at",
+                "out_of_range",
+                "is before the first Bitcoin block (2009-01-03)".into(),
             );
+            None
         }
-        let amount = asset.and_then(|asset| {
-            let decimal = super::parse_plain_decimal(&row.amount);
-            match asset.parse_amount(&row.amount) {
-                Ok(atoms) => decimal.map(|decimal| (atoms, decimal)),
-                Err(error) => {
-                    fail("amount", "invalid_amount", error.to_string());
-                    None
-                }
-            }
-        });
-        let occurred_at = match parse_instant(&row.occurred_at) {
-            Ok(at) if at < earliest => {
-                fail(
-                    "occurred_at",
-                    "out_of_range",
-                    "is before the first Bitcoin block (2009-01-03)".into(),
-                );
-                None
-            }
-            Ok(at) if at > latest => {
-                fail("occurred_at", "out_of_range", "is in the future".into());
-                None
-            }
-            Ok(at) => Some(at),
-            Err(message) => {
-                fail("occurred_at", "invalid_time", message);
-                None
-            }
-        };
-        for (field, value, max) in [
-            ("order_id", &row.order_id, 100),
-            ("facility_id", &row.facility_id, 100),
-            ("external_id", &row.external_id, 200),
-        ] {
-            if let Err(message) = identifier(value, max) {
-                fail(field, "length", message);
-            }
+        Ok(at) if at > latest => {
+            fail("occurred_at", "out_of_range", "is in the future".into());
+            None
         }
-        if let Some(first) = first_index_of.insert(row.external_id.as_str(), index) {
-            fail(
-                "external_id",
-                "duplicate",
-                format!("repeats the external_id of payouts[{first}]"),
-            );
+        Ok(at) => Some(at),
+        Err(message) => {
+            fail("occurred_at", "invalid_time", message);
+            None
         }
-        if let (Some(user_id), Some((amount, decimal_amount)), Some(occurred_at)) =
-            (user_id, amount, occurred_at)
-        {
-            valid.push(ValidPayout {
+    };
+    for (field, value, max) in [
+        ("order_id", &row.order_id, 100),
+        ("facility_id", &row.facility_id, 100),
+        ("external_id", &row.external_id, 200),
+    ] {
+        if let Err(message) = identifier(value, max) {
+            fail(field, "length", message);
+        }
+    }
+    if let Some(first) = seen.get(&row.external_id) {
+        fail(
+            "external_id",
+            "duplicate",
+            format!("repeats the external_id of payouts[{first}]"),
+        );
+    } else {
+        seen.insert(row.external_id.clone(), index);
+    }
+    match (user_id, amount, occurred_at) {
+        (Some(user_id), Some((amount, decimal_amount)), Some(occurred_at)) if errors.is_empty() => {
+            Ok(ValidPayout {
                 index,
                 user_id,
                 asset: row.asset.clone(),
@@ -175,7 +165,32 @@ pub fn validate_batch(
                 order_id: row.order_id.clone(),
                 facility_id: row.facility_id.clone(),
                 external_id: row.external_id.clone(),
-            });
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Checks a whole batch; any bad row fails it, and every bad row is listed.
+pub fn validate_batch(
+    rows: &[PayoutInput],
+    assets: &Assets,
+    now: NaiveDateTime,
+) -> Result<Vec<ValidPayout>, Vec<FieldError>> {
+    if rows.is_empty() || rows.len() > MAX_BATCH {
+        return Err(vec![FieldError::new(
+            "payouts",
+            "batch_size",
+            format!("must hold 1 to {MAX_BATCH} payouts, got {}", rows.len()),
+        )]);
+    }
+    let mut seen = HashMap::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    let mut valid = Vec::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        match validate_row(index, row, assets, now, &mut seen) {
+            Ok(payout) => valid.push(payout),
+            Err(row_errors) => errors.extend(row_errors),
         }
     }
     if errors.is_empty() {

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use super::payouts::{parse_instant, validate_batch, PayoutInput};
-use super::store::{self, EntryFilter, IngestReport, NewRate};
+use super::payouts::{validate_batch, PayoutInput};
+use super::rates::{validate_rates, RateInput};
+use super::store::{self, EntryFilter, IngestReport};
 use super::{Assets, EntryKind, LedgerEntry};
 use crate::auth::{Caller, Role};
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
 use crate::http::Page;
@@ -91,19 +92,6 @@ async fn assets(state: &AppState) -> Result<Assets, AppError> {
         .await
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateInput {
-    /// e.g. BTC (priced in USD), or USD (for a USD→fiat rate).
-    pub base: String,
-    /// USD for asset prices; the fiat currency for FX rates.
-    pub quote: String,
-    /// RFC 3339 with a zone.
-    pub as_of: String,
-    /// 1 base = rate quote, as a decimal string.
-    pub rate: String,
-}
-
 #[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateBatch {
@@ -117,83 +105,6 @@ pub struct RateBatch {
 pub struct RateReport {
     pub inserted: usize,
     pub unchanged: usize,
-}
-
-/// Checks rate rows: known codes, USD on one side, a positive decimal, a zoned past time.
-pub fn validate_rates(
-    rows: &[RateInput],
-    assets: &Assets,
-    now: NaiveDateTime,
-) -> Result<Vec<NewRate>, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut valid = Vec::new();
-    if rows.is_empty() || rows.len() > super::payouts::MAX_BATCH {
-        return Err(vec![FieldError::new(
-            "rates",
-            "batch_size",
-            format!("must hold 1 to {} rates", super::payouts::MAX_BATCH),
-        )]);
-    }
-    for (index, row) in rows.iter().enumerate() {
-        let mut fail = |field: &str, code: &str, message: String| {
-            errors.push(FieldError::new(
-                format!("rates[{index}].{field}"),
-                code,
-                message,
-            ));
-        };
-        for (field, code) in [("base", &row.base), ("quote", &row.quote)] {
-            if assets.get(code).is_none() {
-                fail(
-                    field,
-                    "unknown_asset",
-                    format!("`{code}` is not a known asset"),
-                );
-            }
-        }
-        if row.base != "USD" && row.quote != "USD" || row.base == row.quote {
-            fail(
-                "quote",
-                "unsupported_pair",
-                "one side must be USD: asset/USD or USD/fiat".into(),
-            );
-        }
-        let rate = match super::parse_plain_decimal(&row.rate) {
-            Some(rate) if rate > Decimal::ZERO => Some(rate),
-            _ => {
-                fail(
-                    "rate",
-                    "invalid_rate",
-                    "must be a positive decimal string".into(),
-                );
-                None
-            }
-        };
-        let as_of = match parse_instant(&row.as_of) {
-            Ok(at) if at <= now + chrono::Duration::minutes(5) => Some(at),
-            Ok(_) => {
-                fail("as_of", "out_of_range", "is in the future".into());
-                None
-            }
-            Err(message) => {
-                fail("as_of", "invalid_time", message);
-                None
-            }
-        };
-        if let (Some(rate), Some(as_of)) = (rate, as_of) {
-            valid.push(NewRate {
-                base: row.base.clone(),
-                quote: row.quote.clone(),
-                as_of,
-                rate,
-            });
-        }
-    }
-    if errors.is_empty() {
-        Ok(valid)
-    } else {
-        Err(errors)
-    }
 }
 
 /// Load asset→USD prices and USD→fiat rates (platform, admin).

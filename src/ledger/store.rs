@@ -374,6 +374,59 @@ pub struct IngestReport {
     pub last_seq: Option<i64>,
 }
 
+/// A batch of valid payouts sorted against the database: what to write, what is already there,
+/// and what cannot be written.
+pub struct PayoutPlan {
+    pub fresh: Vec<ValidPayout>,
+    pub duplicates: usize,
+    /// Rows naming a user that does not exist.
+    pub unknown_users: Vec<FieldError>,
+    /// Rows reusing a stored external id for a different payout.
+    pub conflicts: Vec<FieldError>,
+}
+
+pub fn plan_payouts(
+    connection: &mut DbConnection,
+    source: &str,
+    payouts: Vec<ValidPayout>,
+) -> Result<PayoutPlan, AppError> {
+    let known_users = existing_users(connection, payouts.iter().map(|p| p.user_id.as_str()))?;
+    let stored = stored_payouts(
+        connection,
+        source,
+        payouts.iter().map(|p| p.external_id.as_str()),
+    )?;
+    let mut plan = PayoutPlan {
+        fresh: Vec::with_capacity(payouts.len()),
+        duplicates: 0,
+        unknown_users: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    for payout in payouts {
+        if !known_users.contains(&payout.user_id) {
+            plan.unknown_users.push(FieldError::new(
+                format!("payouts[{}].user_id", payout.index),
+                "unknown_user",
+                format!("no user with id {}", payout.user_id),
+            ));
+            continue;
+        }
+        match stored.get(&payout.external_id) {
+            None => plan.fresh.push(payout),
+            Some(existing) if existing.same_as(&payout) => plan.duplicates += 1,
+            Some(_) => plan.conflicts.push(FieldError::new(
+                format!("payouts[{}].external_id", payout.index),
+                "conflict",
+                format!(
+                    "external_id `{}` is already stored with different content",
+                    payout.external_id
+                ),
+            )),
+        }
+    }
+    Ok(plan)
+}
+
 /// Writes a validated batch: all of it, or nothing if any row names an unknown user or reuses a
 /// stored external id for a different payout. Call inside a write transaction.
 pub fn ingest_payouts(
@@ -384,48 +437,34 @@ pub fn ingest_payouts(
     request_id: Option<String>,
     staleness: chrono::Duration,
 ) -> Result<IngestReport, AppError> {
-    let known_users = existing_users(connection, payouts.iter().map(|p| p.user_id.as_str()))?;
-    let unknown: Vec<FieldError> = payouts
-        .iter()
-        .filter(|p| !known_users.contains(&p.user_id))
-        .map(|p| {
-            FieldError::new(
-                format!("payouts[{}].user_id", p.index),
-                "unknown_user",
-                format!("no user with id {}", p.user_id),
-            )
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(AppError::Validation(unknown));
+    let plan = plan_payouts(connection, source, payouts)?;
+    if !plan.unknown_users.is_empty() {
+        return Err(AppError::Validation(plan.unknown_users));
     }
-
-    let stored = stored_payouts(
+    if !plan.conflicts.is_empty() {
+        return Err(AppError::ConflictingRows(plan.conflicts));
+    }
+    write_payouts(
         connection,
         source,
-        payouts.iter().map(|p| p.external_id.as_str()),
-    )?;
-    let mut conflicts = Vec::new();
-    let mut fresh = Vec::with_capacity(payouts.len());
-    for payout in payouts {
-        match stored.get(&payout.external_id) {
-            None => fresh.push(payout),
-            Some(existing) if existing.same_as(&payout) => {}
-            Some(_) => conflicts.push(FieldError::new(
-                format!("payouts[{}].external_id", payout.index),
-                "conflict",
-                format!(
-                    "external_id `{}` is already stored with different content",
-                    payout.external_id
-                ),
-            )),
-        }
-    }
-    if !conflicts.is_empty() {
-        return Err(AppError::ConflictingRows(conflicts));
-    }
-    let duplicates = stored.len();
+        plan.fresh,
+        plan.duplicates,
+        actor,
+        request_id,
+        staleness,
+    )
+}
 
+/// Values and appends payouts already known to be new, and audits the batch.
+pub fn write_payouts(
+    connection: &mut DbConnection,
+    source: &str,
+    fresh: Vec<ValidPayout>,
+    duplicates: usize,
+    actor: &Actor,
+    request_id: Option<String>,
+    staleness: chrono::Duration,
+) -> Result<IngestReport, AppError> {
     let prices = load_usd_prices(connection, &fresh, staleness)?;
     let mut unpriced = 0;
     let entries: Vec<LedgerEntry> = fresh

@@ -288,7 +288,13 @@ impl TestApp {
 
     /// Runs the `hashgate` binary against this test's database.
     pub fn command(&self, arguments: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        self.command_builder(arguments).output().unwrap()
+    }
+
+    /// The `hashgate` binary set up for this test's database, not yet started.
+    pub fn command_builder(&self, arguments: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"));
+        command
             .args(arguments)
             .env_remove("DATABASE_URL")
             .env("HASHGATE_DATABASE_URL", &self.settings.database_url)
@@ -297,9 +303,13 @@ impl TestApp {
                 self.settings.encryption_key.as_deref().unwrap(),
             )
             .env("HASHGATE_LOG_LEVEL", "warn")
-            .current_dir(self._directory.path())
-            .output()
-            .unwrap()
+            .current_dir(self._directory.path());
+        command
+    }
+
+    /// The test's own scratch directory.
+    pub fn directory(&self) -> &std::path::Path {
+        self._directory.path()
     }
 }
 

@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod errors;
 mod idempotency;
+mod import;
 mod ledger;
 mod roles;
 mod service;

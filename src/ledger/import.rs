@@ -1,0 +1,388 @@
+//! Streaming CSV imports: constant memory, a progress bar on a terminal, rejected rows written to
+//! a file with their reasons, and a checkpoint so an interrupted import resumes where it stopped.
+//! Payouts are idempotent per (source, external id), so re-reading rows never duplicates them.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::payouts::{validate_row, PayoutInput};
+use super::rates::{validate_rates, RateInput};
+use super::store;
+use crate::audit::Actor;
+use crate::db::{write_transaction, Db};
+use crate::error::{AppError, FieldError};
+
+const PAYOUT_COLUMNS: [&str; 7] = [
+    "user_id",
+    "asset",
+    "amount",
+    "occurred_at",
+    "order_id",
+    "facility_id",
+    "external_id",
+];
+
+pub struct ImportOptions {
+    pub source: String,
+    /// Rows per transaction.
+    pub batch_size: usize,
+    pub rejects_path: PathBuf,
+    pub checkpoint_path: PathBuf,
+    pub show_progress: bool,
+}
+
+impl ImportOptions {
+    /// Rejects and checkpoint files beside the imported file.
+    pub fn beside(file: &Path, source: &str) -> ImportOptions {
+        let with_suffix = |suffix: &str| {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        ImportOptions {
+            source: source.to_string(),
+            batch_size: 10_000,
+            rejects_path: with_suffix(".rejects.csv"),
+            checkpoint_path: with_suffix(".checkpoint"),
+            show_progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub rows: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub unpriced: u64,
+    /// The line the import resumed after, when a checkpoint was found.
+    pub resumed_after_line: Option<u64>,
+    pub elapsed: Duration,
+}
+
+/// Where the last committed batch ended.
+struct Checkpoint {
+    byte: u64,
+    line: u64,
+    record: u64,
+}
+
+impl Checkpoint {
+    fn load(path: &Path, source: &str) -> Option<Checkpoint> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut fields = text.split_whitespace();
+        let (byte, line, record) = (fields.next()?, fields.next()?, fields.next()?);
+        if fields.next()? != source {
+            return None;
+        }
+        Some(Checkpoint {
+            byte: byte.parse().ok()?,
+            line: line.parse().ok()?,
+            record: record.parse().ok()?,
+        })
+    }
+
+    /// Written to a temporary file and renamed, so a crash never leaves half a checkpoint.
+    fn save(&self, path: &Path, source: &str) -> std::io::Result<()> {
+        let temporary = path.with_extension("checkpoint.tmp");
+        std::fs::write(
+            &temporary,
+            format!("{} {} {} {source}\n", self.byte, self.line, self.record),
+        )?;
+        std::fs::rename(temporary, path)
+    }
+}
+
+fn progress_bar(total_bytes: u64, visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_bytes);
+    bar.set_style(
+        ProgressStyle::with_template("{wide_bar} {percent:>3}%  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Imports payouts from a CSV with the header
+/// `user_id,asset,amount,occurred_at,order_id,facility_id,external_id`.
+pub fn import_payouts(
+    db: &Db,
+    path: &Path,
+    options: &ImportOptions,
+    actor: &Actor,
+    staleness: chrono::Duration,
+) -> anyhow::Result<ImportSummary> {
+    let started = Instant::now();
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let total_bytes = file.metadata()?.len();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(file);
+    let headers = reader.headers()?.clone();
+    let missing: Vec<&str> = PAYOUT_COLUMNS
+        .iter()
+        .copied()
+        .filter(|column| !headers.iter().any(|h| h == *column))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{}: the header lacks {}; expected {}",
+            path.display(),
+            missing.join(", "),
+            PAYOUT_COLUMNS.join(",")
+        );
+    }
+
+    let mut summary = ImportSummary::default();
+    if let Some(checkpoint) = Checkpoint::load(&options.checkpoint_path, &options.source) {
+        let mut position = csv::Position::new();
+        position
+            .set_byte(checkpoint.byte)
+            .set_line(checkpoint.line)
+            .set_record(checkpoint.record);
+        reader.seek(position)?;
+        summary.resumed_after_line = Some(checkpoint.line);
+    }
+    let mut rejects = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&options.rejects_path)
+        .with_context(|| format!("cannot write {}", options.rejects_path.display()))?;
+    if rejects.metadata()?.len() == 0 {
+        writeln!(rejects, "line,external_id,field,code,message")?;
+    }
+
+    let assets = {
+        let mut connection = db
+            .connection()
+            .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
+        store::load_assets(&mut connection)?
+    };
+    let bar = progress_bar(total_bytes, options.show_progress);
+    let mut connection = db
+        .connection()
+        .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
+    let mut record = csv::StringRecord::new();
+    let mut batch: Vec<(u64, PayoutInput)> = Vec::with_capacity(options.batch_size);
+    loop {
+        let more = reader.read_record(&mut record)?;
+        if more {
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            summary.rows += 1;
+            match record.deserialize::<PayoutInput>(Some(&headers)) {
+                Ok(row) => batch.push((line, row)),
+                Err(error) => {
+                    summary.rejected += 1;
+                    write_reject(
+                        &mut rejects,
+                        line,
+                        "",
+                        "row",
+                        "malformed",
+                        &error.to_string(),
+                    )?;
+                }
+            }
+        }
+        if batch.len() >= options.batch_size || (!more && !batch.is_empty()) {
+            let written = write_batch(&mut connection, &batch, &assets, options, actor, staleness)?;
+            summary.accepted += written.accepted;
+            summary.duplicates += written.duplicates;
+            summary.unpriced += written.unpriced;
+            summary.rejected += written.rejected.len() as u64;
+            for (line, external_id, error) in written.rejected {
+                let field = error
+                    .field
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(&error.field)
+                    .to_string();
+                write_reject(
+                    &mut rejects,
+                    line,
+                    &external_id,
+                    &field,
+                    &error.code,
+                    &error.message,
+                )?;
+            }
+            rejects.flush()?;
+            let position = reader.position();
+            Checkpoint {
+                byte: position.byte(),
+                line: position.line(),
+                record: position.record(),
+            }
+            .save(&options.checkpoint_path, &options.source)?;
+            batch.clear();
+            let seconds = started.elapsed().as_secs_f64().max(0.001);
+            bar.set_position(position.byte());
+            bar.set_message(format!(
+                "{} rows, {:.0} rows/s, {} rejected",
+                summary.rows,
+                summary.rows as f64 / seconds,
+                summary.rejected
+            ));
+        }
+        if !more {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let _ = std::fs::remove_file(&options.checkpoint_path);
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn write_reject(
+    rejects: &mut File,
+    line: u64,
+    external_id: &str,
+    field: &str,
+    code: &str,
+    message: &str,
+) -> std::io::Result<()> {
+    let quote = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    writeln!(
+        rejects,
+        "{line},{},{},{},{}",
+        quote(external_id),
+        quote(field),
+        quote(code),
+        quote(message)
+    )
+}
+
+struct BatchOutcome {
+    accepted: u64,
+    duplicates: u64,
+    unpriced: u64,
+    rejected: Vec<(u64, String, FieldError)>,
+}
+
+/// Validates, plans and writes one batch in one transaction; bad rows are returned, not written.
+fn write_batch(
+    connection: &mut crate::db::DbConnection,
+    batch: &[(u64, PayoutInput)],
+    assets: &super::Assets,
+    options: &ImportOptions,
+    actor: &Actor,
+    staleness: chrono::Duration,
+) -> anyhow::Result<BatchOutcome> {
+    let now = crate::db::now();
+    let mut seen = HashMap::with_capacity(batch.len());
+    let mut rejected = Vec::new();
+    let mut valid = Vec::with_capacity(batch.len());
+    for (index, (line, row)) in batch.iter().enumerate() {
+        match validate_row(index, row, assets, now, &mut seen) {
+            Ok(payout) => valid.push(payout),
+            Err(errors) => rejected.extend(
+                errors
+                    .into_iter()
+                    .map(|error| (*line, row.external_id.clone(), error)),
+            ),
+        }
+    }
+    let outcome = write_transaction(connection, |connection| {
+        let plan = store::plan_payouts(connection, &options.source, valid)?;
+        let report = store::write_payouts(
+            connection,
+            &options.source,
+            plan.fresh,
+            plan.duplicates,
+            actor,
+            None,
+            staleness,
+        )?;
+        Ok::<_, AppError>((report, plan.unknown_users, plan.conflicts))
+    })
+    .map_err(|error| anyhow::anyhow!(error.problem().detail))?;
+    let (report, unknown_users, conflicts) = outcome;
+    for error in unknown_users.into_iter().chain(conflicts) {
+        let index = batch_index(&error.field);
+        let (line, external_id) = index
+            .and_then(|index| batch.get(index))
+            .map(|(line, row)| (*line, row.external_id.clone()))
+            .unwrap_or_default();
+        rejected.push((line, external_id, error));
+    }
+    rejected.sort_by_key(|(line, _, _)| *line);
+    Ok(BatchOutcome {
+        accepted: report.accepted as u64,
+        duplicates: report.duplicates as u64,
+        unpriced: report.unpriced as u64,
+        rejected,
+    })
+}
+
+/// The row index in a field path such as `payouts[12].user_id`.
+fn batch_index(field: &str) -> Option<usize> {
+    field.split_once('[')?.1.split_once(']')?.0.parse().ok()
+}
+
+/// Imports prices and FX rates from a CSV with the header `base,quote,as_of,rate`. Any bad row
+/// stops the import before anything is written, naming every bad line.
+pub fn import_rates(db: &Db, path: &Path, source: &str) -> anyhow::Result<(usize, usize)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for record in reader.deserialize::<RateInput>() {
+        let line = rows.len() as u64 + 2;
+        rows.push(record.with_context(|| format!("{} line {line}", path.display()))?);
+        lines.push(line);
+    }
+    let mut connection = db
+        .connection()
+        .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
+    let assets = store::load_assets(&mut connection)?;
+    let mut inserted = 0;
+    let mut unchanged = 0;
+    for (chunk_number, chunk) in rows.chunks(super::payouts::MAX_BATCH).enumerate() {
+        let offset = chunk_number * super::payouts::MAX_BATCH;
+        let rates = validate_rates(chunk, &assets, crate::db::now()).map_err(|errors| {
+            let described: Vec<String> = errors
+                .iter()
+                .map(|error| {
+                    let line = batch_index(&error.field)
+                        .map(|i| lines[offset + i])
+                        .unwrap_or(0);
+                    format!("line {line}: {}: {}", error.field, error.message)
+                })
+                .collect();
+            anyhow::anyhow!("{} has bad rows:\n{}", path.display(), described.join("\n"))
+        })?;
+        let actor = Actor::command_line();
+        let (added, same) = write_transaction(&mut connection, |connection| {
+            let counts = store::insert_rates(connection, &rates, source)?;
+            crate::audit::store::append(
+                connection,
+                crate::audit::NewAuditEntry::new(
+                    actor.clone(),
+                    "rates.load",
+                    "rates",
+                    source,
+                    None,
+                )
+                .details(serde_json::json!({ "inserted": counts.0, "unchanged": counts.1 })),
+            )?;
+            Ok::<_, AppError>(counts)
+        })
+        .map_err(|error| anyhow::anyhow!(error.problem().detail))?;
+        inserted += added;
+        unchanged += same;
+    }
+    Ok((inserted, unchanged))
+}
