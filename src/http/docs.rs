@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         crate::ledger::routes::post_prices,
         crate::ledger::routes::get_balances,
         crate::ledger::routes::get_ledger,
+        crate::ledger::routes::get_summary,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

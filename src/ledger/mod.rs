@@ -6,6 +6,7 @@ pub mod payouts;
 pub mod rates;
 pub mod routes;
 pub mod store;
+pub mod summary;
 
 use std::collections::BTreeMap;
 

@@ -24,7 +24,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/payouts").route(web::post().to(post_payouts)))
         .service(web::resource("/v1/prices").route(web::post().to(post_prices)))
         .service(web::resource("/v1/users/{id}/balances").route(web::get().to(get_balances)))
-        .service(web::resource("/v1/users/{id}/ledger").route(web::get().to(get_ledger)));
+        .service(web::resource("/v1/users/{id}/ledger").route(web::get().to(get_ledger)))
+        .service(web::resource("/v1/ledger/summary").route(web::get().to(get_summary)));
 }
 
 /// Who may read a user's money: the user, the platform, officers and admins.
@@ -325,4 +326,78 @@ pub async fn get_ledger(
         .map(|entry| entry_view(entry, &assets, &user_id))
         .collect();
     Ok(HttpResponse::Ok().json(Page::new(views, limit, |view| view.seq.to_string())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    /// First local date, inclusive (YYYY-MM-DD).
+    #[param(value_type = String, format = Date)]
+    pub from: chrono::NaiveDate,
+    /// Last local date, inclusive; at most 366 days after `from`.
+    #[param(value_type = String, format = Date)]
+    pub to: chrono::NaiveDate,
+    /// IANA time zone that decides the days, e.g. Asia/Hong_Kong (default UTC).
+    pub tz: Option<String>,
+    pub asset: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerSummary {
+    pub time_zone: String,
+    #[schema(value_type = String, format = Date)]
+    pub from: chrono::NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: chrono::NaiveDate,
+    pub days: Vec<super::summary::DaySummary>,
+}
+
+/// Ledger totals per asset and local day (officers, admins).
+#[utoipa::path(get, path = "/v1/ledger/summary", tag = "ledger", params(SummaryQuery),
+    responses((status = 200, body = LedgerSummary), (status = 400, body = crate::error::Problem), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn get_summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<SummaryQuery>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Officer, Role::SeniorOfficer, Role::Admin])?;
+    let query = query.0;
+    let zone_name = query.tz.unwrap_or_else(|| "UTC".to_string());
+    let zone: chrono_tz::Tz = zone_name.parse().map_err(|_| {
+        AppError::bad_field("tz", format!("`{zone_name}` is not an IANA time zone"))
+    })?;
+    if query.to < query.from || (query.to - query.from).num_days() > 366 {
+        return Err(AppError::bad_field(
+            "to",
+            "must be on or after `from` and at most 366 days later",
+        ));
+    }
+    // The UTC instants bounding the local days (the earliest instant of each local date).
+    let start_of = |date: chrono::NaiveDate| -> Result<NaiveDateTime, AppError> {
+        use chrono::TimeZone;
+        let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+        zone.from_local_datetime(&midnight)
+            .earliest()
+            .map(|local| local.naive_utc())
+            .ok_or_else(|| AppError::bad_request("the day has no start in this zone"))
+    };
+    let from = start_of(query.from)?;
+    let to = start_of(query.to.succ_opt().unwrap_or(query.to))?;
+    let asset = query.asset.clone();
+    let (assets, rows) = state
+        .db
+        .run(move |connection| {
+            Ok((
+                store::load_assets(connection)?,
+                store::summary_rows(connection, from, to, asset.as_deref())?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(LedgerSummary {
+        time_zone: zone_name,
+        from: query.from,
+        to: query.to,
+        days: super::summary::summarize(rows, zone, &assets),
+    }))
 }

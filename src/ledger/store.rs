@@ -876,3 +876,56 @@ pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
     }
     Ok(Verification::Intact { entries })
 }
+
+/// Streams the summary columns of entries that occurred in [from, to), in pages.
+pub fn summary_rows(
+    connection: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    asset: Option<&str>,
+) -> Result<Vec<super::summary::SummaryRow>, AppError> {
+    const PAGE: i64 = 50_000;
+    let mut rows = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let mut query = ledger_entries::table
+            .filter(ledger_entries::occurred_at.ge(from))
+            .filter(ledger_entries::occurred_at.lt(to))
+            .filter(ledger_entries::seq.gt(after))
+            .into_boxed();
+        if let Some(asset) = asset {
+            query = query.filter(ledger_entries::asset.eq(asset.to_string()));
+        }
+        let page: Vec<(i64, String, String, i64, NaiveDateTime, Option<String>)> = query
+            .order(ledger_entries::seq.asc())
+            .limit(PAGE)
+            .select((
+                ledger_entries::seq,
+                ledger_entries::kind,
+                ledger_entries::asset,
+                ledger_entries::amount,
+                ledger_entries::occurred_at,
+                ledger_entries::fmv_usd,
+            ))
+            .load(connection)?;
+        let count = page.len();
+        for (seq, kind, asset, amount, occurred_at, fmv_usd) in page {
+            after = seq;
+            let kind = EntryKind::parse(&kind).ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!(
+                    "ledger entry {seq} has unknown kind {kind}"
+                ))
+            })?;
+            rows.push(super::summary::SummaryRow {
+                kind,
+                asset,
+                amount,
+                occurred_at,
+                fmv_usd,
+            });
+        }
+        if i64::try_from(count).unwrap_or(0) < PAGE {
+            return Ok(rows);
+        }
+    }
+}

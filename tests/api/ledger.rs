@@ -17,8 +17,62 @@ backend_tests!(
     a_full_batch_is_accepted_and_one_more_row_is_refused,
     ledger_tampering_is_refused_or_detected,
     only_the_user_and_staff_read_balances_and_entries,
-    random_operations_keep_every_balance_equal_to_its_entries
+    random_operations_keep_every_balance_equal_to_its_entries,
+    the_summary_groups_by_local_day
 );
+
+fn the_summary_groups_by_local_day(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let officer = app.token(Role::Officer, None, None);
+    let user = app.create_user(&platform, "summary");
+    app.post(
+        "/v1/prices",
+        Some(&platform),
+        &json!({"source": "t", "rates": [
+        {"base": "BTC", "quote": "USD", "as_of": "2025-12-31T00:00:00Z", "rate": "90000"}]}),
+    );
+    let batch = json!({"payouts": [
+        payout(&user, "s-1", "0.001", "2025-12-31T17:00:00Z"),
+        payout(&user, "s-2", "0.002", "2025-12-31T15:00:00Z"),
+    ]});
+    assert_eq!(app.post("/v1/payouts", Some(&platform), &batch).status, 200);
+    let path = "/v1/ledger/summary?from=2025-12-31&to=2026-01-01";
+    let shanghai = app
+        .get(&format!("{path}&tz=Asia/Shanghai"), Some(&officer))
+        .json();
+    let days = shanghai["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(
+        (days[0]["date"].clone(), days[0]["payout_total"].clone()),
+        (json!("2025-12-31"), json!("0.00200000"))
+    );
+    assert_eq!(
+        (days[1]["date"].clone(), days[1]["payout_fmv_usd"].clone()),
+        (json!("2026-01-01"), json!("90"))
+    );
+    let utc = app.get(path, Some(&officer)).json();
+    assert_eq!(utc["days"].as_array().unwrap().len(), 1);
+    assert_eq!(utc["days"][0]["payouts"], 2);
+    assert_eq!(
+        app.get(&format!("{path}&tz=Mars/Olympus"), Some(&officer))
+            .problem_fields(400),
+        vec!["tz"]
+    );
+    assert_eq!(
+        app.get(
+            "/v1/ledger/summary?from=2026-01-02&to=2026-01-01",
+            Some(&officer)
+        )
+        .problem_fields(400),
+        vec!["to"]
+    );
+    assert_eq!(
+        app.get("/v1/ledger/summary?to=2026-01-01", Some(&officer))
+            .problem_fields(400),
+        vec!["from"]
+    );
+    app.get(path, Some(&platform)).problem(403);
+}
 
 fn payout(user_id: &str, external_id: &str, amount: &str, occurred_at: &str) -> Value {
     json!({
