@@ -18,6 +18,7 @@ pub struct DemoToken {
 pub struct DemoData {
     pub user_ids: Vec<(String, String)>,
     pub tokens: Vec<DemoToken>,
+    pub ledger: DemoLedger,
 }
 
 struct DemoUser {
@@ -152,9 +153,153 @@ pub fn seed(connection: &mut DbConnection, cipher: &FieldCipher) -> Result<DemoD
                 secret,
             });
         }
+        let ledger = seed_ledger(connection, &user_ids, &actor, crate::db::now())?;
         Ok(DemoData {
             user_ids,
             tokens: demo_tokens,
+            ledger,
         })
+    })
+}
+
+/// What the demo ledger holds.
+pub struct DemoLedger {
+    pub days: i64,
+    pub payouts: usize,
+    pub rates: usize,
+    pub fees: usize,
+}
+
+const DEMO_DAYS: i64 = 90;
+const FACILITIES: [&str; 3] = ["qc-montreal-1", "no2-kristiansand", "kz-ekibastuz-2"];
+/// USD→fiat rates the demo varies slightly around.
+const FX: [(&str, i64, u32); 8] = [
+    ("HKD", 778, 2),
+    ("SGD", 129, 2),
+    ("CHF", 80, 2),
+    ("JPY", 15020, 2),
+    ("KZT", 50500, 2),
+    ("GBP", 76, 2),
+    ("CNY", 712, 2),
+    ("EUR", 92, 2),
+];
+
+/// ~90 days of simulated daily prices and payouts (the prices are a seeded random walk, not
+/// market data), plus a monthly platform fee per user.
+fn seed_ledger(
+    connection: &mut DbConnection,
+    user_ids: &[(String, String)],
+    actor: &Actor,
+    now: chrono::NaiveDateTime,
+) -> Result<DemoLedger, AppError> {
+    use crate::ledger::payouts::{validate_batch, PayoutInput};
+    use crate::ledger::store::{self as ledger, NewRate, Transfer};
+    use rand::{Rng, SeedableRng};
+    use rust_decimal::Decimal;
+
+    let mut random = rand::rngs::StdRng::seed_from_u64(2026);
+    let today = now.date();
+    let first_day = today - chrono::Duration::days(DEMO_DAYS);
+    let mut rates = Vec::new();
+    let mut btc_cents: i64 = 9_180_000;
+    for offset in 0..=DEMO_DAYS {
+        let as_of = (first_day + chrono::Duration::days(offset))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default();
+        btc_cents += btc_cents * random.gen_range(-250..=260) / 10_000;
+        rates.push(NewRate {
+            base: "BTC".into(),
+            quote: "USD".into(),
+            as_of,
+            rate: Decimal::new(btc_cents, 2),
+        });
+        rates.push(NewRate {
+            base: "USDT".into(),
+            quote: "USD".into(),
+            as_of,
+            rate: Decimal::new(10_000 + random.gen_range(-6..=4), 4),
+        });
+        for (currency, base, scale) in FX {
+            let wobble = Decimal::new(random.gen_range(-5..=5), scale + 2);
+            rates.push(NewRate {
+                base: "USD".into(),
+                quote: currency.into(),
+                as_of,
+                rate: Decimal::new(base, scale) + wobble,
+            });
+        }
+    }
+    ledger::insert_rates(connection, &rates, "demo-simulated")?;
+
+    let assets = ledger::load_assets(connection)?;
+    let mut rows = Vec::new();
+    for (index, (external_ref, user_id)) in user_ids.iter().enumerate() {
+        let terahashes: i64 = random.gen_range(50..=500);
+        let settles_in_usdt = index % 3 == 1;
+        for offset in 1..=DEMO_DAYS {
+            let day = first_day + chrono::Duration::days(offset);
+            // Hashprice around 0.5 µBTC (≈ 0.05 USD) per TH/s per day, ±10 %.
+            let (asset, amount) = if settles_in_usdt {
+                let cents = terahashes * random.gen_range(450..=550) / 100;
+                ("USDT", Decimal::new(cents, 2).to_string())
+            } else {
+                let satoshis = terahashes * random.gen_range(45..=55);
+                ("BTC", Decimal::new(satoshis, 8).to_string())
+            };
+            rows.push(PayoutInput {
+                user_id: user_id.clone(),
+                asset: asset.to_string(),
+                amount,
+                occurred_at: format!("{}T00:{:02}:00Z", day, random.gen_range(5..55)),
+                order_id: format!("ord-{external_ref}-1"),
+                facility_id: FACILITIES[index % FACILITIES.len()].to_string(),
+                external_id: format!("demo-{external_ref}-{day}"),
+            });
+        }
+    }
+    let payouts = validate_batch(&rows, &assets, now).map_err(AppError::Validation)?;
+    let count = payouts.len();
+    ledger::ingest_payouts(
+        connection,
+        "demo",
+        payouts,
+        actor,
+        None,
+        chrono::Duration::days(1),
+    )?;
+
+    // A platform fee of 3 % of what the user holds, every 30 days.
+    let mut fees = 0;
+    for (_, user_id) in user_ids {
+        for month in 1..=DEMO_DAYS / 30 {
+            let at = (first_day + chrono::Duration::days(month * 30))
+                .and_hms_opt(12, 0, 0)
+                .unwrap_or_default();
+            for (asset, available, _) in ledger::user_balances(connection, user_id)? {
+                let fee = available * 3 / 100;
+                if fee > 0 {
+                    ledger::record(
+                        connection,
+                        Transfer {
+                            kind: crate::ledger::EntryKind::Fee,
+                            user_id: user_id.clone(),
+                            asset,
+                            amount: fee,
+                            occurred_at: at,
+                            to_user: false,
+                            reason: Some("monthly platform fee".into()),
+                        },
+                        actor,
+                    )?;
+                    fees += 1;
+                }
+            }
+        }
+    }
+    Ok(DemoLedger {
+        days: DEMO_DAYS,
+        payouts: count,
+        rates: rates.len(),
+        fees,
     })
 }

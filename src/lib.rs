@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod chain;
 pub mod config;
 pub mod crypto;

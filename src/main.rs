@@ -47,9 +47,29 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Benchmarks on scratch databases.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Check the audit log's and the ledger's hash chains and the balances; exits non-zero naming
     /// the first broken entry.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Ingest payouts through the batch path and the CSV import, then verify and read, on SQLite
+    /// and (with a URL) PostgreSQL. Build with --release.
+    Ledger {
+        #[arg(long, default_value_t = 1_000_000)]
+        payouts: usize,
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// An administrative PostgreSQL URL; a scratch database is created and dropped.
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +176,10 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             for (external_ref, id) in &demo.user_ids {
                 println!("  {external_ref:<16} {id}");
             }
+            println!(
+                "\nLedger: {} days of payouts ({} entries), {} fees, {} simulated prices and FX rates",
+                demo.ledger.days, demo.ledger.payouts, demo.ledger.fees, demo.ledger.rates
+            );
             println!("\nTokens (shown once; send as `Authorization: Bearer <token>`):");
             for token in &demo.tokens {
                 println!(
@@ -175,11 +199,36 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             println!(
                 "\nTry:\n  curl -s {base}/v1/users/{user} -H 'Authorization: Bearer {officer}'"
             );
+            println!(
+                "  curl -s {base}/v1/users/{user}/balances -H 'Authorization: Bearer {officer}'"
+            );
+            let today = chrono::Utc::now().date_naive();
+            let month_ago = today - chrono::Duration::days(30);
+            println!(
+                "  curl -s '{base}/v1/ledger/summary?from={month_ago}&to={today}&tz=Asia/Hong_Kong' -H 'Authorization: Bearer {officer}'"
+            );
             println!("  open {base}/docs   (API docs; paste a token at the top)\n");
             serve(&settings, state)?;
         }
         Command::Token { command } => return token_command(command, &settings),
         Command::Import { command } => import_command(command, &settings)?,
+        Command::Bench {
+            command:
+                BenchCommand::Ledger {
+                    payouts,
+                    users,
+                    postgres_url,
+                },
+        } => {
+            if users == 0 {
+                anyhow::bail!("--users must be at least 1");
+            }
+            hashgate::bench::run(&hashgate::bench::BenchOptions {
+                payouts,
+                users,
+                postgres_url,
+            })?;
+        }
         Command::Verify => {
             let db = db::Db::open(&settings.database_url, 1)?;
             let mut connection = db.connection()?;

@@ -5,7 +5,60 @@ use std::process::Command;
 use crate::backend_tests;
 use crate::common::TestApp;
 
-backend_tests!(command_line_tokens_work_against_the_api);
+backend_tests!(
+    command_line_tokens_work_against_the_api,
+    demo_data_is_a_consistent_ledger
+);
+
+fn demo_data_is_a_consistent_ledger(app: &TestApp) {
+    let mut connection = app.state_db.connection().unwrap();
+    let cipher =
+        hashgate::crypto::FieldCipher::from_base64(app.settings.encryption_key.as_deref().unwrap())
+            .unwrap();
+    let demo = hashgate::demo::seed(&mut connection, &cipher).unwrap();
+    drop(connection);
+    assert_eq!(demo.ledger.payouts, 6 * 90);
+    assert!(demo.ledger.fees >= 6);
+    let user = &demo.user_ids[0].1;
+    let officer = &demo
+        .tokens
+        .iter()
+        .find(|t| t.role == hashgate::auth::Role::Officer)
+        .unwrap()
+        .secret;
+    let balances = app
+        .get(&format!("/v1/users/{user}/balances"), Some(officer))
+        .json();
+    assert!(
+        balances["balances"][0]["available"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            > 0.0
+    );
+    let entries = app
+        .get(
+            &format!("/v1/users/{user}/ledger?kind=payout&limit=5"),
+            Some(officer),
+        )
+        .json();
+    assert!(entries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["valuation"] == "priced"));
+    let verify = app.command(&["verify"]);
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "ledger: {} entries, hash chain intact",
+            demo.ledger.payouts + demo.ledger.fees
+        )),
+        "{stdout}"
+    );
+}
 
 fn command_line_tokens_work_against_the_api(app: &TestApp) {
     let created = app.command(&["token", "create", "--role", "admin", "--name", "ops lead"]);

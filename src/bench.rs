@@ -1,0 +1,349 @@
+//! `hashgate bench ledger`: ingest throughput (batch path and CSV import), verification time,
+//! read latency and peak memory, on a fresh database of each backend.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use rand::{Rng, SeedableRng};
+
+use crate::audit::Actor;
+use crate::chain::Verification;
+use crate::db::{write_transaction, Backend, Db};
+use crate::error::AppError;
+use crate::ledger::import::{import_payouts, ImportOptions};
+use crate::ledger::payouts::{validate_batch, PayoutInput, MAX_BATCH};
+use crate::ledger::store::{self, EntryFilter, NewRate};
+use crate::users::NewUser;
+
+pub struct BenchOptions {
+    pub payouts: usize,
+    pub users: usize,
+    pub postgres_url: Option<String>,
+}
+
+/// The process's peak resident memory since the last reset, in MiB (Linux only).
+fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Starts a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn describe_memory() -> String {
+    peak_memory_mib()
+        .map(|mib| format!("{mib} MiB peak RSS"))
+        .unwrap_or_else(|| "peak RSS unavailable".to_string())
+}
+
+fn problem(error: AppError) -> anyhow::Error {
+    anyhow::anyhow!(error.problem().detail)
+}
+
+/// A fresh database for one backend, dropped (PostgreSQL) or deleted (SQLite) afterwards.
+struct Scratch {
+    url: String,
+    postgres: Option<(String, String)>,
+    _directory: Option<tempfile_dir::Directory>,
+}
+
+mod tempfile_dir {
+    /// A directory removed on drop, without a dev-only crate.
+    pub struct Directory(pub std::path::PathBuf);
+
+    impl Drop for Directory {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Scratch {
+    fn new(backend: Backend, postgres_url: Option<&str>) -> anyhow::Result<Scratch> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let directory = std::env::temp_dir().join(format!("hashgate-bench-{id}"));
+                std::fs::create_dir_all(&directory)?;
+                Ok(Scratch {
+                    url: format!("sqlite://{}", directory.join("bench.db").display()),
+                    postgres: None,
+                    _directory: Some(tempfile_dir::Directory(directory)),
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_url.context("no PostgreSQL URL")?;
+                let name = format!("hashgate_bench_{id}");
+                diesel::PgConnection::establish(admin_url)?
+                    .batch_execute(&format!("CREATE DATABASE {name}"))?;
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .unwrap_or(admin_url);
+                Ok(Scratch {
+                    url: format!("{base}/{name}"),
+                    postgres: Some((admin_url.to_string(), name)),
+                    _directory: None,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = &self.postgres {
+            if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+const START: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
+
+fn payout_time(index: usize, total: usize) -> NaiveDateTime {
+    // Spread over 300 days, so each payout has a daily price.
+    let span = 300 * 86_400i64;
+    let offset = (index as i64 * span) / (total.max(1) as i64);
+    chrono::DateTime::from_timestamp(START + offset, 0)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+fn rows<'a>(
+    users: &'a [String],
+    prefix: &str,
+    count: usize,
+) -> impl Iterator<Item = PayoutInput> + 'a {
+    let prefix = prefix.to_string();
+    let mut random = rand::rngs::StdRng::seed_from_u64(42);
+    (0..count).map(move |index| {
+        let (asset, amount) = if index % 4 == 0 {
+            (
+                "USDT",
+                format!(
+                    "{}.{:06}",
+                    random.gen_range(0..20),
+                    random.gen_range(0..1_000_000)
+                ),
+            )
+        } else {
+            ("BTC", format!("0.{:08}", random.gen_range(1_000..90_000)))
+        };
+        PayoutInput {
+            user_id: users[index % users.len()].clone(),
+            asset: asset.to_string(),
+            amount,
+            occurred_at: format!("{}Z", payout_time(index, count).format("%Y-%m-%dT%H:%M:%S")),
+            order_id: format!("order-{}", index % 5_000),
+            facility_id: format!("facility-{}", index % 7),
+            external_id: format!("{prefix}-{index}"),
+        }
+    })
+}
+
+pub fn run(options: &BenchOptions) -> anyhow::Result<String> {
+    let mut report = String::new();
+    let mut backends = vec![Backend::Sqlite];
+    if options.postgres_url.is_some() {
+        backends.push(Backend::Postgres);
+    } else {
+        writeln!(
+            report,
+            "postgres: SKIPPED (pass --postgres-url or set HASHGATE_TEST_POSTGRES_URL)"
+        )?;
+    }
+    for backend in backends {
+        let scratch = Scratch::new(backend, options.postgres_url.as_deref())?;
+        let db = Db::open(&scratch.url, 4)?;
+        report.push_str(&bench_backend(&db, backend, options)?);
+    }
+    Ok(report)
+}
+
+fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let name = backend.name();
+    let actor = Actor::command_line();
+    let staleness = chrono::Duration::days(1);
+    let cipher =
+        crate::crypto::FieldCipher::from_base64(&crate::crypto::FieldCipher::generate_key())
+            .map_err(anyhow::Error::msg)?;
+    let mut connection = db.connection().map_err(problem)?;
+
+    // Set-up (not timed): users and a daily price per asset.
+    let users: Vec<String> = write_transaction(&mut connection, |connection| {
+        (0..options.users)
+            .map(|index| {
+                crate::users::store::insert(
+                    connection,
+                    &cipher,
+                    &NewUser {
+                        external_ref: format!("bench-{index}"),
+                        email: format!("bench-{index}@example.com"),
+                        residence_jurisdiction: "HK".into(),
+                        preferred_language: "en".into(),
+                        date_of_birth: None,
+                        address: None,
+                    },
+                )
+                .map(|user| user.id)
+            })
+            .collect::<Result<Vec<_>, AppError>>()
+    })
+    .map_err(problem)?;
+    let rates: Vec<NewRate> = (0..310)
+        .flat_map(|day| {
+            let as_of = chrono::DateTime::from_timestamp(START - 86_400 + day * 86_400, 0)
+                .unwrap_or_default()
+                .naive_utc();
+            [
+                NewRate {
+                    base: "BTC".into(),
+                    quote: "USD".into(),
+                    as_of,
+                    rate: rust_decimal::Decimal::new(9_000_000 + day * 1_000, 2),
+                },
+                NewRate {
+                    base: "USDT".into(),
+                    quote: "USD".into(),
+                    as_of,
+                    rate: rust_decimal::Decimal::new(10_001, 4),
+                },
+            ]
+        })
+        .collect();
+    write_transaction(&mut connection, |connection| {
+        store::insert_rates(connection, &rates, "bench")
+    })
+    .map_err(problem)?;
+    let assets = store::load_assets(&mut connection)?;
+
+    // 1. The batch path: the checks and writes of POST /v1/payouts, 10,000 rows a transaction.
+    reset_peak_memory();
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut written = 0usize;
+    let mut source_rows = rows(&users, "batch", options.payouts).peekable();
+    while source_rows.peek().is_some() {
+        batch.clear();
+        batch.extend(source_rows.by_ref().take(MAX_BATCH));
+        let valid = validate_batch(&batch, &assets, crate::db::now())
+            .map_err(|errors| anyhow::anyhow!("bench rows invalid: {:?}", errors.first()))?;
+        let report = write_transaction(&mut connection, |connection| {
+            store::ingest_payouts(connection, "bench-batch", valid, &actor, None, staleness)
+        })
+        .map_err(problem)?;
+        written += report.accepted;
+    }
+    let elapsed = started.elapsed();
+    writeln!(
+        out,
+        "{name}: batch path: {written} payouts in {:.1} s = {:.0} entries/s, {}",
+        elapsed.as_secs_f64(),
+        written as f64 / elapsed.as_secs_f64(),
+        describe_memory()
+    )?;
+
+    // 2. The CSV import (the file is written first, untimed).
+    let directory = std::env::temp_dir().join(format!(
+        "hashgate-bench-csv-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&directory)?;
+    let _cleanup = tempfile_dir::Directory(directory.clone());
+    let csv_path = directory.join("payouts.csv");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+        writeln!(
+            file,
+            "user_id,asset,amount,occurred_at,order_id,facility_id,external_id"
+        )?;
+        for row in rows(&users, "csv", options.payouts) {
+            writeln!(
+                file,
+                "{},{},{},{},{},{},{}",
+                row.user_id,
+                row.asset,
+                row.amount,
+                row.occurred_at,
+                row.order_id,
+                row.facility_id,
+                row.external_id
+            )?;
+        }
+    }
+    drop(connection);
+    reset_peak_memory();
+    let mut import_options = ImportOptions::beside(&csv_path, "bench-csv");
+    import_options.show_progress = false;
+    let summary = import_payouts(db, &csv_path, &import_options, &actor, staleness)?;
+    writeln!(
+        out,
+        "{name}: CSV import: {} payouts in {:.1} s = {:.0} entries/s, {} rejected, {}",
+        summary.accepted,
+        summary.elapsed.as_secs_f64(),
+        summary.accepted as f64 / summary.elapsed.as_secs_f64(),
+        summary.rejected,
+        describe_memory()
+    )?;
+
+    // 3. Verification of the whole ledger.
+    let mut connection = db.connection().map_err(problem)?;
+    reset_peak_memory();
+    let started = Instant::now();
+    let verification = store::verify(&mut connection).map_err(problem)?;
+    let elapsed = started.elapsed();
+    let entries = match verification {
+        Verification::Intact { entries } => entries,
+        other => anyhow::bail!("{name}: the bench ledger does not verify: {other:?}"),
+    };
+    writeln!(
+        out,
+        "{name}: verify: {entries} entries in {:.1} s, {}",
+        elapsed.as_secs_f64(),
+        describe_memory()
+    )?;
+
+    // 4. A user's balances and last 100 entries, for random users.
+    let mut random = rand::rngs::StdRng::seed_from_u64(7);
+    let mut latencies: Vec<Duration> = (0..1_000)
+        .map(|_| {
+            let user = users[random.gen_range(0..users.len())].clone();
+            let started = Instant::now();
+            store::user_balances(&mut connection, &user)?;
+            store::entries(
+                &mut connection,
+                &EntryFilter {
+                    user_id: Some(user),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .map_err(problem)?;
+            Ok(started.elapsed())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    latencies.sort();
+    let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    writeln!(
+        out,
+        "{name}: balance + last 100 entries with {entries} entries: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(50).as_secs_f64() * 1000.0,
+        percentile(99).as_secs_f64() * 1000.0
+    )?;
+    std::io::stdout().write_all(out.as_bytes())?;
+    std::io::stdout().flush()?;
+    Ok(out)
+}
