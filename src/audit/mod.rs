@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::chain::Chained;
+use crate::chain::{Canonical, Chained};
 
 /// Who acted: a token, or an operator at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,22 +107,19 @@ impl Chained for AuditEntry {
 
     /// Every field but the hashes, as a JSON array in a fixed order.
     fn canonical(&self) -> String {
-        serde_json::json!([
-            self.seq,
-            self.occurred_at
-                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-                .to_string(),
-            self.actor_id,
-            self.actor_name,
-            self.actor_role,
-            self.action,
-            self.subject_type,
-            self.subject_id,
-            self.reason,
-            self.request_id,
-            self.details,
-        ])
-        .to_string()
+        Canonical::default()
+            .int(self.seq)
+            .time(&self.occurred_at)
+            .text(&self.actor_id)
+            .text(&self.actor_name)
+            .text(&self.actor_role)
+            .text(&self.action)
+            .text(&self.subject_type)
+            .text(&self.subject_id)
+            .opt_text(self.reason.as_deref())
+            .opt_text(self.request_id.as_deref())
+            .text(&self.details)
+            .finish()
     }
 }
 

@@ -75,7 +75,15 @@ impl ConnectionFactory {
 
     pub fn connect(&self) -> diesel::ConnectionResult<DbConnection> {
         match self.backend {
-            Backend::Postgres => PgConnection::establish(&self.url).map(DbConnection::Postgresql),
+            Backend::Postgres => {
+                let mut connection = PgConnection::establish(&self.url)?;
+                // Plan each statement for its actual parameters: a generic plan cached while a
+                // table was small keeps scanning it sequentially once it is large.
+                connection
+                    .batch_execute("SET plan_cache_mode = force_custom_plan")
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Postgresql(connection))
+            }
             Backend::Sqlite => {
                 let path = sqlite_path(&self.url).unwrap_or_default();
                 let mut connection = SqliteConnection::establish(path)?;
@@ -83,7 +91,8 @@ impl ConnectionFactory {
                 connection
                     .batch_execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                         PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
                     )
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(connection))

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::chain::Chained;
+use crate::chain::{Canonical, Chained};
 
 /// An asset and the number of decimals its ledger amounts may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,10 +283,6 @@ pub struct LedgerEntry {
     pub hash: String,
 }
 
-fn timestamp(value: &NaiveDateTime) -> String {
-    value.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
 impl Chained for LedgerEntry {
     fn seq(&self) -> i64 {
         self.seq
@@ -301,30 +297,29 @@ impl Chained for LedgerEntry {
     }
 
     fn canonical(&self) -> String {
-        serde_json::json!([
-            self.seq,
-            self.transaction_id,
-            self.kind.as_str(),
-            self.asset,
-            self.amount,
-            self.debit_account,
-            self.credit_account,
-            self.user_id,
-            timestamp(&self.occurred_at),
-            timestamp(&self.recorded_at),
-            self.source,
-            self.external_id,
-            self.order_id,
-            self.facility_id,
-            self.valuation,
-            self.fmv_usd,
-            self.usd_price,
-            self.price_at.as_ref().map(timestamp),
-            self.reason,
-            self.actor_id,
-            self.reverses_seq,
-        ])
-        .to_string()
+        Canonical::default()
+            .int(self.seq)
+            .text(&self.transaction_id)
+            .text(self.kind.as_str())
+            .text(&self.asset)
+            .int(self.amount)
+            .text(&self.debit_account)
+            .text(&self.credit_account)
+            .opt_text(self.user_id.as_deref())
+            .time(&self.occurred_at)
+            .time(&self.recorded_at)
+            .opt_text(self.source.as_deref())
+            .opt_text(self.external_id.as_deref())
+            .opt_text(self.order_id.as_deref())
+            .opt_text(self.facility_id.as_deref())
+            .opt_text(self.valuation.as_deref())
+            .opt_text(self.fmv_usd.as_deref())
+            .opt_text(self.usd_price.as_deref())
+            .opt_time(self.price_at.as_ref())
+            .opt_text(self.reason.as_deref())
+            .text(&self.actor_id)
+            .opt_int(self.reverses_seq)
+            .finish()
     }
 }
 

@@ -19,12 +19,13 @@ use crate::db::{DbConnection, MultiBackend};
 use crate::error::{AppError, FieldError};
 
 const CHAIN: &str = "ledger";
-/// Rows per multi-row statement: under SQLite's 32,766 and PostgreSQL's 65,535 bind limits.
+/// Rows per multi-row INSERT: 23 columns each stay under SQLite's 32,766 bind limit.
 const INSERT_CHUNK: usize = 1_000;
-const LOOKUP_CHUNK: usize = 500;
+/// Ids per `IN` lookup (binds on SQLite, one array on PostgreSQL).
+const LOOKUP_CHUNK: usize = 5_000;
 
-#[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = ledger_entries, treat_none_as_default_value = false)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ledger_entries)]
 struct EntryRow {
     seq: i64,
     transaction_id: String,
@@ -86,32 +87,63 @@ impl EntryRow {
             hash: self.hash,
         })
     }
+}
 
-    fn from_entry(entry: LedgerEntry) -> EntryRow {
-        EntryRow {
+/// An entry as inserted: borrowed, so a batch is written without copying its strings.
+#[derive(Insertable)]
+#[diesel(table_name = ledger_entries, treat_none_as_default_value = false)]
+struct NewEntryRow<'a> {
+    seq: i64,
+    transaction_id: &'a str,
+    kind: &'a str,
+    asset: &'a str,
+    amount: i64,
+    debit_account: &'a str,
+    credit_account: &'a str,
+    user_id: Option<&'a str>,
+    occurred_at: NaiveDateTime,
+    recorded_at: NaiveDateTime,
+    source: Option<&'a str>,
+    external_id: Option<&'a str>,
+    order_id: Option<&'a str>,
+    facility_id: Option<&'a str>,
+    valuation: Option<&'a str>,
+    fmv_usd: Option<&'a str>,
+    usd_price: Option<&'a str>,
+    price_at: Option<NaiveDateTime>,
+    reason: Option<&'a str>,
+    actor_id: &'a str,
+    reverses_seq: Option<i64>,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+impl<'a> From<&'a LedgerEntry> for NewEntryRow<'a> {
+    fn from(entry: &'a LedgerEntry) -> Self {
+        NewEntryRow {
             seq: entry.seq,
-            transaction_id: entry.transaction_id,
-            kind: entry.kind.as_str().to_string(),
-            asset: entry.asset,
+            transaction_id: &entry.transaction_id,
+            kind: entry.kind.as_str(),
+            asset: &entry.asset,
             amount: entry.amount,
-            debit_account: entry.debit_account,
-            credit_account: entry.credit_account,
-            user_id: entry.user_id,
+            debit_account: &entry.debit_account,
+            credit_account: &entry.credit_account,
+            user_id: entry.user_id.as_deref(),
             occurred_at: entry.occurred_at,
             recorded_at: entry.recorded_at,
-            source: entry.source,
-            external_id: entry.external_id,
-            order_id: entry.order_id,
-            facility_id: entry.facility_id,
-            valuation: entry.valuation,
-            fmv_usd: entry.fmv_usd,
-            usd_price: entry.usd_price,
+            source: entry.source.as_deref(),
+            external_id: entry.external_id.as_deref(),
+            order_id: entry.order_id.as_deref(),
+            facility_id: entry.facility_id.as_deref(),
+            valuation: entry.valuation.as_deref(),
+            fmv_usd: entry.fmv_usd.as_deref(),
+            usd_price: entry.usd_price.as_deref(),
             price_at: entry.price_at,
-            reason: entry.reason,
-            actor_id: entry.actor_id,
+            reason: entry.reason.as_deref(),
+            actor_id: &entry.actor_id,
             reverses_seq: entry.reverses_seq,
-            prev_hash: entry.prev_hash,
-            hash: entry.hash,
+            prev_hash: &entry.prev_hash,
+            hash: &entry.hash,
         }
     }
 }
@@ -149,7 +181,7 @@ pub fn append_entries(
         entry.hash = entry.compute_hash();
         prev_hash = entry.hash.clone();
     }
-    let rows: Vec<EntryRow> = entries.iter().cloned().map(EntryRow::from_entry).collect();
+    let rows: Vec<NewEntryRow> = entries.iter().map(NewEntryRow::from).collect();
     for chunk in rows.chunks(INSERT_CHUNK) {
         insert_rows(connection, chunk)?;
     }
@@ -160,12 +192,16 @@ pub fn append_entries(
     Ok(entries)
 }
 
-/// Multi-row INSERT, written per backend: diesel's `MultiBackend` has no batch insert.
-fn insert_rows(connection: &mut DbConnection, rows: &[EntryRow]) -> QueryResult<usize> {
-    let insert = diesel::insert_into(ledger_entries::table).values(rows);
+/// Bulk insert, written per backend (diesel's `MultiBackend` has no batch insert): a multi-row
+/// INSERT on SQLite, binary COPY on PostgreSQL.
+fn insert_rows(connection: &mut DbConnection, rows: &[NewEntryRow]) -> QueryResult<usize> {
     match connection {
-        DbConnection::Sqlite(inner) => insert.execute(inner),
-        DbConnection::Postgresql(inner) => insert.execute(inner),
+        DbConnection::Sqlite(inner) => diesel::insert_into(ledger_entries::table)
+            .values(rows)
+            .execute(inner),
+        DbConnection::Postgresql(inner) => diesel::copy_from(ledger_entries::table)
+            .from_insertable(rows)
+            .execute(inner),
     }
 }
 

@@ -24,7 +24,7 @@ CREATE TABLE api_tokens (
 );
 
 CREATE TABLE audit_log (
-    seq BIGINT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
     occurred_at TIMESTAMP NOT NULL,
     actor_id TEXT NOT NULL,
     actor_name TEXT NOT NULL,
