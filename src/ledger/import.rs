@@ -366,19 +366,7 @@ pub fn import_rates(db: &Db, path: &Path, source: &str) -> anyhow::Result<(usize
         })?;
         let actor = Actor::command_line();
         let (added, same) = write_transaction(&mut connection, |connection| {
-            let counts = store::insert_rates(connection, &rates, source)?;
-            crate::audit::store::append(
-                connection,
-                crate::audit::NewAuditEntry::new(
-                    actor.clone(),
-                    "rates.load",
-                    "rates",
-                    source,
-                    None,
-                )
-                .details(serde_json::json!({ "inserted": counts.0, "unchanged": counts.1 })),
-            )?;
-            Ok::<_, AppError>(counts)
+            store::load_rates(connection, &rates, source, &actor, None)
         })
         .map_err(|error| anyhow::anyhow!(error.problem().detail))?;
         inserted += added;

@@ -283,6 +283,45 @@ pub struct LedgerEntry {
     pub hash: String,
 }
 
+impl LedgerEntry {
+    /// A transfer not yet appended: no sequence, hashes or payout details. `append_entries`
+    /// assigns the sequence, the recording time and the hashes.
+    pub fn transfer(
+        kind: EntryKind,
+        asset: &str,
+        amount: i64,
+        (debit, credit): (Account, Account),
+        occurred_at: NaiveDateTime,
+        actor_id: &str,
+    ) -> LedgerEntry {
+        LedgerEntry {
+            seq: 0,
+            transaction_id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            asset: asset.to_string(),
+            amount,
+            user_id: credit.user().or_else(|| debit.user()).map(str::to_string),
+            debit_account: debit.key(),
+            credit_account: credit.key(),
+            occurred_at,
+            recorded_at: occurred_at,
+            source: None,
+            external_id: None,
+            order_id: None,
+            facility_id: None,
+            valuation: None,
+            fmv_usd: None,
+            usd_price: None,
+            price_at: None,
+            reason: None,
+            actor_id: actor_id.to_string(),
+            reverses_seq: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
 impl Chained for LedgerEntry {
     fn seq(&self) -> i64 {
         self.seq
@@ -431,32 +470,14 @@ mod tests {
     #[test]
     fn every_transfer_balances_to_zero() {
         let entry = |kind, to_user| {
-            let (debit, credit) = transfer_accounts(kind, "u1", to_user);
-            LedgerEntry {
-                seq: 1,
-                transaction_id: "t".into(),
+            LedgerEntry::transfer(
                 kind,
-                asset: "BTC".into(),
-                amount: 500,
-                debit_account: debit.key(),
-                credit_account: credit.key(),
-                user_id: Some("u1".into()),
-                occurred_at: at("2026-01-01 00:00"),
-                recorded_at: at("2026-01-01 00:00"),
-                source: None,
-                external_id: None,
-                order_id: None,
-                facility_id: None,
-                valuation: None,
-                fmv_usd: None,
-                usd_price: None,
-                price_at: None,
-                reason: None,
-                actor_id: "a".into(),
-                reverses_seq: None,
-                prev_hash: String::new(),
-                hash: String::new(),
-            }
+                "BTC",
+                500,
+                transfer_accounts(kind, "u1", to_user),
+                at("2026-01-01 00:00"),
+                "a",
+            )
         };
         let entries: Vec<LedgerEntry> = vec![
             entry(EntryKind::Payout, true),

@@ -276,33 +276,18 @@ pub fn record(
             "must be greater than zero",
         ));
     }
-    let (debit, credit) = transfer_accounts(transfer.kind, &transfer.user_id, transfer.to_user);
-    let entry = LedgerEntry {
-        seq: 0,
-        transaction_id: uuid::Uuid::new_v4().to_string(),
-        kind: transfer.kind,
-        asset: transfer.asset,
-        amount: transfer.amount,
-        debit_account: debit.key(),
-        credit_account: credit.key(),
-        user_id: Some(transfer.user_id),
-        occurred_at: transfer.occurred_at,
-        recorded_at: transfer.occurred_at,
-        source: None,
-        external_id: None,
-        order_id: None,
-        facility_id: None,
-        valuation: None,
-        fmv_usd: None,
-        usd_price: None,
-        price_at: None,
-        reason: transfer.reason,
-        actor_id: actor.id.clone(),
-        reverses_seq: None,
-        prev_hash: String::new(),
-        hash: String::new(),
-    };
-    append_checked(connection, entry, debit.user().is_some())
+    let accounts = transfer_accounts(transfer.kind, &transfer.user_id, transfer.to_user);
+    let debits_user = accounts.0.user().is_some();
+    let mut entry = LedgerEntry::transfer(
+        transfer.kind,
+        &transfer.asset,
+        transfer.amount,
+        accounts,
+        transfer.occurred_at,
+        &actor.id,
+    );
+    entry.reason = transfer.reason;
+    append_checked(connection, entry, debits_user)
 }
 
 /// Reverses a stored entry with a new entry that swaps its accounts. An entry is reversed at most
@@ -550,7 +535,6 @@ fn payout_entry(
     valuation: Valuation,
     actor_id: &str,
 ) -> LedgerEntry {
-    let (debit, credit) = transfer_accounts(EntryKind::Payout, &payout.user_id, true);
     let (fmv_usd, usd_price, price_at) = match &valuation {
         Valuation::Priced {
             fmv_usd,
@@ -564,17 +548,8 @@ fn payout_entry(
         Valuation::StalePrice { price_at } => (None, None, Some(*price_at)),
         Valuation::NoPrice => (None, None, None),
     };
+    let accounts = transfer_accounts(EntryKind::Payout, &payout.user_id, true);
     LedgerEntry {
-        seq: 0,
-        transaction_id: uuid::Uuid::new_v4().to_string(),
-        kind: EntryKind::Payout,
-        asset: payout.asset,
-        amount: payout.amount,
-        debit_account: debit.key(),
-        credit_account: credit.key(),
-        user_id: Some(payout.user_id),
-        occurred_at: payout.occurred_at,
-        recorded_at: payout.occurred_at,
         source: Some(source.to_string()),
         external_id: Some(payout.external_id),
         order_id: Some(payout.order_id),
@@ -583,11 +558,14 @@ fn payout_entry(
         fmv_usd,
         usd_price,
         price_at,
-        reason: None,
-        actor_id: actor_id.to_string(),
-        reverses_seq: None,
-        prev_hash: String::new(),
-        hash: String::new(),
+        ..LedgerEntry::transfer(
+            EntryKind::Payout,
+            &payout.asset,
+            payout.amount,
+            accounts,
+            payout.occurred_at,
+            actor_id,
+        )
     }
 }
 
@@ -782,6 +760,26 @@ pub fn insert_rates(
                 inserted += 1;
             }
         }
+    }
+    Ok((inserted, unchanged))
+}
+
+/// Stores rates and audits the load when anything new was stored. Call inside a write
+/// transaction.
+pub fn load_rates(
+    connection: &mut DbConnection,
+    new_rates: &[NewRate],
+    source: &str,
+    actor: &Actor,
+    request_id: Option<String>,
+) -> Result<(usize, usize), AppError> {
+    let (inserted, unchanged) = insert_rates(connection, new_rates, source)?;
+    if inserted > 0 {
+        audit::store::append(
+            connection,
+            NewAuditEntry::new(actor.clone(), "rates.load", "rates", source, request_id)
+                .details(serde_json::json!({ "inserted": inserted, "unchanged": unchanged })),
+        )?;
     }
     Ok((inserted, unchanged))
 }
