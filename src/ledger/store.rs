@@ -860,29 +860,67 @@ pub fn entries(
 pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
     const PAGE: i64 = 10_000;
     let mut verifier = ChainVerifier::new(CHAIN);
-    let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut after = 0i64;
-    loop {
-        let rows: Vec<EntryRow> = ledger_entries::table
-            .filter(ledger_entries::seq.gt(after))
-            .order(ledger_entries::seq.asc())
-            .limit(PAGE)
-            .select(EntryRow::as_select())
-            .load(connection)?;
-        let count = rows.len();
-        for row in rows {
-            let entry = row.into_entry()?;
-            if let Err(broken) = verifier.check(&entry) {
-                return Ok(Verification::Broken(broken));
+    // asset → account → credits minus debits; looked up by &str so known keys are not copied.
+    let mut sums: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    let mut add = |asset: &str, account: &str, delta: i64| {
+        let accounts = match sums.get_mut(asset) {
+            Some(accounts) => accounts,
+            None => sums.entry(asset.to_string()).or_default(),
+        };
+        match accounts.get_mut(account) {
+            Some(sum) => *sum += delta,
+            None => {
+                accounts.insert(account.to_string(), delta);
             }
-            for (key, delta) in super::balance_deltas([&entry]) {
-                *sums.entry(key).or_default() += delta;
+        }
+    };
+    // One thread loads the next page while this one hashes the current page.
+    let broken = std::thread::scope(
+        |scope| -> Result<Option<crate::chain::ChainBreak>, AppError> {
+            let (pages, received) =
+                std::sync::mpsc::sync_channel::<Result<Vec<EntryRow>, AppError>>(1);
+            let loader = &mut *connection;
+            scope.spawn(move || {
+                let mut after = 0i64;
+                loop {
+                    let page: Result<Vec<EntryRow>, AppError> = ledger_entries::table
+                        .filter(ledger_entries::seq.gt(after))
+                        .order(ledger_entries::seq.asc())
+                        .limit(PAGE)
+                        .select(EntryRow::as_select())
+                        .load(loader)
+                        .map_err(AppError::from);
+                    let last = match &page {
+                        Ok(rows) if i64::try_from(rows.len()).unwrap_or(0) == PAGE => {
+                            rows.last().map(|row| row.seq)
+                        }
+                        _ => None,
+                    };
+                    // The receiver stops listening when it finds a break: stop loading then too.
+                    if pages.send(page).is_err() {
+                        return;
+                    }
+                    match last {
+                        Some(seq) => after = seq,
+                        None => return,
+                    }
+                }
+            });
+            for page in received {
+                for row in page? {
+                    let entry = row.into_entry()?;
+                    if let Err(broken) = verifier.check(&entry) {
+                        return Ok(Some(broken));
+                    }
+                    add(&entry.asset, &entry.credit_account, entry.amount);
+                    add(&entry.asset, &entry.debit_account, -entry.amount);
+                }
             }
-            after = entry.seq;
-        }
-        if i64::try_from(count).unwrap_or(0) < PAGE {
-            break;
-        }
+            Ok(None)
+        },
+    )?;
+    if let Some(broken) = broken {
+        return Ok(Verification::Broken(broken));
     }
     let (head_seq, head_hash): (i64, String) = chain_heads::table
         .find(CHAIN)
@@ -896,17 +934,22 @@ pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
         .select((balances::account, balances::asset, balances::atoms))
         .load(connection)?;
     for (account, asset, atoms) in stored {
-        let expected = sums.remove(&(account.clone(), asset.clone())).unwrap_or(0);
+        let expected = sums
+            .get_mut(&asset)
+            .and_then(|accounts| accounts.remove(&account))
+            .unwrap_or(0);
         if expected != atoms {
             return Ok(Verification::Inconsistent(format!(
                 "balance of {account} in {asset} is {atoms} atoms but its entries sum to {expected}"
             )));
         }
     }
-    if let Some(((account, asset), expected)) = sums.into_iter().find(|(_, sum)| *sum != 0) {
-        return Ok(Verification::Inconsistent(format!(
-            "balance of {account} in {asset} is missing; its entries sum to {expected}"
-        )));
+    for (asset, accounts) in sums {
+        if let Some((account, expected)) = accounts.into_iter().find(|(_, sum)| *sum != 0) {
+            return Ok(Verification::Inconsistent(format!(
+                "balance of {account} in {asset} is missing; its entries sum to {expected}"
+            )));
+        }
     }
     Ok(Verification::Intact { entries })
 }
