@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::ledger::import::{import_payouts, ImportOptions};
 use crate::ledger::payouts::{validate_batch, PayoutInput, MAX_BATCH};
 use crate::ledger::store::{self, EntryFilter, NewRate};
+use crate::metrics::{millis_text, per_second, seconds_text};
 use crate::users::NewUser;
 
 pub struct BenchOptions {
@@ -250,9 +251,9 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     let elapsed = started.elapsed();
     writeln!(
         out,
-        "{name}: batch path: {written} payouts in {:.1} s = {:.0} entries/s, {}",
-        elapsed.as_secs_f64(),
-        written as f64 / elapsed.as_secs_f64(),
+        "{name}: batch path: {written} payouts in {} s = {} entries/s, {}",
+        seconds_text(elapsed),
+        per_second(written as u64, elapsed),
         describe_memory()
     )?;
 
@@ -291,10 +292,10 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     let summary = import_payouts(db, &csv_path, &import_options, &actor, staleness)?;
     writeln!(
         out,
-        "{name}: CSV import: {} payouts in {:.1} s = {:.0} entries/s, {} rejected, {}",
+        "{name}: CSV import: {} payouts in {} s = {} entries/s, {} rejected, {}",
         summary.accepted,
-        summary.elapsed.as_secs_f64(),
-        summary.accepted as f64 / summary.elapsed.as_secs_f64(),
+        seconds_text(summary.elapsed),
+        per_second(summary.accepted, summary.elapsed),
         summary.rejected,
         describe_memory()
     )?;
@@ -311,8 +312,8 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     };
     writeln!(
         out,
-        "{name}: verify: {entries} entries in {:.1} s, {}",
-        elapsed.as_secs_f64(),
+        "{name}: verify: {entries} entries in {} s, {}",
+        seconds_text(elapsed),
         describe_memory()
     )?;
 
@@ -339,9 +340,9 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     writeln!(
         out,
-        "{name}: balance + last 100 entries with {entries} entries: p50 {:.2} ms, p99 {:.2} ms",
-        percentile(50).as_secs_f64() * 1000.0,
-        percentile(99).as_secs_f64() * 1000.0
+        "{name}: balance + last 100 entries with {entries} entries: p50 {} ms, p99 {} ms",
+        millis_text(percentile(50)),
+        millis_text(percentile(99))
     )?;
     std::io::stdout().write_all(out.as_bytes())?;
     std::io::stdout().flush()?;

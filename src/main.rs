@@ -361,11 +361,15 @@ fn import_command(command: ImportCommand, settings: &Settings) -> anyhow::Result
             if let Some(line) = summary.resumed_after_line {
                 println!("resumed after line {line}");
             }
-            let seconds = summary.elapsed.as_secs_f64().max(0.001);
             println!(
-                "{} rows: {} accepted, {} already stored, {} rejected, {} without a usable price; {:.1} s, {:.0} rows/s",
-                summary.rows, summary.accepted, summary.duplicates, summary.rejected, summary.unpriced,
-                seconds, summary.rows as f64 / seconds
+                "{} rows: {} accepted, {} already stored, {} rejected, {} without a usable price; {} s, {} rows/s",
+                summary.rows,
+                summary.accepted,
+                summary.duplicates,
+                summary.rejected,
+                summary.unpriced,
+                hashgate::metrics::seconds_text(summary.elapsed),
+                hashgate::metrics::per_second(summary.rows, summary.elapsed)
             );
             if summary.rejected > 0 {
                 println!(

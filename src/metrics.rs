@@ -118,6 +118,24 @@ impl Metrics {
     }
 }
 
+/// `count` per second over `elapsed`, in whole units (throughput reports; no floating point).
+pub fn per_second(count: u64, elapsed: Duration) -> u64 {
+    let micros = elapsed.as_micros().max(1);
+    u64::try_from(u128::from(count) * 1_000_000 / micros).unwrap_or(u64::MAX)
+}
+
+/// A duration as seconds with one decimal, e.g. `50.2`.
+pub fn seconds_text(elapsed: Duration) -> String {
+    let tenths = elapsed.as_millis() / 100;
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
+/// A duration as milliseconds with two decimals, e.g. `1.74`.
+pub fn millis_text(elapsed: Duration) -> String {
+    let hundredths = elapsed.as_micros() / 10;
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
 /// Microseconds as a decimal number of seconds, without floating point.
 fn seconds(micros: u64) -> String {
     let text = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
@@ -131,6 +149,15 @@ fn escape(label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throughput_and_durations_are_formatted_without_floats() {
+        assert_eq!(per_second(1_000_000, Duration::from_millis(50_200)), 19_920);
+        assert_eq!(per_second(5, Duration::ZERO), 5_000_000);
+        assert_eq!(seconds_text(Duration::from_millis(50_249)), "50.2");
+        assert_eq!(millis_text(Duration::from_micros(1_744)), "1.74");
+        assert_eq!(millis_text(Duration::from_micros(80)), "0.08");
+    }
 
     #[test]
     fn renders_counters_and_cumulative_buckets() {

@@ -225,12 +225,11 @@ pub fn import_payouts(
             }
             .save(&options.checkpoint_path, &options.source)?;
             batch.clear();
-            let seconds = started.elapsed().as_secs_f64().max(0.001);
             bar.set_position(position.byte());
             bar.set_message(format!(
-                "{} rows, {:.0} rows/s, {} rejected",
+                "{} rows, {} rows/s, {} rejected",
                 summary.rows,
-                summary.rows as f64 / seconds,
+                crate::metrics::per_second(summary.rows, started.elapsed()),
                 summary.rejected
             ));
         }

@@ -86,6 +86,33 @@ pub async fn post_payouts(
     .await
 }
 
+/// The user id of the path, if the caller may read that user's money.
+fn readable_user(caller: &Caller, path: web::Path<String>) -> Result<String, AppError> {
+    let user_id = parse_uuid("id", &path.into_inner())?;
+    caller.require_self_or(&user_id, &LEDGER_READERS)?;
+    Ok(user_id)
+}
+
+/// Runs a read about an existing user (404 otherwise), with the asset scales to render it.
+async fn read_for_user<T, F>(
+    state: &AppState,
+    user_id: &str,
+    read: F,
+) -> Result<(Assets, T), AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::DbConnection) -> Result<T, AppError> + Send + 'static,
+{
+    let user_id = user_id.to_string();
+    state
+        .db
+        .run(move |connection| {
+            crate::users::store::require_exists(connection, &user_id)?;
+            Ok((store::load_assets(connection)?, read(connection)?))
+        })
+        .await
+}
+
 async fn assets(state: &AppState) -> Result<Assets, AppError> {
     state
         .db
@@ -180,19 +207,12 @@ pub async fn get_balances(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let user_id = parse_uuid("id", &path.into_inner())?;
-    caller.require_self_or(&user_id, &LEDGER_READERS)?;
+    let user_id = readable_user(&caller, path)?;
     let id = user_id.clone();
-    let (assets, rows) = state
-        .db
-        .run(move |connection| {
-            crate::users::store::require_exists(connection, &id)?;
-            Ok((
-                store::load_assets(connection)?,
-                store::user_balances(connection, &id)?,
-            ))
-        })
-        .await?;
+    let (assets, rows) = read_for_user(&state, &user_id, move |connection| {
+        Ok(store::user_balances(connection, &id)?)
+    })
+    .await?;
     let balances = rows
         .into_iter()
         .filter_map(|(code, available, held)| {
@@ -296,8 +316,7 @@ pub async fn get_ledger(
     path: web::Path<String>,
     query: QueryParams<LedgerQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let user_id = parse_uuid("id", &path.into_inner())?;
-    caller.require_self_or(&user_id, &LEDGER_READERS)?;
+    let user_id = readable_user(&caller, path)?;
     let query = query.0;
     let limit = crate::http::page_limit(query.limit)?;
     let before_seq = crate::http::parse_seq_cursor(query.cursor.as_deref())?;
@@ -310,17 +329,10 @@ pub async fn get_ledger(
         before_seq,
         limit,
     };
-    let id = user_id.clone();
-    let (assets, entries) = state
-        .db
-        .run(move |connection| {
-            crate::users::store::require_exists(connection, &id)?;
-            Ok((
-                store::load_assets(connection)?,
-                store::entries(connection, &filter)?,
-            ))
-        })
-        .await?;
+    let (assets, entries) = read_for_user(&state, &user_id, move |connection| {
+        store::entries(connection, &filter)
+    })
+    .await?;
     let views: Vec<EntryView> = entries
         .into_iter()
         .map(|entry| entry_view(entry, &assets, &user_id))
