@@ -586,7 +586,10 @@ fn existing_users<'a>(
 }
 
 /// The fields that make two payouts "the same payout".
+#[derive(Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = ledger_entries)]
 struct StoredPayout {
+    external_id: Option<String>,
     user_id: Option<String>,
     asset: String,
     amount: i64,
@@ -606,15 +609,15 @@ impl StoredPayout {
     }
 }
 
-type StoredPayoutRow = (
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    NaiveDateTime,
-    Option<String>,
-    Option<String>,
-);
+/// One index probe per id, whatever the planner's statistics say. During a bulk load they lag
+/// behind the table, and both `external_id = ANY(...)` and a plain join were then planned as a
+/// scan of every row of the source: ingest slowed down as the ledger grew. `OFFSET 0` keeps the
+/// lateral subquery from being flattened into such a join.
+const STORED_PAYOUTS_PG: &str = "SELECT e.external_id, e.user_id, e.asset, e.amount, \
+     e.occurred_at, e.order_id, e.facility_id \
+     FROM unnest($1::text[]) AS wanted(id) CROSS JOIN LATERAL ( \
+         SELECT * FROM ledger_entries WHERE source = $2 AND external_id = wanted.id OFFSET 0 \
+     ) AS e";
 
 fn stored_payouts<'a>(
     connection: &mut DbConnection,
@@ -624,34 +627,21 @@ fn stored_payouts<'a>(
     let wanted: Vec<&str> = external_ids.collect();
     let mut found = HashMap::new();
     for chunk in wanted.chunks(LOOKUP_CHUNK) {
-        let rows: Vec<StoredPayoutRow> = ledger_entries::table
-            .filter(ledger_entries::source.eq(source))
-            .filter(ledger_entries::external_id.eq_any(chunk))
-            .select((
-                ledger_entries::external_id,
-                ledger_entries::user_id,
-                ledger_entries::asset,
-                ledger_entries::amount,
-                ledger_entries::occurred_at,
-                ledger_entries::order_id,
-                ledger_entries::facility_id,
-            ))
-            .load(connection)?;
-        for (external_id, user_id, asset, amount, occurred_at, order_id, facility_id) in rows {
-            if let Some(external_id) = external_id {
-                found.insert(
-                    external_id,
-                    StoredPayout {
-                        user_id,
-                        asset,
-                        amount,
-                        occurred_at,
-                        order_id,
-                        facility_id,
-                    },
-                );
-            }
-        }
+        let rows: Vec<StoredPayout> = match connection {
+            DbConnection::Sqlite(inner) => ledger_entries::table
+                .filter(ledger_entries::source.eq(source))
+                .filter(ledger_entries::external_id.eq_any(chunk))
+                .select(StoredPayout::as_select())
+                .load(inner)?,
+            DbConnection::Postgresql(inner) => diesel::sql_query(STORED_PAYOUTS_PG)
+                .bind::<diesel::sql_types::Array<Text>, _>(chunk)
+                .bind::<Text, _>(source)
+                .load(inner)?,
+        };
+        found.extend(
+            rows.into_iter()
+                .filter_map(|row| Some((row.external_id.clone()?, row))),
+        );
     }
     Ok(found)
 }
