@@ -1,5 +1,6 @@
 //! hashgate: compliance, KYC and tax reporting for cloud-mining platforms.
 
+pub mod aml;
 pub mod audit;
 pub mod auth;
 pub mod bench;

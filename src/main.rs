@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Screening: the matcher's accuracy on labelled name pairs.
+    Screening {
+        #[command(subcommand)]
+        command: ScreeningCommand,
+    },
     /// Check the audit log's and the ledger's hash chains and the balances; exits non-zero naming
     /// the first broken entry.
     Verify,
@@ -69,6 +74,21 @@ enum BenchCommand {
         /// An administrative PostgreSQL URL; a scratch database is created and dropped.
         #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
         postgres_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScreeningCommand {
+    /// Precision, recall and F1 of the name matcher on labelled pairs, at the configured
+    /// threshold and across thresholds.
+    Eval {
+        #[arg(long, default_value = "../shared/data/sanctions/name-pairs/cases.csv")]
+        cases: PathBuf,
+        #[arg(long, default_value_t = hashgate::aml::DEFAULT_THRESHOLD)]
+        threshold: f64,
+        /// Also list every misclassified pair.
+        #[arg(long)]
+        errors: bool,
     },
 }
 
@@ -228,6 +248,17 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 users,
                 postgres_url,
             })?;
+        }
+        Command::Screening {
+            command:
+                ScreeningCommand::Eval {
+                    cases,
+                    threshold,
+                    errors,
+                },
+        } => {
+            let cases = hashgate::aml::eval::load_cases(&cases)?;
+            print!("{}", hashgate::aml::eval::report(&cases, threshold, errors)?);
         }
         Command::Verify => {
             let db = db::Db::open(&settings.database_url, 1)?;
