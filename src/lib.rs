@@ -36,6 +36,7 @@ pub struct AppState {
     pub cipher: FieldCipher,
     pub metrics: Arc<Metrics>,
     pub price_staleness: chrono::Duration,
+    pub screener: Arc<aml::screener::Screener>,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -91,6 +92,7 @@ impl AppState {
             cipher,
             metrics: Arc::new(Metrics::default()),
             price_staleness: chrono::Duration::seconds(settings.price_staleness_seconds),
+            screener: Arc::default(),
         })
     }
 }
@@ -102,6 +104,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     auth::routes::configure(config);
     audit::routes::configure(config);
     ledger::routes::configure(config);
+    aml::routes::configure(config);
 }
 
 /// A bound, not yet running server.

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Sanctions and PEP lists.
+    Lists {
+        #[command(subcommand)]
+        command: ListsCommand,
+    },
     /// Screening: the matcher's accuracy on labelled name pairs.
     Screening {
         #[command(subcommand)]
@@ -74,6 +79,22 @@ enum BenchCommand {
         /// An administrative PostgreSQL URL; a scratch database is created and dropped.
         #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
         postgres_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListsCommand {
+    /// Load a new version of a list: `--source ofac-sdn DIR [MORE_REMARKS.csv]`,
+    /// `--source un-consolidated FILE.xml` or `--source pep FILE.csv`. Prints the diff against
+    /// the active version; a malformed file is refused and changes nothing.
+    Import {
+        #[arg(long)]
+        source: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Accept a version that removes more than 20% of the active entries.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -249,6 +270,39 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 postgres_url,
             })?;
         }
+        Command::Lists {
+            command:
+                ListsCommand::Import {
+                    source,
+                    paths,
+                    force,
+                },
+        } => {
+            let source = hashgate::aml::lists::ListSource::parse(&source).ok_or_else(|| {
+                anyhow::anyhow!("unknown list source `{source}`: ofac-sdn, un-consolidated or pep")
+            })?;
+            let db = db::Db::open(&settings.database_url, 1)?;
+            let loaded = hashgate::aml::import::import_list(&db, source, &paths, force)?;
+            if loaded.unchanged {
+                println!(
+                    "{} version {}: identical file (checksum {}), nothing changed",
+                    source.as_str(),
+                    loaded.version,
+                    loaded.checksum
+                );
+            } else {
+                println!(
+                    "{} version {}: {} entries, {} added, {} changed, {} removed (checksum {})",
+                    source.as_str(),
+                    loaded.version,
+                    loaded.entries,
+                    loaded.added,
+                    loaded.changed,
+                    loaded.removed,
+                    loaded.checksum
+                );
+            }
+        }
         Command::Screening {
             command:
                 ScreeningCommand::Eval {
@@ -258,7 +312,10 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let cases = hashgate::aml::eval::load_cases(&cases)?;
-            print!("{}", hashgate::aml::eval::report(&cases, threshold, errors)?);
+            print!(
+                "{}",
+                hashgate::aml::eval::report(&cases, threshold, errors)?
+            );
         }
         Command::Verify => {
             let db = db::Db::open(&settings.database_url, 1)?;

@@ -99,7 +99,11 @@ pub fn scores(cases: &[Case]) -> Vec<f64> {
     cases
         .iter()
         .map(|case| {
-            compare(&prepare(&case.name1, case.kind), &prepare(&case.name2, case.kind)).score
+            compare(
+                &prepare(&case.name1, case.kind),
+                &prepare(&case.name2, case.kind),
+            )
+            .score
         })
         .collect()
 }

@@ -8,10 +8,10 @@
 //!
 //! Scores are similarity ratios in [0, 1], not money, so they are floating point.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of subject a name belongs to; decides which words are weak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectKind {
     Person,
@@ -43,34 +43,179 @@ impl SubjectKind {
 
 /// Titles and honorifics: never part of the comparison.
 const HONORIFICS: &[&str] = &[
-    "mr", "mrs", "ms", "miss", "mister", "madam", "dr", "prof", "professor", "sir", "dame",
-    "lord", "sheikh", "shaikh", "sheik", "haji", "hajji", "mullah", "maulana", "maulvi", "mawlawi",
-    "qari", "imam", "general", "gen", "colonel", "col", "captain", "capt", "major", "lieutenant",
-    "admiral", "brigadier", "commander", "president", "minister", "senator", "his", "her",
-    "excellency", "hon", "honourable", "honorable", "jr", "sr",
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mister",
+    "madam",
+    "dr",
+    "prof",
+    "professor",
+    "sir",
+    "dame",
+    "lord",
+    "sheikh",
+    "shaikh",
+    "sheik",
+    "haji",
+    "hajji",
+    "mullah",
+    "maulana",
+    "maulvi",
+    "mawlawi",
+    "qari",
+    "imam",
+    "general",
+    "gen",
+    "colonel",
+    "col",
+    "captain",
+    "capt",
+    "major",
+    "lieutenant",
+    "admiral",
+    "brigadier",
+    "commander",
+    "president",
+    "minister",
+    "senator",
+    "his",
+    "her",
+    "excellency",
+    "hon",
+    "honourable",
+    "honorable",
+    "jr",
+    "sr",
 ];
 
 /// Name particles: kept, but weigh little (`al-Assad` and `Assad` are close; `al` alone is not).
 const PARTICLES: &[&str] = &[
     "al", "el", "ul", "bin", "ibn", "bint", "ben", "abu", "abd", "de", "da", "del", "della", "di",
-    "do", "du", "dos", "das", "la", "le", "van", "von", "der", "den", "ter", "ten", "y", "e", "mac",
-    "st",
+    "do", "du", "dos", "das", "la", "le", "van", "von", "der", "den", "ter", "ten", "y", "e",
+    "mac", "st",
 ];
 
 /// Legal forms and generic business words: shared by thousands of unrelated companies.
 const WEAK_ENTITY_WORDS: &[&str] = &[
-    "ltd", "limited", "llc", "lc", "co", "company", "companies", "corp", "corporation", "inc",
-    "incorporated", "plc", "ag", "gmbh", "mbh", "kg", "sa", "sas", "sarl", "srl", "spa", "sl",
-    "bv", "nv", "oy", "ab", "as", "asa", "aps", "jsc", "ojsc", "cjsc", "pjsc", "oao", "ooo", "zao",
-    "pao", "ao", "tov", "llp", "lp", "kft", "sro", "doo", "pte", "pty", "bhd", "sdn", "tbk", "pt",
-    "cv", "fze", "fzco", "fzc", "fzllc", "dmcc", "joint", "stock", "public", "private", "open",
-    "closed", "group", "holding", "holdings", "trading", "trade", "international", "intl",
-    "industries", "industry", "industrial", "enterprise", "enterprises", "partners", "services",
-    "service", "global", "general", "import", "export", "the", "and", "of", "for", "und", "et",
-    "aktiengesellschaft", "gesellschaft", "societe", "anonyme", "sociedad", "anonima", "compania",
-    "obshchestvo", "s", "e", "i", "del", "de", "la", "le", "des", "du", "sp", "z", "o", "oo",
-    "ogranichennoi", "otvetstvennostiu", "aktsionernoe", "limitada", "ltda", "liability",
-    "beschrankter", "haftung", "mit",
+    "ltd",
+    "limited",
+    "llc",
+    "lc",
+    "co",
+    "company",
+    "companies",
+    "corp",
+    "corporation",
+    "inc",
+    "incorporated",
+    "plc",
+    "ag",
+    "gmbh",
+    "mbh",
+    "kg",
+    "sa",
+    "sas",
+    "sarl",
+    "srl",
+    "spa",
+    "sl",
+    "bv",
+    "nv",
+    "oy",
+    "ab",
+    "as",
+    "asa",
+    "aps",
+    "jsc",
+    "ojsc",
+    "cjsc",
+    "pjsc",
+    "oao",
+    "ooo",
+    "zao",
+    "pao",
+    "ao",
+    "tov",
+    "llp",
+    "lp",
+    "kft",
+    "sro",
+    "doo",
+    "pte",
+    "pty",
+    "bhd",
+    "sdn",
+    "tbk",
+    "pt",
+    "cv",
+    "fze",
+    "fzco",
+    "fzc",
+    "fzllc",
+    "dmcc",
+    "joint",
+    "stock",
+    "public",
+    "private",
+    "open",
+    "closed",
+    "group",
+    "holding",
+    "holdings",
+    "trading",
+    "trade",
+    "international",
+    "intl",
+    "industries",
+    "industry",
+    "industrial",
+    "enterprise",
+    "enterprises",
+    "partners",
+    "services",
+    "service",
+    "global",
+    "general",
+    "import",
+    "export",
+    "the",
+    "and",
+    "of",
+    "for",
+    "und",
+    "et",
+    "aktiengesellschaft",
+    "gesellschaft",
+    "societe",
+    "anonyme",
+    "sociedad",
+    "anonima",
+    "compania",
+    "obshchestvo",
+    "s",
+    "e",
+    "i",
+    "del",
+    "de",
+    "la",
+    "le",
+    "des",
+    "du",
+    "sp",
+    "z",
+    "o",
+    "oo",
+    "ogranichennoi",
+    "otvetstvennostiu",
+    "aktsionernoe",
+    "limitada",
+    "ltda",
+    "liability",
+    "beschrankter",
+    "haftung",
+    "mit",
 ];
 
 /// Token weights: a strong token counts fully, a particle or weak word barely.
@@ -120,7 +265,10 @@ pub fn normalise(name: &str) -> String {
                 if c == '\'' && matches!(chars.peek(), Some('s' | 'S')) {
                     let mut ahead = chars.clone();
                     ahead.next();
-                    if ahead.peek().is_none_or(|next| !next.is_ascii_alphanumeric()) {
+                    if ahead
+                        .peek()
+                        .is_none_or(|next| !next.is_ascii_alphanumeric())
+                    {
                         chars.next();
                     }
                 }
@@ -159,8 +307,7 @@ fn compact(tokens: &[Token]) -> String {
 }
 
 fn script_tokens(name: &str) -> Option<Vec<Token>> {
-    if name.chars().any(|c| c.is_ascii_alphanumeric()) || !name.chars().any(char::is_alphabetic)
-    {
+    if name.chars().any(|c| c.is_ascii_alphanumeric()) || !name.chars().any(char::is_alphabetic) {
         return None;
     }
     let mut tokens = Vec::new();
@@ -264,7 +411,7 @@ pub fn token_similarity(a: &str, b: &str) -> f64 {
 }
 
 /// The first letter, then consonants without repeats, with common transliteration pairs folded.
-fn skeleton(token: &str) -> String {
+pub fn skeleton(token: &str) -> String {
     let folded = token
         .replace("ph", "f")
         .replace("kh", "k")
@@ -287,7 +434,9 @@ fn skeleton(token: &str) -> String {
 /// Digits, or a roman numeral of two or more letters (`II`, `XIV`; a lone `V` is an initial).
 fn is_number(token: &str) -> bool {
     token.bytes().any(|byte| byte.is_ascii_digit())
-        || (token.len() >= 2 && token.len() <= 5 && token.bytes().all(|byte| b"ivxl".contains(&byte)))
+        || (token.len() >= 2
+            && token.len() <= 5
+            && token.bytes().all(|byte| b"ivxl".contains(&byte)))
 }
 
 /// Compares two prepared names, in either order of tokens.
@@ -300,17 +449,6 @@ pub fn compare(query: &PreparedName, candidate: &PreparedName) -> NameComparison
             script: None,
         };
         return compare(&in_script(query_script), &in_script(candidate_script));
-    }
-    if !query.compact.is_empty() && query.compact == candidate.compact {
-        return NameComparison {
-            score: 1.0,
-            tokens: vec![TokenMatch {
-                query: query.compact.clone(),
-                candidate: candidate.compact.clone(),
-                score: 1.0,
-            }],
-            unmatched: Vec::new(),
-        };
     }
     // Every pair above zero, best first; each token is used once.
     let mut pairs = Vec::new();
@@ -368,9 +506,19 @@ pub fn compare(query: &PreparedName, candidate: &PreparedName) -> NameComparison
     // A name part of the shorter name with no counterpart at all usually means another person
     // or company with otherwise the same name.
     let missing_in_shorter = if query_is_shorter {
-        query.tokens.iter().enumerate().filter(|(i, t)| t.is_strong() && query_used[*i].is_none()).count()
+        query
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| t.is_strong() && query_used[*i].is_none())
+            .count()
     } else {
-        candidate.tokens.iter().enumerate().filter(|(j, t)| t.is_strong() && !candidate_used[*j]).count()
+        candidate
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|(j, t)| t.is_strong() && !candidate_used[*j])
+            .count()
     };
     // Extra tokens in the longer name: a person's middle names matter little, a company's
     // extra words (`Santander Mexico`, `Solutions II`) usually name another company.
@@ -403,6 +551,11 @@ pub fn compare(query: &PreparedName, candidate: &PreparedName) -> NameComparison
             unmatched.push(candidate.tokens[j].text.clone());
         }
     }
+    // The same letters split differently (`Co-operation`, `Cooperation`) are the same name.
+    if !query.compact.is_empty() && query.compact == candidate.compact {
+        score = 1.0;
+        unmatched.clear();
+    }
     NameComparison {
         score: round3(score),
         tokens,
@@ -425,8 +578,14 @@ mod tests {
 
     #[test]
     fn normalises_scripts_case_and_punctuation() {
-        assert_eq!(normalise("François  O'Brien-Müller"), "francois obrien muller");
-        assert_eq!(normalise("Goldman Sachs & Co. L.L.C."), "goldman sachs and co llc");
+        assert_eq!(
+            normalise("François  O'Brien-Müller"),
+            "francois obrien muller"
+        );
+        assert_eq!(
+            normalise("Goldman Sachs & Co. L.L.C."),
+            "goldman sachs and co llc"
+        );
         assert_eq!(normalise("Deutsche Bank's AG"), "deutsche bank ag");
         assert_eq!(normalise("Владимир Путин"), "vladimir putin");
         assert!(normalise("张伟").starts_with("zhang wei"));
@@ -434,11 +593,20 @@ mod tests {
 
     #[test]
     fn token_order_and_honorifics_do_not_matter() {
-        assert_eq!(score("Dr. Vladimir PUTIN", "putin, vladimir", SubjectKind::Person), 1.0);
+        assert_eq!(
+            score("Dr. Vladimir PUTIN", "putin, vladimir", SubjectKind::Person),
+            1.0
+        );
     }
 
     #[test]
     fn sharing_only_weak_words_is_not_a_match() {
-        assert!(score("Golden Star Trading Co", "Blue Ocean Trading Co", SubjectKind::Entity) < 0.5);
+        assert!(
+            score(
+                "Golden Star Trading Co",
+                "Blue Ocean Trading Co",
+                SubjectKind::Entity
+            ) < 0.5
+        );
     }
 }

@@ -122,6 +122,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    list_versions (id) {
+        id -> Text,
+        source -> Text,
+        version -> BigInt,
+        checksum -> Text,
+        entries -> BigInt,
+        added -> BigInt,
+        changed -> BigInt,
+        removed -> BigInt,
+        loaded_at -> Timestamp,
+        loaded_by -> Text,
+    }
+}
+
+diesel::table! {
+    list_entries (source, entry_id, first_version) {
+        source -> Text,
+        entry_id -> Text,
+        first_version -> BigInt,
+        removed_in -> Nullable<BigInt>,
+        content_hash -> Text,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    list_changes (source, version, entry_id) {
+        source -> Text,
+        version -> BigInt,
+        entry_id -> Text,
+        change -> Text,
+    }
+}
+
+diesel::table! {
+    screenings (id) {
+        id -> Text,
+        subject_kind -> Text,
+        subject_ref -> Nullable<Text>,
+        query -> Text,
+        threshold -> Text,
+        hit_count -> BigInt,
+        screened_at -> Timestamp,
+        screened_by -> Text,
+    }
+}
+
+diesel::table! {
+    screening_hits (id) {
+        id -> Text,
+        screening_id -> Text,
+        source -> Text,
+        entry_id -> Text,
+        entry_version -> Text,
+        score -> Text,
+        explanation -> Text,
+        status -> Text,
+    }
+}
+
+diesel::joinable!(screening_hits -> screenings (screening_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(ledger_entries -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -133,5 +195,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     assets,
     ledger_entries,
     balances,
-    rates
+    rates,
+    list_versions,
+    list_entries,
+    list_changes,
+    screenings,
+    screening_hits
 );

@@ -27,6 +27,10 @@ use utoipa::{Modify, OpenApi};
         crate::ledger::routes::get_balances,
         crate::ledger::routes::get_ledger,
         crate::ledger::routes::get_summary,
+        crate::aml::routes::screen_person,
+        crate::aml::routes::screen_entity,
+        crate::aml::routes::screen_address,
+        crate::aml::routes::list_versions_handler,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -35,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tokens", description = "API tokens and roles (admin)"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "ledger", description = "Payouts, prices, balances and the hash-chained ledger"),
+        (name = "screening", description = "Sanctions, PEP and crypto-address screening"),
         (name = "service", description = "Health, readiness, metrics"),
     )
 )]

@@ -10,6 +10,23 @@ NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
 SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ \
 VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
+mod country_names;
+
+/// The ISO code of a country named in English ("Russia", "Korea, North", "Côte d'Ivoire").
+pub fn country_code(name: &str) -> Option<&'static str> {
+    let latin = deunicode::deunicode(name).to_ascii_lowercase();
+    let words: Vec<&str> = latin
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect();
+    let normalised = words.join(" ");
+    let normalised = normalised.as_str();
+    country_names::COUNTRY_NAMES
+        .binary_search_by(|(known, _)| known.cmp(&normalised))
+        .ok()
+        .map(|index| country_names::COUNTRY_NAMES[index].1)
+}
+
 /// Whether `code` is an assigned ISO 3166-1 alpha-2 country code (upper case).
 pub fn is_country_code(code: &str) -> bool {
     code.len() == 2

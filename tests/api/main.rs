@@ -10,6 +10,7 @@ mod idempotency;
 mod import;
 mod ledger;
 mod roles;
+mod screening;
 mod service;
 mod tokens;
 mod users;

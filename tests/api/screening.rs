@@ -1,0 +1,276 @@
+//! Screening against the real OFAC SDN and UN lists from `../shared/data/sanctions`: list
+//! versions, crypto addresses, name variants, weak tokens, and refused files.
+
+use hashgate::auth::Role;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::common::TestApp;
+
+backend_tests!(
+    every_sdn_crypto_address_is_found_exactly,
+    sdn_names_are_found_through_their_variants,
+    names_sharing_only_a_common_word_are_not_hits,
+    a_truncated_or_corrupted_list_leaves_the_active_version,
+    screening_is_for_officers_and_the_platform,
+);
+
+const SANCTIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/sanctions");
+
+fn import(app: &TestApp, source: &str, paths: &[&str]) -> std::process::Output {
+    let mut arguments = vec!["lists", "import", "--source", source];
+    arguments.extend_from_slice(paths);
+    app.command(&arguments)
+}
+
+fn load_lists(app: &TestApp) {
+    let ofac = format!("{SANCTIONS}/ofac");
+    let supplement = format!("{SANCTIONS}/ofac-addresses/sdn_comments.csv");
+    let output = import(app, "ofac-sdn", &[&ofac, &supplement]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("ofac-sdn version 1:"), "{printed}");
+    let un = format!("{SANCTIONS}/un/UN_consolidated.xml");
+    let output = import(app, "un-consolidated", &[&un]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every `Digital Currency Address - XXX address` in the shared OFAC files, read independently
+/// of the importer: each entry's Remarks joined with its extended remarks, then split.
+fn listed_addresses() -> Vec<(String, String)> {
+    let mut remarks: std::collections::BTreeMap<String, String> = Default::default();
+    let mut read = |file: &str, column: usize| {
+        let bytes = std::fs::read(format!("{SANCTIONS}/{file}")).unwrap();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes.as_slice());
+        for record in reader.records() {
+            let record = record.unwrap();
+            if record.len() > column {
+                let text = remarks.entry(record[0].to_string()).or_default();
+                text.push_str(record[column].trim());
+            }
+        }
+    };
+    read("ofac/sdn.csv", 11);
+    read("ofac/sdn_comments.csv", 1);
+    read("ofac-addresses/sdn_comments.csv", 1);
+    let mut addresses = Vec::new();
+    for text in remarks.values() {
+        for piece in text.split("Digital Currency Address - ").skip(1) {
+            let mut words = piece.split_whitespace();
+            let currency = words.next().unwrap().to_string();
+            let address = words.next().unwrap().trim_end_matches([';', '.']);
+            addresses.push((currency, address.to_string()));
+        }
+    }
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
+fn screen(app: &TestApp, token: &str, kind: &str, body: Value) -> Vec<Value> {
+    let response = app.post(&format!("/v1/screening/{kind}"), Some(token), &body);
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["hits"].as_array().unwrap().clone()
+}
+
+/// A different character at the end of an address, of the same class.
+fn one_character_changed(address: &str) -> String {
+    let mut characters: Vec<char> = address.chars().collect();
+    let last = characters.last_mut().unwrap();
+    *last = match *last {
+        '0'..='8' | 'a'..='y' | 'A'..='Y' => char::from(*last as u8 + 1),
+        '9' => '8',
+        'z' => 'y',
+        _ => 'X',
+    };
+    characters.into_iter().collect()
+}
+
+fn every_sdn_crypto_address_is_found_exactly(app: &TestApp) {
+    load_lists(app);
+    let officer = app.token(Role::Officer, None, None);
+    let addresses = listed_addresses();
+    assert!(
+        addresses.len() >= 400,
+        "only {} addresses read",
+        addresses.len()
+    );
+    for (currency, address) in &addresses {
+        let hits = screen(app, &officer, "address", json!({ "address": address }));
+        assert!(!hits.is_empty(), "{currency} {address} not found");
+        for hit in &hits {
+            assert_eq!(hit["score"], 1.0);
+            assert_eq!(hit["source"], "ofac-sdn");
+            assert_eq!(hit["matched_on"]["type"], "crypto_address");
+            assert_eq!(hit["matched_on"]["address"], address.as_str());
+        }
+        // One address can be listed under several currencies (ETH and ETC); this one is among them.
+        let listed_under = |hit: &Value| {
+            hit["matched_on"]["currencies"]
+                .as_array()
+                .is_some_and(|currencies| currencies.contains(&json!(currency)))
+        };
+        assert!(
+            hits.iter().any(listed_under),
+            "{currency} {address}: {hits:?}"
+        );
+        let changed = one_character_changed(address);
+        let hits = screen(app, &officer, "address", json!({ "address": changed }));
+        assert!(
+            hits.is_empty(),
+            "{changed} (changed from {address}) matched {hits:?}"
+        );
+    }
+}
+
+fn sdn_names_are_found_through_their_variants(app: &TestApp) {
+    load_lists(app);
+    let platform = app.token(Role::Platform, None, None);
+    // SDN 2685 is "NAJI, Talal Muhammad Rashid"; 7006 "AWEYS, Hassan Dahir" with the alias
+    // "AWES, Shaykh Hassan Dahir".
+    for (variant, entry) in [
+        ("Talal Muhammad Rashid Naji", "2685"),
+        ("Naji Talal Muhammad Rashid", "2685"),
+        ("Talal Naji", "2685"),
+        ("Talál Muhammad Rashíd Nají", "2685"),
+        ("Talal Muhammad Rashid Nadji", "2685"),
+        ("Hassan Dahir Awes", "7006"),
+        ("Sheikh Hassan Dahir Aweys", "7006"),
+    ] {
+        let hits = screen(app, &platform, "person", json!({ "name": variant }));
+        // The same person can be listed more than once (OFAC lists Aweys twice, the UN once).
+        let hit = hits
+            .iter()
+            .find(|hit| hit["source"] == "ofac-sdn" && hit["entry_id"] == entry)
+            .unwrap_or_else(|| panic!("{variant}: SDN {entry} not among {hits:?}"));
+        let score = hit["score"].as_f64().unwrap();
+        assert!(
+            score >= hashgate::aml::DEFAULT_THRESHOLD,
+            "{variant}: {score}"
+        );
+        let name = &hit["matched_on"];
+        assert_eq!(name["type"], "name");
+        assert!(!name["tokens"].as_array().unwrap().is_empty(), "{name}");
+    }
+    // A date of birth that disagrees with the listed one lowers the score, and says so.
+    let hits = screen(
+        app,
+        &platform,
+        "person",
+        json!({ "name": "Talal Muhammad Rashid Naji", "date_of_birth": "1990-01-01" }),
+    );
+    let qualified = hits.iter().find(|hit| hit["entry_id"] == "2685");
+    if let Some(hit) = qualified {
+        let qualifiers = hit["qualifiers"].as_array().unwrap();
+        assert!(
+            qualifiers.iter().any(|q| q["factor"] == "date_of_birth"),
+            "{hit}"
+        );
+        assert!(hit["score"].as_f64().unwrap() < 1.0);
+    }
+}
+
+fn names_sharing_only_a_common_word_are_not_hits(app: &TestApp) {
+    load_lists(app);
+    let officer = app.token(Role::Officer, None, None);
+    for name in [
+        "Golden Harvest Trading Co",
+        "Blue River Trading Company Limited",
+        "Northern Lights Holding Co., Ltd.",
+        "Maple Leaf International Trading LLC",
+    ] {
+        let hits = screen(app, &officer, "entity", json!({ "name": name }));
+        assert!(hits.is_empty(), "{name}: {hits:?}");
+    }
+    for name in ["Maria Schneider", "Thomas Anderson", "Wei Chen Lau"] {
+        let hits = screen(app, &officer, "person", json!({ "name": name }));
+        assert!(hits.is_empty(), "{name}: {hits:?}");
+    }
+}
+
+fn a_truncated_or_corrupted_list_leaves_the_active_version(app: &TestApp) {
+    load_lists(app);
+    let sdn = std::fs::read(format!("{SANCTIONS}/ofac/sdn.csv")).unwrap();
+    let truncated = app.directory().join("sdn.csv");
+    // Cut in the middle of a row.
+    std::fs::write(&truncated, &sdn[..sdn.len() / 2 + 17]).unwrap();
+    let output = import(app, "ofac-sdn", &[truncated.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sdn.csv line "), "{stderr}");
+    // Cut at a line boundary: it parses, but would drop half the list.
+    let boundary = sdn[..sdn.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    std::fs::write(&truncated, &sdn[..boundary]).unwrap();
+    let output = import(app, "ofac-sdn", &[truncated.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("truncated download"), "{stderr}");
+    // Corrupted XML.
+    let xml = std::fs::read_to_string(format!("{SANCTIONS}/un/UN_consolidated.xml")).unwrap();
+    let corrupted = app.directory().join("un.xml");
+    std::fs::write(
+        &corrupted,
+        xml.replacen("</INDIVIDUAL>", "</INDIVIDUALX>", 3),
+    )
+    .unwrap();
+    let output = import(app, "un-consolidated", &[corrupted.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line "), "{stderr}");
+
+    let admin = app.token(Role::Admin, None, None);
+    let versions = app.get("/v1/lists", Some(&admin)).json();
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions.iter().all(|v| v["version"] == 1));
+    let officer = app.token(Role::Officer, None, None);
+    let hits = screen(
+        app,
+        &officer,
+        "person",
+        json!({ "name": "Talal Muhammad Rashid Naji" }),
+    );
+    assert_eq!(hits[0]["entry_id"], "2685", "{hits:?}");
+}
+
+fn screening_is_for_officers_and_the_platform(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let user_id = app.create_user(&platform, "screened-user");
+    let user = app.token(Role::User, None, Some(&user_id));
+    let response = app.post(
+        "/v1/screening/person",
+        Some(&user),
+        &json!({ "name": "Anyone" }),
+    );
+    assert_eq!(response.status, 403, "{}", response.body);
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+    let response = app.post(
+        "/v1/screening/address",
+        Some(&regulator),
+        &json!({ "address": "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h" }),
+    );
+    assert_eq!(response.status, 403);
+    let response = app.post(
+        "/v1/screening/person",
+        Some(&platform),
+        &json!({ "name": "", "nationality": "XX" }),
+    );
+    let fields = response.problem_fields(422);
+    assert!(fields.contains(&"name".to_string()), "{fields:?}");
+    assert!(fields.contains(&"nationality".to_string()), "{fields:?}");
+}
