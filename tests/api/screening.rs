@@ -15,7 +15,18 @@ backend_tests!(
     screening_is_for_officers_and_the_platform,
 );
 
-const SANCTIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/sanctions");
+/// The workplace's shared sanctions data: `HASHGATE_SHARED_DATA` or `../shared/data` beside
+/// the checkout.
+fn sanctions_dir() -> String {
+    let data = std::env::var("HASHGATE_SHARED_DATA")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string());
+    let directory = format!("{data}/sanctions");
+    assert!(
+        std::path::Path::new(&directory).is_dir(),
+        "{directory} is missing: check out hashgate beside ../shared or set HASHGATE_SHARED_DATA"
+    );
+    directory
+}
 
 fn import(app: &TestApp, source: &str, paths: &[&str]) -> std::process::Output {
     let mut arguments = vec!["lists", "import", "--source", source];
@@ -24,8 +35,9 @@ fn import(app: &TestApp, source: &str, paths: &[&str]) -> std::process::Output {
 }
 
 fn load_lists(app: &TestApp) {
-    let ofac = format!("{SANCTIONS}/ofac");
-    let supplement = format!("{SANCTIONS}/ofac-addresses/sdn_comments.csv");
+    let sanctions = sanctions_dir();
+    let ofac = format!("{sanctions}/ofac");
+    let supplement = format!("{sanctions}/ofac-addresses/sdn_comments.csv");
     let output = import(app, "ofac-sdn", &[&ofac, &supplement]);
     assert!(
         output.status.success(),
@@ -34,7 +46,7 @@ fn load_lists(app: &TestApp) {
     );
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("ofac-sdn version 1:"), "{printed}");
-    let un = format!("{SANCTIONS}/un/UN_consolidated.xml");
+    let un = format!("{sanctions}/un/UN_consolidated.xml");
     let output = import(app, "un-consolidated", &[&un]);
     assert!(
         output.status.success(),
@@ -46,9 +58,10 @@ fn load_lists(app: &TestApp) {
 /// Every `Digital Currency Address - XXX address` in the shared OFAC files, read independently
 /// of the importer: each entry's Remarks joined with its extended remarks, then split.
 fn listed_addresses() -> Vec<(String, String)> {
+    let sanctions = sanctions_dir();
     let mut remarks: std::collections::BTreeMap<String, String> = Default::default();
     let mut read = |file: &str, column: usize| {
-        let bytes = std::fs::read(format!("{SANCTIONS}/{file}")).unwrap();
+        let bytes = std::fs::read(format!("{sanctions}/{file}")).unwrap();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -200,8 +213,9 @@ fn names_sharing_only_a_common_word_are_not_hits(app: &TestApp) {
 }
 
 fn a_truncated_or_corrupted_list_leaves_the_active_version(app: &TestApp) {
+    let sanctions = sanctions_dir();
     load_lists(app);
-    let sdn = std::fs::read(format!("{SANCTIONS}/ofac/sdn.csv")).unwrap();
+    let sdn = std::fs::read(format!("{sanctions}/ofac/sdn.csv")).unwrap();
     let truncated = app.directory().join("sdn.csv");
     // Cut in the middle of a row.
     std::fs::write(&truncated, &sdn[..sdn.len() / 2 + 17]).unwrap();
@@ -221,7 +235,7 @@ fn a_truncated_or_corrupted_list_leaves_the_active_version(app: &TestApp) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("truncated download"), "{stderr}");
     // Corrupted XML.
-    let xml = std::fs::read_to_string(format!("{SANCTIONS}/un/UN_consolidated.xml")).unwrap();
+    let xml = std::fs::read_to_string(format!("{sanctions}/un/UN_consolidated.xml")).unwrap();
     let corrupted = app.directory().join("un.xml");
     std::fs::write(
         &corrupted,
