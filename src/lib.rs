@@ -37,6 +37,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub price_staleness: chrono::Duration,
     pub screener: Arc<aml::screener::Screener>,
+    pub jurisdictions: Arc<jurisdiction::Jurisdictions>,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -86,6 +87,8 @@ impl AppState {
     /// Opens (and migrates) the database and loads the key.
     pub fn open(settings: &Settings) -> anyhow::Result<AppState> {
         let cipher = load_cipher(settings)?;
+        let jurisdictions =
+            jurisdiction::Jurisdictions::load(&jurisdiction::rules::default_directory())?;
         let db = Db::open(&settings.database_url, settings.pool_size)?;
         Ok(AppState {
             db,
@@ -93,6 +96,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             price_staleness: chrono::Duration::seconds(settings.price_staleness_seconds),
             screener: Arc::default(),
+            jurisdictions: Arc::new(jurisdictions),
         })
     }
 }

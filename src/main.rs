@@ -95,6 +95,9 @@ enum ListsCommand {
         /// Accept a version that removes more than 20% of the active entries.
         #[arg(long)]
         force: bool,
+        /// Do not rescreen monitored subjects against the changed entries afterwards.
+        #[arg(long)]
+        no_rescreen: bool,
     },
 }
 
@@ -111,6 +114,9 @@ enum ScreeningCommand {
         #[arg(long)]
         errors: bool,
     },
+    /// Rescreen every monitored subject against every active list entry (after a matcher or
+    /// threshold change); new hits become alerts in the review queue.
+    Rescreen,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +167,40 @@ enum TokenCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// Rescreens monitored subjects with a progress bar on a terminal, and prints the outcome.
+fn rescreen(
+    settings: &Settings,
+    db: &db::Db,
+    scope: hashgate::aml::monitor::RescreenScope,
+) -> anyhow::Result<()> {
+    let cipher = hashgate::load_cipher(settings)?;
+    let jurisdictions = hashgate::jurisdiction::Jurisdictions::load(
+        &hashgate::jurisdiction::rules::default_directory(),
+    )?;
+    let bar = indicatif::ProgressBar::new(0);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let summary = hashgate::aml::monitor::rescreen(
+        db,
+        &cipher,
+        &jurisdictions,
+        scope,
+        &hashgate::audit::Actor::command_line(),
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )
+    .map_err(|error| anyhow::anyhow!(error.problem().detail))?;
+    bar.finish_and_clear();
+    println!(
+        "rescreened {} monitored subjects against {} entries: {} new alerts",
+        summary.subjects, summary.entries, summary.new_alerts
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -276,6 +316,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                     source,
                     paths,
                     force,
+                    no_rescreen,
                 },
         } => {
             let source = hashgate::aml::lists::ListSource::parse(&source).ok_or_else(|| {
@@ -301,7 +342,24 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                     loaded.removed,
                     loaded.checksum
                 );
+                if !no_rescreen {
+                    let scope = hashgate::aml::monitor::RescreenScope::Changed {
+                        source,
+                        version: loaded.version,
+                    };
+                    rescreen(&settings, &db, scope)?;
+                }
             }
+        }
+        Command::Screening {
+            command: ScreeningCommand::Rescreen,
+        } => {
+            let db = db::Db::open(&settings.database_url, 1)?;
+            rescreen(
+                &settings,
+                &db,
+                hashgate::aml::monitor::RescreenScope::Everything,
+            )?;
         }
         Command::Screening {
             command:

@@ -6,10 +6,20 @@ pub mod eval;
 pub mod import;
 pub mod lists;
 pub mod matcher;
+pub mod monitor;
 pub mod names;
+pub mod review;
 pub mod routes;
 pub mod screener;
 pub mod store;
 
-/// The score at or above which a name is a hit, where a jurisdiction does not set its own.
+use crate::jurisdiction::rules::ScreeningRules;
+
+/// The score at or above which a name is a hit, where no jurisdiction is named.
 pub const DEFAULT_THRESHOLD: f64 = 0.75;
+
+/// The rules where no jurisdiction is named.
+pub const DEFAULT_RULES: ScreeningRules = ScreeningRules {
+    threshold: DEFAULT_THRESHOLD,
+    four_eyes_score: 0.9,
+};

@@ -10,12 +10,14 @@ use validator::Validate;
 
 use super::matcher::{Hit, ScreeningIndex, SubjectQuery};
 use super::names::SubjectKind;
-use super::{store, DEFAULT_THRESHOLD};
+use super::review::{self, HitStatus, ReviewRequest};
+use super::store::{self, ScreeningRecord};
 use crate::auth::{Caller, Role};
 use crate::db::schema::list_versions;
 use crate::error::AppError;
-use crate::http::extract::{IdempotencyKey, JsonBody};
+use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
+use crate::jurisdiction::rules::ScreeningRules;
 use crate::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -23,6 +25,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/screening/person").route(web::post().to(screen_person)))
         .service(web::resource("/v1/screening/entity").route(web::post().to(screen_entity)))
         .service(web::resource("/v1/screening/address").route(web::post().to(screen_address)))
+        .service(web::resource("/v1/screening/hits").route(web::get().to(list_hits)))
+        .service(web::resource("/v1/screening/hits/{id}/review").route(web::post().to(review_hit)))
+        .service(
+            web::resource("/v1/screening/hits/{id}/approval").route(web::post().to(approve_hit)),
+        )
         .service(web::resource("/v1/lists").route(web::get().to(list_versions_handler)));
 }
 
@@ -49,9 +56,13 @@ pub struct PersonScreeningRequest {
     pub nationality: Option<String>,
     #[validate(length(min = 1, max = 64))]
     pub document_number: Option<String>,
-    /// The user screened, when there is one (their id).
+    /// The user screened, when there is one (their id); they are then rescreened whenever a
+    /// list changes.
     #[validate(length(min = 1, max = 100))]
     pub subject_ref: Option<String>,
+    /// The jurisdiction whose screening rules apply (`jurisdictions/<CODE>.toml`).
+    #[validate(length(equal = 2))]
+    pub jurisdiction: Option<String>,
     #[validate(custom(function = "validate_threshold"))]
     pub threshold: Option<f64>,
 }
@@ -66,6 +77,8 @@ pub struct EntityScreeningRequest {
     pub country: Option<String>,
     #[validate(length(min = 1, max = 100))]
     pub subject_ref: Option<String>,
+    #[validate(length(equal = 2))]
+    pub jurisdiction: Option<String>,
     #[validate(custom(function = "validate_threshold"))]
     pub threshold: Option<f64>,
 }
@@ -101,7 +114,7 @@ pub async fn screen_person(
         country: body.nationality.clone(),
         document_number: body.document_number.clone(),
     };
-    let threshold = body.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let rules = rules_for(&state, body.jurisdiction.as_deref(), body.threshold)?;
     let request = IdempotentRequest::new(
         &caller,
         idempotency_key,
@@ -109,8 +122,13 @@ pub async fn screen_person(
         "/v1/screening/person",
         &body,
     );
-    let (screening, find_hits) =
-        subject_screening(SubjectKind::Person, query, body.subject_ref, threshold);
+    let (screening, find_hits) = subject_screening(
+        SubjectKind::Person,
+        query,
+        body.subject_ref,
+        body.jurisdiction,
+        rules,
+    );
     screen(state, caller, request, screening, find_hits).await
 }
 
@@ -134,7 +152,7 @@ pub async fn screen_entity(
         country: body.country.clone(),
         ..SubjectQuery::default()
     };
-    let threshold = body.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let rules = rules_for(&state, body.jurisdiction.as_deref(), body.threshold)?;
     let request = IdempotentRequest::new(
         &caller,
         idempotency_key,
@@ -142,18 +160,53 @@ pub async fn screen_entity(
         "/v1/screening/entity",
         &body,
     );
-    let (screening, find_hits) =
-        subject_screening(SubjectKind::Entity, query, body.subject_ref, threshold);
+    let (screening, find_hits) = subject_screening(
+        SubjectKind::Entity,
+        query,
+        body.subject_ref,
+        body.jurisdiction,
+        rules,
+    );
     screen(state, caller, request, screening, find_hits).await
 }
 
 /// What a screening looked for: the stored kind, the subject, the query as stored (encrypted)
-/// and the threshold.
+/// and the rules that applied.
 struct Screening {
     kind: &'static str,
     subject_ref: Option<String>,
+    jurisdiction: Option<String>,
     stored_query: serde_json::Value,
-    threshold: f64,
+    rules: ScreeningRules,
+}
+
+/// The rules of the named jurisdiction, with a per-request threshold override.
+fn rules_for(
+    state: &AppState,
+    jurisdiction: Option<&str>,
+    threshold: Option<f64>,
+) -> Result<ScreeningRules, AppError> {
+    let mut rules = match jurisdiction {
+        Some(code) => {
+            state
+                .jurisdictions
+                .get(code)
+                .ok_or_else(|| {
+                    AppError::invalid_field(
+                        "jurisdiction",
+                        "unknown_jurisdiction",
+                        format!("no rules for jurisdiction `{code}`"),
+                    )
+                })?
+                .screening
+        }
+        None => super::DEFAULT_RULES,
+    };
+    if let Some(threshold) = threshold {
+        rules.threshold = threshold;
+        rules.four_eyes_score = rules.four_eyes_score.max(threshold);
+    }
+    Ok(rules)
 }
 
 async fn screen(
@@ -168,16 +221,17 @@ async fn screen(
     let screener = state.screener.clone();
     mutation::run(&state.db, request, move |connection| {
         let index = screener.index(connection)?;
-        let stored = store::record_screening(
-            connection,
-            &cipher,
-            screening.kind,
-            screening.subject_ref.as_deref(),
-            &screening.stored_query,
-            screening.threshold,
-            find_hits(&index),
-            &actor,
-        )?;
+        let record = ScreeningRecord {
+            subject_kind: screening.kind,
+            subject_ref: screening.subject_ref.as_deref(),
+            jurisdiction: screening.jurisdiction.as_deref(),
+            query: &screening.stored_query,
+            threshold: screening.rules.threshold,
+            four_eyes_score: screening.rules.four_eyes_score,
+            trigger: "request",
+        };
+        let stored =
+            store::record_screening(connection, &cipher, &record, find_hits(&index), &actor)?;
         Outcome::new(StatusCode::OK, &stored)
     })
     .await
@@ -187,7 +241,8 @@ fn subject_screening(
     kind: SubjectKind,
     query: SubjectQuery,
     subject_ref: Option<String>,
-    threshold: f64,
+    jurisdiction: Option<String>,
+    rules: ScreeningRules,
 ) -> (
     Screening,
     impl Fn(&ScreeningIndex) -> Vec<Hit> + Send + Sync + 'static,
@@ -195,16 +250,12 @@ fn subject_screening(
     let screening = Screening {
         kind: kind.as_str(),
         subject_ref,
-        stored_query: serde_json::json!({
-            "name": query.name,
-            "date_of_birth": query.date_of_birth,
-            "country": query.country,
-            "document_number": query.document_number,
-        }),
-        threshold,
+        jurisdiction,
+        stored_query: serde_json::json!(store::StoredQuery::from(&query)),
+        rules,
     };
     (screening, move |index: &ScreeningIndex| {
-        index.screen(&query, kind, threshold)
+        index.screen(&query, kind, rules.threshold)
     })
 }
 
@@ -244,8 +295,12 @@ pub async fn screen_address(
     let screening = Screening {
         kind: "address",
         subject_ref: body.subject_ref.clone(),
+        jurisdiction: None,
         stored_query: serde_json::json!({ "address": body.address }),
-        threshold: 1.0,
+        rules: ScreeningRules {
+            threshold: 1.0,
+            four_eyes_score: 1.0,
+        },
     };
     let address = body.address;
     screen(state, caller, request, screening, move |index| {
@@ -336,4 +391,207 @@ pub async fn list_versions_handler(
         )
         .collect();
     Ok(HttpResponse::Ok().json(versions))
+}
+
+const REVIEWERS: &[Role] = &[Role::Officer, Role::SeniorOfficer];
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewHitRequest {
+    /// `confirm` (a true match) or `dismiss` (a false positive).
+    #[validate(custom(function = "validate_decision"))]
+    pub decision: String,
+    /// Why: kept in the review record and the audit log.
+    #[validate(length(min = 5, max = 2000))]
+    pub reason: String,
+}
+
+fn validate_decision(decision: &str) -> Result<(), validator::ValidationError> {
+    match decision {
+        "confirm" | "dismiss" => Ok(()),
+        _ => Err(validator::ValidationError::new("one_of")
+            .with_message("must be `confirm` or `dismiss`".into())),
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveHitRequest {
+    /// `true` dismisses the hit as proposed; `false` sends it back to the queue.
+    pub approve: bool,
+    #[validate(length(min = 5, max = 2000))]
+    pub reason: String,
+}
+
+/// Review a hit (officers): confirm it, or dismiss it as a false positive. Dismissing a hit at or
+/// above the jurisdiction's four-eyes score only proposes the dismissal; a different senior
+/// officer decides. A dismissal holds for this subject and this version of the list entry.
+#[utoipa::path(post, path = "/v1/screening/hits/{id}/review", tag = "screening",
+    request_body = ReviewHitRequest,
+    params(("id" = String, Path, description = "Hit id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 200, description = "The hit's new status"),
+              (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn review_hit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(REVIEWERS)?;
+    let id = parse_uuid("id", &path.into_inner())?;
+    let body: ReviewHitRequest = body.parse()?;
+    let decision = if body.decision == "confirm" {
+        ReviewRequest::Confirm
+    } else {
+        ReviewRequest::Dismiss
+    };
+    let path = format!("/v1/screening/hits/{id}/review");
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
+    decide(
+        state,
+        caller,
+        request,
+        request_id,
+        id,
+        decision,
+        body.reason,
+    )
+    .await
+}
+
+/// Approve or reject a proposed dismissal (senior officers other than the proposer).
+#[utoipa::path(post, path = "/v1/screening/hits/{id}/approval", tag = "screening",
+    request_body = ApproveHitRequest,
+    params(("id" = String, Path, description = "Hit id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 200, description = "The hit's new status"),
+              (status = 403, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn approve_hit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::SeniorOfficer])?;
+    let id = parse_uuid("id", &path.into_inner())?;
+    let body: ApproveHitRequest = body.parse()?;
+    let decision = if body.approve {
+        ReviewRequest::Approve
+    } else {
+        ReviewRequest::Reject
+    };
+    let path = format!("/v1/screening/hits/{id}/approval");
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
+    decide(
+        state,
+        caller,
+        request,
+        request_id,
+        id,
+        decision,
+        body.reason,
+    )
+    .await
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: IdempotentRequest,
+    request_id: RequestId,
+    id: String,
+    decision: ReviewRequest,
+    reason: String,
+) -> Result<HttpResponse, AppError> {
+    let actor = caller.actor();
+    let role = caller.role;
+    mutation::run(&state.db, request, move |connection| {
+        let hit = store::find_hit(connection, &id)?
+            .ok_or_else(|| AppError::NotFound(format!("no screening hit {id}")))?;
+        let under_review = review::HitUnderReview {
+            status: hit.status,
+            score: hit.score,
+            four_eyes_score: hit.four_eyes_score,
+            proposed_by: hit.proposed_by.as_deref(),
+        };
+        let transition = review::review(&under_review, decision, &actor.id, role).map_err(
+            |error| match error {
+                review::ReviewError::SameOfficer | review::ReviewError::NotSenior => {
+                    AppError::Forbidden(error.to_string())
+                }
+                _ => AppError::Conflict(error.to_string()),
+            },
+        )?;
+        store::apply_review(
+            connection,
+            &hit,
+            transition,
+            &reason,
+            &actor,
+            Some(request_id.0.clone()),
+        )?;
+        Outcome::new(
+            StatusCode::OK,
+            &serde_json::json!({
+                "id": hit.id,
+                "status": transition.status.as_str(),
+                "action": transition.action,
+            }),
+        )
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HitQuery {
+    status: Option<String>,
+    /// Only hits raised by ongoing monitoring (rescreens after a list change).
+    alerts: Option<bool>,
+    limit: Option<i64>,
+}
+
+/// The review queue (officers): hits by status (default `open`), newest first, with their
+/// explanations; `alerts=true` keeps those raised by ongoing monitoring.
+#[utoipa::path(get, path = "/v1/screening/hits", tag = "screening",
+    params(("status" = Option<String>, Query, description = "open, dismissal_pending, confirmed, dismissed"),
+           ("alerts" = Option<bool>, Query, description = "Only hits from rescreens"),
+           ("limit" = Option<i64>, Query, description = "1 to 500, default 100")),
+    responses((status = 200, description = "Hits")),
+    security(("bearer" = [])))]
+pub async fn list_hits(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<HitQuery>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(REVIEWERS)?;
+    let query = query.0;
+    let status = match query.status.as_deref() {
+        None => HitStatus::Open,
+        Some(text) => HitStatus::parse(text).ok_or_else(|| {
+            AppError::bad_field(
+                "status",
+                "must be one of open, dismissal_pending, confirmed, dismissed",
+            )
+        })?,
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::bad_field("limit", "must be between 1 and 500"));
+    }
+    let alerts_only = query.alerts.unwrap_or(false);
+    let hits = state
+        .db
+        .run(move |connection| store::queued_hits(connection, status, alerts_only, limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(hits))
 }

@@ -6,10 +6,15 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::lists::{ListEntry, ListSource};
-use super::matcher::{Hit, LoadedEntry};
+use super::matcher::{Hit, LoadedEntry, SubjectQuery};
+use super::names::SubjectKind;
+use super::review::{HitStatus, Transition};
 use crate::audit::{self, Actor, NewAuditEntry};
 use crate::crypto::FieldCipher;
-use crate::db::schema::{list_changes, list_entries, list_versions, screening_hits, screenings};
+use crate::db::schema::{
+    hit_dismissals, hit_reviews, list_changes, list_entries, list_versions, screening_hits,
+    screening_jobs, screening_subjects, screenings,
+};
 use crate::db::DbConnection;
 use crate::error::AppError;
 
@@ -247,42 +252,67 @@ pub struct StoredScreening {
     pub id: String,
     pub subject_kind: String,
     pub subject_ref: Option<String>,
+    pub jurisdiction: Option<String>,
     pub threshold: f64,
+    pub trigger: String,
     pub screened_at: chrono::NaiveDateTime,
     pub hits: Vec<StoredHit>,
+}
+
+impl StoredScreening {
+    /// Hits that need an officer: not covered by an earlier dismissal.
+    pub fn open_hits(&self) -> usize {
+        self.hits.iter().filter(|hit| hit.status == "open").count()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredHit {
     pub id: String,
     pub status: String,
+    /// The earlier hit whose dismissal covers this one (same subject, entry and entry version).
+    pub suppressed_by: Option<String>,
     #[serde(flatten)]
     pub hit: Hit,
 }
 
-/// Records a screening and its hits (all open) in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
+/// What a screening looked for, as it is stored.
+pub struct ScreeningRecord<'a> {
+    pub subject_kind: &'a str,
+    pub subject_ref: Option<&'a str>,
+    pub jurisdiction: Option<&'a str>,
+    /// The query as asked; personal data, stored encrypted.
+    pub query: &'a serde_json::Value,
+    pub threshold: f64,
+    pub four_eyes_score: f64,
+    /// `request`, or `rescreen:…` for ongoing monitoring.
+    pub trigger: &'a str,
+}
+
+/// Records a screening and its hits in the caller's transaction. A hit whose subject, entry and
+/// entry version were dismissed before is stored as dismissed, naming that dismissal. A subject
+/// screened on request is remembered for ongoing rescreening.
 pub fn record_screening(
     connection: &mut DbConnection,
     cipher: &FieldCipher,
-    subject_kind: &str,
-    subject_ref: Option<&str>,
-    query: &serde_json::Value,
-    threshold: f64,
+    record: &ScreeningRecord,
     hits: Vec<Hit>,
     actor: &Actor,
 ) -> Result<StoredScreening, AppError> {
     let id = uuid::Uuid::new_v4().to_string();
     let screened_at = crate::db::now();
-    let encrypted = cipher.encrypt(&query.to_string(), &format!("screenings.query:{id}"));
+    let query_text = record.query.to_string();
     diesel::insert_into(screenings::table)
         .values((
             screenings::id.eq(&id),
-            screenings::subject_kind.eq(subject_kind),
-            screenings::subject_ref.eq(subject_ref),
-            screenings::query.eq(encrypted),
-            screenings::threshold.eq(threshold.to_string()),
+            screenings::subject_kind.eq(record.subject_kind),
+            screenings::subject_ref.eq(record.subject_ref),
+            screenings::jurisdiction.eq(record.jurisdiction),
+            screenings::query.eq(cipher.encrypt(&query_text, &format!("screenings.query:{id}"))),
+            screenings::threshold.eq(record.threshold.to_string()),
+            screenings::four_eyes_score.eq(record.four_eyes_score.to_string()),
             screenings::hit_count.eq(hits.len() as i64),
+            screenings::trigger.eq(record.trigger),
             screenings::screened_at.eq(screened_at),
             screenings::screened_by.eq(&actor.id),
         ))
@@ -290,6 +320,24 @@ pub fn record_screening(
     let mut stored = Vec::with_capacity(hits.len());
     for hit in hits {
         let hit_id = uuid::Uuid::new_v4().to_string();
+        let suppressed_by = match record.subject_ref {
+            Some(subject) => hit_dismissals::table
+                .find((
+                    subject,
+                    hit.source.as_str(),
+                    hit.entry_id.as_str(),
+                    hit.entry_version.as_str(),
+                ))
+                .select(hit_dismissals::hit_id)
+                .first::<String>(connection)
+                .optional()?,
+            None => None,
+        };
+        let status = if suppressed_by.is_some() {
+            HitStatus::Dismissed
+        } else {
+            HitStatus::Open
+        };
         diesel::insert_into(screening_hits::table)
             .values((
                 screening_hits::id.eq(&hit_id),
@@ -300,21 +348,356 @@ pub fn record_screening(
                 screening_hits::score.eq(hit.score.to_string()),
                 screening_hits::explanation
                     .eq(serde_json::to_string(&hit).map_err(AppError::internal)?),
-                screening_hits::status.eq("open"),
+                screening_hits::status.eq(status.as_str()),
+                screening_hits::suppressed_by.eq(&suppressed_by),
+                screening_hits::created_at.eq(screened_at),
             ))
             .execute(connection)?;
         stored.push(StoredHit {
             id: hit_id,
-            status: "open".into(),
+            status: status.as_str().to_string(),
+            suppressed_by,
             hit,
         });
     }
+    if let (Some(subject), "request", "person" | "entity") =
+        (record.subject_ref, record.trigger, record.subject_kind)
+    {
+        diesel::delete(screening_subjects::table.find(subject)).execute(connection)?;
+        diesel::insert_into(screening_subjects::table)
+            .values(
+                (
+                    screening_subjects::subject_ref.eq(subject),
+                    screening_subjects::subject_kind.eq(record.subject_kind),
+                    screening_subjects::jurisdiction.eq(record.jurisdiction),
+                    screening_subjects::query
+                        .eq(cipher
+                            .encrypt(&query_text, &format!("screening_subjects.query:{subject}"))),
+                    screening_subjects::updated_at.eq(screened_at),
+                ),
+            )
+            .execute(connection)?;
+    }
     Ok(StoredScreening {
         id,
-        subject_kind: subject_kind.to_string(),
-        subject_ref: subject_ref.map(String::from),
-        threshold,
+        subject_kind: record.subject_kind.to_string(),
+        subject_ref: record.subject_ref.map(String::from),
+        jurisdiction: record.jurisdiction.map(String::from),
+        threshold: record.threshold,
+        trigger: record.trigger.to_string(),
         screened_at,
         hits: stored,
     })
+}
+
+/// A hit with what a review needs to know about its screening.
+pub struct HitRecord {
+    pub id: String,
+    pub status: HitStatus,
+    pub score: f64,
+    pub four_eyes_score: f64,
+    pub subject_ref: Option<String>,
+    pub source: String,
+    pub entry_id: String,
+    pub entry_version: String,
+    pub proposed_by: Option<String>,
+}
+
+pub fn find_hit(connection: &mut DbConnection, id: &str) -> Result<Option<HitRecord>, AppError> {
+    #[derive(Queryable)]
+    struct HitRow {
+        status: String,
+        score: String,
+        source: String,
+        entry_id: String,
+        entry_version: String,
+        four_eyes_score: String,
+        subject_ref: Option<String>,
+    }
+    let row: Option<HitRow> = screening_hits::table
+        .inner_join(screenings::table)
+        .filter(screening_hits::id.eq(id))
+        .select((
+            screening_hits::status,
+            screening_hits::score,
+            screening_hits::source,
+            screening_hits::entry_id,
+            screening_hits::entry_version,
+            screenings::four_eyes_score,
+            screenings::subject_ref,
+        ))
+        .first(connection)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let proposed_by = hit_reviews::table
+        .filter(hit_reviews::hit_id.eq(id))
+        .filter(hit_reviews::action.eq("propose_dismissal"))
+        .order(hit_reviews::at.desc())
+        .select(hit_reviews::actor_id)
+        .first::<String>(connection)
+        .optional()?;
+    let number = |text: &str| text.parse::<f64>().map_err(AppError::internal);
+    Ok(Some(HitRecord {
+        id: id.to_string(),
+        status: HitStatus::parse(&row.status).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("hit {id} has status {}", row.status))
+        })?,
+        score: number(&row.score)?,
+        four_eyes_score: number(&row.four_eyes_score)?,
+        subject_ref: row.subject_ref,
+        source: row.source,
+        entry_id: row.entry_id,
+        entry_version: row.entry_version,
+        proposed_by,
+    }))
+}
+
+/// Applies a review in the caller's transaction: the new status, the review record, the
+/// dismissal memory and the audit entry.
+pub fn apply_review(
+    connection: &mut DbConnection,
+    hit: &HitRecord,
+    transition: Transition,
+    reason: &str,
+    actor: &Actor,
+    request_id: Option<String>,
+) -> Result<(), AppError> {
+    let now = crate::db::now();
+    diesel::update(screening_hits::table.find(&hit.id))
+        .set(screening_hits::status.eq(transition.status.as_str()))
+        .execute(connection)?;
+    diesel::insert_into(hit_reviews::table)
+        .values((
+            hit_reviews::id.eq(uuid::Uuid::new_v4().to_string()),
+            hit_reviews::hit_id.eq(&hit.id),
+            hit_reviews::action.eq(transition.action),
+            hit_reviews::reason.eq(reason),
+            hit_reviews::actor_id.eq(&actor.id),
+            hit_reviews::actor_role.eq(&actor.role),
+            hit_reviews::at.eq(now),
+        ))
+        .execute(connection)?;
+    if let (HitStatus::Dismissed, Some(subject)) = (transition.status, &hit.subject_ref) {
+        let key = (
+            subject.as_str(),
+            hit.source.as_str(),
+            hit.entry_id.as_str(),
+            hit.entry_version.as_str(),
+        );
+        let known = hit_dismissals::table
+            .find(key)
+            .count()
+            .get_result::<i64>(connection)?;
+        if known == 0 {
+            diesel::insert_into(hit_dismissals::table)
+                .values((
+                    hit_dismissals::subject_ref.eq(key.0),
+                    hit_dismissals::source.eq(key.1),
+                    hit_dismissals::entry_id.eq(key.2),
+                    hit_dismissals::entry_version.eq(key.3),
+                    hit_dismissals::hit_id.eq(&hit.id),
+                    hit_dismissals::dismissed_at.eq(now),
+                ))
+                .execute(connection)?;
+        }
+    }
+    audit::store::append(
+        connection,
+        NewAuditEntry::new(
+            actor.clone(),
+            &format!("screening.hit.{}", transition.action),
+            "screening_hit",
+            &hit.id,
+            request_id,
+        )
+        .details(serde_json::json!({
+            "reason": reason,
+            "status": transition.status.as_str(),
+            "score": hit.score,
+            "source": hit.source,
+            "entry_id": hit.entry_id,
+        })),
+    )?;
+    Ok(())
+}
+
+/// A stored hit for the review queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedHit {
+    pub id: String,
+    pub screening_id: String,
+    pub subject_ref: Option<String>,
+    pub trigger: String,
+    pub status: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub hit: serde_json::Value,
+}
+
+/// Hits by status, newest first; `alerts_only` keeps those raised by ongoing monitoring.
+pub fn queued_hits(
+    connection: &mut DbConnection,
+    status: HitStatus,
+    alerts_only: bool,
+    limit: i64,
+) -> Result<Vec<QueuedHit>, AppError> {
+    let mut query = screening_hits::table
+        .inner_join(screenings::table)
+        .filter(screening_hits::status.eq(status.as_str()))
+        .into_boxed();
+    if alerts_only {
+        query = query.filter(screenings::trigger.ne("request"));
+    }
+    #[derive(Queryable)]
+    struct QueuedRow {
+        id: String,
+        screening_id: String,
+        subject_ref: Option<String>,
+        trigger: String,
+        status: String,
+        created_at: chrono::NaiveDateTime,
+        explanation: String,
+    }
+    let rows: Vec<QueuedRow> = query
+        .order((screening_hits::created_at.desc(), screening_hits::id))
+        .limit(limit)
+        .select((
+            screening_hits::id,
+            screening_hits::screening_id,
+            screenings::subject_ref,
+            screenings::trigger,
+            screening_hits::status,
+            screening_hits::created_at,
+            screening_hits::explanation,
+        ))
+        .load(connection)?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(QueuedHit {
+                hit: serde_json::from_str(&row.explanation).map_err(AppError::internal)?,
+                id: row.id,
+                screening_id: row.screening_id,
+                subject_ref: row.subject_ref,
+                trigger: row.trigger,
+                status: row.status,
+                created_at: row.created_at,
+            })
+        })
+        .collect()
+}
+
+/// A subject under ongoing monitoring.
+pub struct MonitoredSubject {
+    pub subject_ref: String,
+    pub kind: SubjectKind,
+    pub jurisdiction: Option<String>,
+    pub query: SubjectQuery,
+}
+
+pub fn monitored_subjects(
+    connection: &mut DbConnection,
+    cipher: &FieldCipher,
+) -> Result<Vec<MonitoredSubject>, AppError> {
+    let rows: Vec<(String, String, Option<String>, String)> = screening_subjects::table
+        .order(screening_subjects::subject_ref)
+        .select((
+            screening_subjects::subject_ref,
+            screening_subjects::subject_kind,
+            screening_subjects::jurisdiction,
+            screening_subjects::query,
+        ))
+        .load(connection)?;
+    rows.into_iter()
+        .map(|(subject_ref, kind, jurisdiction, query)| {
+            let text = cipher
+                .decrypt(&query, &format!("screening_subjects.query:{subject_ref}"))
+                .map_err(AppError::internal)?;
+            let stored: StoredQuery = serde_json::from_str(&text).map_err(AppError::internal)?;
+            Ok(MonitoredSubject {
+                kind: SubjectKind::parse(&kind).unwrap_or(SubjectKind::Person),
+                subject_ref,
+                jurisdiction,
+                query: SubjectQuery {
+                    name: stored.name,
+                    date_of_birth: stored.date_of_birth,
+                    country: stored.country,
+                    document_number: stored.document_number,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The stored form of a name query.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StoredQuery {
+    pub name: String,
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    pub country: Option<String>,
+    pub document_number: Option<String>,
+}
+
+impl From<&SubjectQuery> for StoredQuery {
+    fn from(query: &SubjectQuery) -> Self {
+        StoredQuery {
+            name: query.name.clone(),
+            date_of_birth: query.date_of_birth,
+            country: query.country.clone(),
+            document_number: query.document_number.clone(),
+        }
+    }
+}
+
+/// Entry ids added or changed by one list version: what a rescreen must look at.
+pub fn changed_entry_ids(
+    connection: &mut DbConnection,
+    source: ListSource,
+    version: i64,
+) -> QueryResult<Vec<String>> {
+    list_changes::table
+        .filter(list_changes::source.eq(source.as_str()))
+        .filter(list_changes::version.eq(version))
+        .filter(list_changes::change.ne("removed"))
+        .select(list_changes::entry_id)
+        .load(connection)
+}
+
+pub fn start_job(
+    connection: &mut DbConnection,
+    reason: &str,
+    subjects: i64,
+) -> QueryResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    diesel::insert_into(screening_jobs::table)
+        .values((
+            screening_jobs::id.eq(&id),
+            screening_jobs::reason.eq(reason),
+            screening_jobs::subjects.eq(subjects),
+            screening_jobs::done.eq(0i64),
+            screening_jobs::new_hits.eq(0i64),
+            screening_jobs::status.eq("running"),
+            screening_jobs::started_at.eq(crate::db::now()),
+        ))
+        .execute(connection)?;
+    Ok(id)
+}
+
+pub fn record_progress(
+    connection: &mut DbConnection,
+    id: &str,
+    done: i64,
+    new_hits: i64,
+    finished: Option<&str>,
+) -> QueryResult<()> {
+    let finished_at = finished.map(|_| crate::db::now());
+    diesel::update(screening_jobs::table.find(id))
+        .set((
+            screening_jobs::done.eq(done),
+            screening_jobs::new_hits.eq(new_hits),
+            screening_jobs::status.eq(finished.unwrap_or("running")),
+            screening_jobs::finished_at.eq(finished_at),
+        ))
+        .execute(connection)?;
+    Ok(())
 }

@@ -162,9 +162,12 @@ diesel::table! {
         id -> Text,
         subject_kind -> Text,
         subject_ref -> Nullable<Text>,
+        jurisdiction -> Nullable<Text>,
         query -> Text,
         threshold -> Text,
+        four_eyes_score -> Text,
         hit_count -> BigInt,
+        trigger -> Text,
         screened_at -> Timestamp,
         screened_by -> Text,
     }
@@ -180,10 +183,59 @@ diesel::table! {
         score -> Text,
         explanation -> Text,
         status -> Text,
+        suppressed_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hit_reviews (id) {
+        id -> Text,
+        hit_id -> Text,
+        action -> Text,
+        reason -> Text,
+        actor_id -> Text,
+        actor_role -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hit_dismissals (subject_ref, source, entry_id, entry_version) {
+        subject_ref -> Text,
+        source -> Text,
+        entry_id -> Text,
+        entry_version -> Text,
+        hit_id -> Text,
+        dismissed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    screening_subjects (subject_ref) {
+        subject_ref -> Text,
+        subject_kind -> Text,
+        jurisdiction -> Nullable<Text>,
+        query -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    screening_jobs (id) {
+        id -> Text,
+        reason -> Text,
+        subjects -> BigInt,
+        done -> BigInt,
+        new_hits -> BigInt,
+        status -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
     }
 }
 
 diesel::joinable!(screening_hits -> screenings (screening_id));
+diesel::joinable!(hit_reviews -> screening_hits (hit_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(ledger_entries -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -200,5 +252,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     list_entries,
     list_changes,
     screenings,
-    screening_hits
+    screening_hits,
+    hit_reviews,
+    hit_dismissals,
+    screening_subjects,
+    screening_jobs
 );

@@ -11,6 +11,9 @@ SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV
 VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 mod country_names;
+pub mod rules;
+
+pub use rules::{Jurisdiction, Jurisdictions};
 
 /// The ISO code of a country named in English ("Russia", "Korea, North", "Côte d'Ivoire").
 pub fn country_code(name: &str) -> Option<&'static str> {

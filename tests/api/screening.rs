@@ -13,6 +13,7 @@ backend_tests!(
     names_sharing_only_a_common_word_are_not_hits,
     a_truncated_or_corrupted_list_leaves_the_active_version,
     screening_is_for_officers_and_the_platform,
+    a_dismissed_hit_stays_dismissed_until_its_entry_changes,
 );
 
 /// The workplace's shared sanctions data: `HASHGATE_SHARED_DATA` or `../shared/data` beside
@@ -287,4 +288,133 @@ fn screening_is_for_officers_and_the_platform(app: &TestApp) {
     let fields = response.problem_fields(422);
     assert!(fields.contains(&"name".to_string()), "{fields:?}");
     assert!(fields.contains(&"nationality".to_string()), "{fields:?}");
+}
+
+fn hit_for<'a>(hits: &'a [Value], entry: &str) -> &'a Value {
+    hits.iter()
+        .find(|hit| hit["source"] == "ofac-sdn" && hit["entry_id"] == entry)
+        .unwrap_or_else(|| panic!("SDN {entry} not among {hits:?}"))
+}
+
+fn alerts(app: &TestApp, token: &str, subject: &str) -> Vec<Value> {
+    let response = app.get("/v1/screening/hits?status=open&alerts=true", Some(token));
+    assert_eq!(response.status, 200, "{}", response.body);
+    response
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|hit| hit["subject_ref"] == subject)
+        .cloned()
+        .collect()
+}
+
+fn a_dismissed_hit_stays_dismissed_until_its_entry_changes(app: &TestApp) {
+    let sanctions = sanctions_dir();
+    load_lists(app);
+    let platform = app.token(Role::Platform, None, None);
+    let officer = app.token(Role::Officer, None, None);
+    let senior = app.token(Role::SeniorOfficer, None, None);
+    let other_senior = app.token(Role::SeniorOfficer, None, None);
+    let subject = app.create_user(&platform, "namesake");
+    let screened = screen(
+        app,
+        &platform,
+        "person",
+        json!({ "name": "Talal Muhammad Rashid Naji", "subject_ref": subject, "jurisdiction": "HK" }),
+    );
+    let hit = hit_for(&screened, "2685");
+    assert_eq!(hit["status"], "open");
+    let hit_id = hit["id"].as_str().unwrap().to_string();
+
+    // A score this high takes four eyes: the officer only proposes the dismissal.
+    let review = |token: &str, body: Value| {
+        app.post(
+            &format!("/v1/screening/hits/{hit_id}/review"),
+            Some(token),
+            &body,
+        )
+    };
+    let approval = |token: &str, body: Value| {
+        app.post(
+            &format!("/v1/screening/hits/{hit_id}/approval"),
+            Some(token),
+            &body,
+        )
+    };
+    let proposed = review(
+        &senior,
+        json!({ "decision": "dismiss", "reason": "different date of birth on the passport" }),
+    );
+    assert_eq!(proposed.status, 200, "{}", proposed.body);
+    assert_eq!(proposed.json()["status"], "dismissal_pending");
+    let same = approval(
+        &senior,
+        json!({ "approve": true, "reason": "agreed with myself" }),
+    );
+    assert_eq!(same.status, 403, "{}", same.body);
+    let junior = approval(
+        &officer,
+        json!({ "approve": true, "reason": "looks fine to me" }),
+    );
+    assert_eq!(junior.status, 403, "{}", junior.body);
+    let approved = approval(
+        &other_senior,
+        json!({ "approve": true, "reason": "checked the passport copy" }),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(approved.json()["status"], "dismissed");
+    let again = review(
+        &officer,
+        json!({ "decision": "confirm", "reason": "second thoughts" }),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    let actions = app.query_text(&format!(
+        "SELECT action AS value FROM hit_reviews WHERE hit_id = '{hit_id}' ORDER BY at"
+    ));
+    assert_eq!(actions, vec!["propose_dismissal", "approve_dismissal"]);
+
+    // Rescreening everyone against unchanged lists: the hit is found again, but stays dismissed.
+    let output = app.command(&["screening", "rescreen"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(alerts(app, &officer, &subject).is_empty());
+    let suppressed = app.query_text(&format!(
+        "SELECT h.suppressed_by AS value FROM screening_hits h JOIN screenings s ON s.id = h.screening_id \
+         WHERE s.subject_ref = '{subject}' AND s.trigger = 'rescreen:all' AND h.entry_id = '2685'"
+    ));
+    assert_eq!(suppressed, vec![hit_id.clone()]);
+
+    // A new list version that changes entry 2685: the import rescreens, and the hit is back.
+    let changed = app.directory().join("ofac-changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    for name in ["add.csv", "alt.csv", "sdn_comments.csv"] {
+        std::fs::copy(format!("{sanctions}/ofac/{name}"), changed.join(name)).unwrap();
+    }
+    let sdn = std::fs::read_to_string(format!("{sanctions}/ofac/sdn.csv")).unwrap();
+    let listed = "2685,\"NAJI, Talal Muhammad Rashid\",\"individual\",\"SDGT\"";
+    assert!(sdn.contains(listed));
+    std::fs::write(
+        changed.join("sdn.csv"),
+        sdn.replace(listed, &listed.replace("SDGT", "SDGT] [SYRIA")),
+    )
+    .unwrap();
+    let supplement = format!("{sanctions}/ofac-addresses/sdn_comments.csv");
+    let output = import(app, "ofac-sdn", &[changed.to_str().unwrap(), &supplement]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("1 changed"), "{printed}");
+    assert!(printed.contains("1 new alerts"), "{printed}");
+    let raised = alerts(app, &officer, &subject);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["hit"]["entry_id"], "2685");
+    assert_eq!(raised[0]["trigger"], "rescreen:ofac-sdn:2");
+    assert_ne!(raised[0]["hit"]["entry_version"], hit["entry_version"]);
 }

@@ -1,3 +1,7 @@
+DROP TABLE screening_jobs;
+DROP TABLE screening_subjects;
+DROP TABLE hit_dismissals;
+DROP TABLE hit_reviews;
 DROP TABLE screening_hits;
 DROP TABLE screenings;
 DROP TABLE list_changes;
