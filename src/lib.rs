@@ -109,12 +109,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
     audit::routes::configure(config);
     ledger::routes::configure(config);
     aml::routes::configure(config);
+    aml::list_routes::configure(config);
 }
 
 /// A bound, not yet running server.
 pub struct Application {
     server: Server,
     port: u16,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -132,9 +134,10 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
         let body_limit = BodyLimit(settings.max_body_bytes);
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .app_data(body_limit)
                 .wrap(from_fn(http::middleware::observe))
                 .configure(configure)
@@ -143,7 +146,11 @@ impl Application {
         .workers(settings.workers)
         .listen(listener)?
         .run();
-        Ok(Application { server, port })
+        Ok(Application {
+            server,
+            port,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -154,8 +161,12 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped, with the screening job worker beside the server.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let worker = actix_web::rt::spawn(aml::monitor::work(self.state));
+        let served = self.server.await;
+        worker.abort();
+        served
     }
 }
 

@@ -80,6 +80,16 @@ enum BenchCommand {
         #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
+    /// Load the OFAC SDN and UN lists into a scratch database, then time single queries
+    /// (in-process and over HTTP) and a bulk rescreen of synthetic customer names.
+    Screening {
+        #[arg(long, default_value = "../shared/data/sanctions")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        names: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,37 +180,63 @@ enum TokenCommand {
 }
 
 /// Rescreens monitored subjects with a progress bar on a terminal, and prints the outcome.
-fn rescreen(
+/// Runs a queued rescreen job in the foreground, with a progress bar on a terminal.
+fn run_rescreen(
     settings: &Settings,
     db: &db::Db,
-    scope: hashgate::aml::monitor::RescreenScope,
+    jurisdictions: &hashgate::jurisdiction::Jurisdictions,
+    job: &hashgate::aml::store::ScreeningJob,
 ) -> anyhow::Result<()> {
     let cipher = hashgate::load_cipher(settings)?;
-    let jurisdictions = hashgate::jurisdiction::Jurisdictions::load(
-        &hashgate::jurisdiction::rules::default_directory(),
-    )?;
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = indicatif::ProgressBar::new(job.subjects.max(0) as u64);
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let summary = hashgate::aml::monitor::rescreen(
+    let runner = hashgate::aml::monitor::Runner {
         db,
-        &cipher,
-        &jurisdictions,
-        scope,
-        &hashgate::audit::Actor::command_line(),
-        &|done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
+        cipher: &cipher,
+        jurisdictions,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let show = |job: &hashgate::aml::store::ScreeningJob| {
+        bar.set_length(job.subjects.max(job.done) as u64);
+        bar.set_position(job.done as u64);
+    };
+    let finished = match runner
+        .run(&job.id, &show)
+        .map_err(|error| anyhow::anyhow!(error.problem().detail))?
+    {
+        Some(finished) => finished,
+        // The service's worker took the job first: follow it there.
+        None => loop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            let mut connection = db.connection()?;
+            let current = hashgate::aml::store::find_job(&mut connection, &job.id)?
+                .ok_or_else(|| anyhow::anyhow!("the rescreen job {} vanished", job.id))?;
+            show(&current);
+            match current.status.as_str() {
+                "finished" => break current,
+                "failed" => anyhow::bail!(
+                    "rescreen job {} failed: {}",
+                    current.id,
+                    current.error.unwrap_or_default()
+                ),
+                _ => {}
+            }
         },
-    )
-    .map_err(|error| anyhow::anyhow!(error.problem().detail))?;
+    };
     bar.finish_and_clear();
     println!(
-        "rescreened {} monitored subjects against {} entries: {} new alerts",
-        summary.subjects, summary.entries, summary.new_alerts
+        "rescreened {} monitored subjects against {} entries: {} new alerts (job {})",
+        finished.done, finished.entries, finished.new_hits, finished.id
     );
     Ok(())
+}
+
+fn load_jurisdictions() -> anyhow::Result<hashgate::jurisdiction::Jurisdictions> {
+    Ok(hashgate::jurisdiction::Jurisdictions::load(
+        &hashgate::jurisdiction::rules::default_directory(),
+    )?)
 }
 
 fn main() -> ExitCode {
@@ -295,6 +331,23 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Import { command } => import_command(command, &settings)?,
         Command::Bench {
             command:
+                BenchCommand::Screening {
+                    data,
+                    queries,
+                    names,
+                },
+        } => {
+            print!(
+                "{}",
+                hashgate::aml::bench::run(&hashgate::aml::bench::ScreeningBenchOptions {
+                    data,
+                    queries,
+                    names,
+                })?
+            );
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Ledger {
                     payouts,
                     users,
@@ -323,43 +376,56 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("unknown list source `{source}`: ofac-sdn, un-consolidated or pep")
             })?;
             let db = db::Db::open(&settings.database_url, 1)?;
-            let loaded = hashgate::aml::import::import_list(&db, source, &paths, force)?;
-            if loaded.unchanged {
+            let jurisdictions = load_jurisdictions()?;
+            let loaded = hashgate::aml::import::import_list(
+                &db,
+                source,
+                &paths,
+                force,
+                (!no_rescreen).then_some(&jurisdictions),
+            )?;
+            let version = &loaded.version;
+            if version.unchanged {
                 println!(
                     "{} version {}: identical file (checksum {}), nothing changed",
                     source.as_str(),
-                    loaded.version,
-                    loaded.checksum
+                    version.version,
+                    version.checksum
                 );
             } else {
                 println!(
                     "{} version {}: {} entries, {} added, {} changed, {} removed (checksum {})",
                     source.as_str(),
-                    loaded.version,
-                    loaded.entries,
-                    loaded.added,
-                    loaded.changed,
-                    loaded.removed,
-                    loaded.checksum
+                    version.version,
+                    version.entries,
+                    version.added,
+                    version.changed,
+                    version.removed,
+                    version.checksum
                 );
-                if !no_rescreen {
-                    let scope = hashgate::aml::monitor::RescreenScope::Changed {
-                        source,
-                        version: loaded.version,
-                    };
-                    rescreen(&settings, &db, scope)?;
-                }
+            }
+            if let Some(job) = &loaded.rescreen {
+                run_rescreen(&settings, &db, &jurisdictions, job)?;
             }
         }
         Command::Screening {
             command: ScreeningCommand::Rescreen,
         } => {
             let db = db::Db::open(&settings.database_url, 1)?;
-            rescreen(
-                &settings,
-                &db,
-                hashgate::aml::monitor::RescreenScope::Everything,
-            )?;
+            let jurisdictions = load_jurisdictions()?;
+            let mut connection = db.connection()?;
+            let job = write_transaction(&mut connection, |connection| {
+                hashgate::aml::monitor::enqueue(
+                    connection,
+                    hashgate::aml::monitor::RescreenScope::Everything,
+                    &jurisdictions,
+                    &Actor::command_line(),
+                    Some("hashgate screening rescreen"),
+                )
+            })
+            .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            drop(connection);
+            run_rescreen(&settings, &db, &jurisdictions, &job)?;
         }
         Command::Screening {
             command:

@@ -2,8 +2,10 @@
 //! (`names`), the in-memory index that answers queries (`matcher`), and the matcher's
 //! evaluation on labelled pairs (`eval`).
 
+pub mod bench;
 pub mod eval;
 pub mod import;
+pub mod list_routes;
 pub mod lists;
 pub mod matcher;
 pub mod monitor;

@@ -363,20 +363,16 @@ pub fn record_screening(
     if let (Some(subject), "request", "person" | "entity") =
         (record.subject_ref, record.trigger, record.subject_kind)
     {
-        diesel::delete(screening_subjects::table.find(subject)).execute(connection)?;
-        diesel::insert_into(screening_subjects::table)
-            .values(
-                (
-                    screening_subjects::subject_ref.eq(subject),
-                    screening_subjects::subject_kind.eq(record.subject_kind),
-                    screening_subjects::jurisdiction.eq(record.jurisdiction),
-                    screening_subjects::query
-                        .eq(cipher
-                            .encrypt(&query_text, &format!("screening_subjects.query:{subject}"))),
-                    screening_subjects::updated_at.eq(screened_at),
-                ),
-            )
-            .execute(connection)?;
+        remember_subjects(
+            connection,
+            cipher,
+            &[(
+                subject,
+                record.subject_kind,
+                record.jurisdiction,
+                &query_text,
+            )],
+        )?;
     }
     Ok(StoredScreening {
         id,
@@ -388,6 +384,32 @@ pub fn record_screening(
         screened_at,
         hits: stored,
     })
+}
+
+/// Drops the hits a subject already has in the queue or confirmed (same list entry and entry
+/// version, not dismissed): a rescreen raises each match once, not on every run. Dismissed ones
+/// are kept: `record_screening` stores them as dismissed, naming the dismissal.
+pub fn drop_known_hits(
+    connection: &mut DbConnection,
+    subject_ref: &str,
+    hits: Vec<Hit>,
+) -> QueryResult<Vec<Hit>> {
+    let mut fresh = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let known: i64 = screening_hits::table
+            .inner_join(screenings::table)
+            .filter(screenings::subject_ref.eq(subject_ref))
+            .filter(screening_hits::source.eq(hit.source.as_str()))
+            .filter(screening_hits::entry_id.eq(&hit.entry_id))
+            .filter(screening_hits::entry_version.eq(&hit.entry_version))
+            .filter(screening_hits::status.ne(HitStatus::Dismissed.as_str()))
+            .count()
+            .get_result(connection)?;
+        if known == 0 {
+            fresh.push(hit);
+        }
+    }
+    Ok(fresh)
 }
 
 /// A hit with what a review needs to know about its screening.
@@ -595,11 +617,41 @@ pub struct MonitoredSubject {
     pub query: SubjectQuery,
 }
 
-pub fn monitored_subjects(
+/// Puts subjects under ongoing monitoring, or updates what is known of them: (subject_ref, kind,
+/// jurisdiction, query as JSON). The query is personal data, stored encrypted.
+pub fn remember_subjects(
     connection: &mut DbConnection,
     cipher: &FieldCipher,
+    subjects: &[(&str, &str, Option<&str>, &str)],
+) -> QueryResult<()> {
+    let updated_at = crate::db::now();
+    let refs: Vec<&str> = subjects.iter().map(|(subject, ..)| *subject).collect();
+    diesel::delete(screening_subjects::table.filter(screening_subjects::subject_ref.eq_any(&refs)))
+        .execute(connection)?;
+    // One row per statement: diesel's multi-backend connection has no batch insert.
+    for (subject, kind, jurisdiction, query) in subjects {
+        diesel::insert_into(screening_subjects::table)
+            .values((
+                screening_subjects::subject_ref.eq(*subject),
+                screening_subjects::subject_kind.eq(*kind),
+                screening_subjects::jurisdiction.eq(*jurisdiction),
+                screening_subjects::query
+                    .eq(cipher.encrypt(query, &format!("screening_subjects.query:{subject}"))),
+                screening_subjects::updated_at.eq(updated_at),
+            ))
+            .execute(connection)?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` monitored subjects after `after` in subject order: one page of a rescreen.
+pub fn monitored_subjects_page(
+    connection: &mut DbConnection,
+    cipher: &FieldCipher,
+    after: Option<&str>,
+    limit: i64,
 ) -> Result<Vec<MonitoredSubject>, AppError> {
-    let rows: Vec<(String, String, Option<String>, String)> = screening_subjects::table
+    let mut query = screening_subjects::table
         .order(screening_subjects::subject_ref)
         .select((
             screening_subjects::subject_ref,
@@ -607,7 +659,12 @@ pub fn monitored_subjects(
             screening_subjects::jurisdiction,
             screening_subjects::query,
         ))
-        .load(connection)?;
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(screening_subjects::subject_ref.gt(after));
+    }
+    let rows: Vec<(String, String, Option<String>, String)> = query.load(connection)?;
     rows.into_iter()
         .map(|(subject_ref, kind, jurisdiction, query)| {
             let text = cipher
@@ -627,6 +684,10 @@ pub fn monitored_subjects(
             })
         })
         .collect()
+}
+
+pub fn monitored_subject_count(connection: &mut DbConnection) -> QueryResult<i64> {
+    screening_subjects::table.count().get_result(connection)
 }
 
 /// The stored form of a name query.
@@ -663,41 +724,210 @@ pub fn changed_entry_ids(
         .load(connection)
 }
 
-pub fn start_job(
+/// A rescreen job and its progress.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = screening_jobs)]
+pub struct ScreeningJob {
+    pub id: String,
+    /// `rescreen:<source>:<version>` (entries a list version changed), `rescreen:all`, or
+    /// `rescreen:config` (the matcher configuration changed).
+    pub reason: String,
+    pub requested_by: String,
+    /// Fingerprint of the matcher version and thresholds the job screens with.
+    pub matcher_config: String,
+    /// queued, running, finished or failed.
+    pub status: String,
+    /// Monitored subjects when the job started.
+    pub subjects: i64,
+    /// List entries screened against.
+    pub entries: i64,
+    pub done: i64,
+    /// Open hits raised: the alerts for officers.
+    pub new_hits: i64,
+    #[serde(skip)]
+    pub last_subject_ref: Option<String>,
+    pub error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::NaiveDateTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<chrono::NaiveDateTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub heartbeat_at: Option<chrono::NaiveDateTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Queues a job in the caller's transaction; a worker picks it up.
+pub fn enqueue_job(
     connection: &mut DbConnection,
     reason: &str,
-    subjects: i64,
-) -> QueryResult<String> {
+    matcher_config: &str,
+    actor: &Actor,
+    why: Option<&str>,
+) -> Result<ScreeningJob, AppError> {
     let id = uuid::Uuid::new_v4().to_string();
     diesel::insert_into(screening_jobs::table)
         .values((
             screening_jobs::id.eq(&id),
             screening_jobs::reason.eq(reason),
-            screening_jobs::subjects.eq(subjects),
+            screening_jobs::requested_by.eq(&actor.id),
+            screening_jobs::matcher_config.eq(matcher_config),
+            screening_jobs::status.eq("queued"),
+            screening_jobs::subjects.eq(monitored_subject_count(connection)?),
+            screening_jobs::entries.eq(0i64),
             screening_jobs::done.eq(0i64),
             screening_jobs::new_hits.eq(0i64),
-            screening_jobs::status.eq("running"),
-            screening_jobs::started_at.eq(crate::db::now()),
+            screening_jobs::created_at.eq(crate::db::now()),
         ))
         .execute(connection)?;
-    Ok(id)
+    // What a person asked for is audited; the service's own jobs are recorded in the job row.
+    if actor.role != "system" {
+        audit::store::append(
+            connection,
+            NewAuditEntry::new(
+                actor.clone(),
+                "screening.rescreen_queued",
+                "screening_job",
+                &id,
+                None,
+            )
+            .reason(why.map(String::from))
+            .details(serde_json::json!({ "scope": reason, "matcher_config": matcher_config })),
+        )?;
+    }
+    find_job(connection, &id)?.ok_or_else(|| AppError::internal(anyhow::anyhow!("job vanished")))
 }
 
+pub fn find_job(connection: &mut DbConnection, id: &str) -> QueryResult<Option<ScreeningJob>> {
+    screening_jobs::table
+        .find(id)
+        .select(ScreeningJob::as_select())
+        .first(connection)
+        .optional()
+}
+
+/// The newest jobs first.
+pub fn recent_jobs(connection: &mut DbConnection, limit: i64) -> QueryResult<Vec<ScreeningJob>> {
+    screening_jobs::table
+        .order(screening_jobs::created_at.desc())
+        .select(ScreeningJob::as_select())
+        .limit(limit)
+        .load(connection)
+}
+
+/// The oldest job a worker may take: queued, or running with a heartbeat older than
+/// `stale_before` (its runner died).
+pub fn next_claimable_job(
+    connection: &mut DbConnection,
+    stale_before: chrono::NaiveDateTime,
+) -> QueryResult<Option<String>> {
+    screening_jobs::table
+        .filter(
+            screening_jobs::status
+                .eq("queued")
+                .or(screening_jobs::status
+                    .eq("running")
+                    .and(screening_jobs::heartbeat_at.lt(stale_before))),
+        )
+        .order(screening_jobs::created_at)
+        .select(screening_jobs::id)
+        .first(connection)
+        .optional()
+}
+
+/// Takes a job for this runner; false when another runner holds it (or it is over).
+pub fn claim_job(
+    connection: &mut DbConnection,
+    id: &str,
+    stale_before: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
+    let now = crate::db::now();
+    let claimed = diesel::update(
+        screening_jobs::table.find(id).filter(
+            screening_jobs::status
+                .eq("queued")
+                .or(screening_jobs::status
+                    .eq("running")
+                    .and(screening_jobs::heartbeat_at.lt(stale_before))),
+        ),
+    )
+    .set((
+        screening_jobs::status.eq("running"),
+        screening_jobs::heartbeat_at.eq(now),
+    ))
+    .execute(connection)?;
+    if claimed == 1 {
+        diesel::update(
+            screening_jobs::table
+                .find(id)
+                .filter(screening_jobs::started_at.is_null()),
+        )
+        .set((
+            screening_jobs::started_at.eq(now),
+            screening_jobs::subjects.eq(monitored_subject_count(connection)?),
+        ))
+        .execute(connection)?;
+    }
+    Ok(claimed == 1)
+}
+
+pub fn record_job_entries(
+    connection: &mut DbConnection,
+    id: &str,
+    entries: i64,
+) -> QueryResult<()> {
+    diesel::update(screening_jobs::table.find(id))
+        .set(screening_jobs::entries.eq(entries))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Records a finished page: how far the job got, in the page's transaction.
 pub fn record_progress(
     connection: &mut DbConnection,
     id: &str,
     done: i64,
     new_hits: i64,
-    finished: Option<&str>,
+    last_subject_ref: &str,
 ) -> QueryResult<()> {
-    let finished_at = finished.map(|_| crate::db::now());
     diesel::update(screening_jobs::table.find(id))
         .set((
             screening_jobs::done.eq(done),
             screening_jobs::new_hits.eq(new_hits),
-            screening_jobs::status.eq(finished.unwrap_or("running")),
-            screening_jobs::finished_at.eq(finished_at),
+            screening_jobs::last_subject_ref.eq(last_subject_ref),
+            screening_jobs::heartbeat_at.eq(crate::db::now()),
         ))
         .execute(connection)?;
     Ok(())
+}
+
+pub fn finish_job(connection: &mut DbConnection, id: &str, error: Option<&str>) -> QueryResult<()> {
+    let now = crate::db::now();
+    diesel::update(screening_jobs::table.find(id))
+        .set((
+            screening_jobs::status.eq(if error.is_some() {
+                "failed"
+            } else {
+                "finished"
+            }),
+            screening_jobs::error.eq(error),
+            screening_jobs::heartbeat_at.eq(now),
+            screening_jobs::finished_at.eq(now),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// The configuration fingerprint of the latest full rescreen that did not fail.
+pub fn last_full_rescreen_config(
+    connection: &mut DbConnection,
+    reasons: &[&str],
+) -> QueryResult<Option<String>> {
+    screening_jobs::table
+        .filter(screening_jobs::reason.eq_any(reasons))
+        .filter(screening_jobs::status.ne("failed"))
+        .order(screening_jobs::created_at.desc())
+        .select(screening_jobs::matcher_config)
+        .first(connection)
+        .optional()
 }

@@ -225,11 +225,18 @@ diesel::table! {
     screening_jobs (id) {
         id -> Text,
         reason -> Text,
+        requested_by -> Text,
+        matcher_config -> Text,
+        status -> Text,
         subjects -> BigInt,
+        entries -> BigInt,
         done -> BigInt,
         new_hits -> BigInt,
-        status -> Text,
-        started_at -> Timestamp,
+        last_subject_ref -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
     }
 }

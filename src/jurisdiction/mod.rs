@@ -13,7 +13,7 @@ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 mod country_names;
 pub mod rules;
 
-pub use rules::{Jurisdiction, Jurisdictions};
+pub use rules::{Jurisdiction, Jurisdictions, ScreeningRules};
 
 /// The ISO code of a country named in English ("Russia", "Korea, North", "Côte d'Ivoire").
 pub fn country_code(name: &str) -> Option<&'static str> {

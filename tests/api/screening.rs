@@ -14,6 +14,8 @@ backend_tests!(
     a_truncated_or_corrupted_list_leaves_the_active_version,
     screening_is_for_officers_and_the_platform,
     a_dismissed_hit_stays_dismissed_until_its_entry_changes,
+    uploaded_lists_rescreen_monitored_subjects_as_jobs,
+    a_matcher_configuration_change_rescreens_everyone,
 );
 
 /// The workplace's shared sanctions data: `HASHGATE_SHARED_DATA` or `../shared/data` beside
@@ -417,4 +419,267 @@ fn a_dismissed_hit_stays_dismissed_until_its_entry_changes(app: &TestApp) {
     assert_eq!(raised[0]["hit"]["entry_id"], "2685");
     assert_eq!(raised[0]["trigger"], "rescreen:ofac-sdn:2");
     assert_ne!(raised[0]["hit"]["entry_version"], hit["entry_version"]);
+}
+
+/// A `multipart/form-data` body with one part per (file name, bytes).
+fn multipart(files: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "hashgate-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn upload(
+    app: &TestApp,
+    token: &str,
+    source: &str,
+    files: &[(&str, Vec<u8>)],
+) -> crate::common::Response {
+    let (content_type, body) = multipart(files);
+    app.request(
+        "POST",
+        &format!("/v1/lists/{source}"),
+        Some(token),
+        Some((&content_type, body)),
+        &[],
+    )
+}
+
+/// Polls a job until it is finished (or failed), for at most a minute.
+fn finished_job(app: &TestApp, token: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let response = app.get(&format!("/v1/screening/jobs/{id}"), Some(token));
+        assert_eq!(response.status, 200, "{}", response.body);
+        let job = response.json();
+        match job["status"].as_str().unwrap() {
+            "finished" => return job,
+            "failed" => panic!("job failed: {job}"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    panic!("job {id} did not finish");
+}
+
+fn uploaded_lists_rescreen_monitored_subjects_as_jobs(app: &TestApp) {
+    let sanctions = sanctions_dir();
+    let admin = app.token(Role::Admin, None, None);
+    let officer = app.token(Role::Officer, None, None);
+    let senior = app.token(Role::SeniorOfficer, None, None);
+    // Two customers screened while no list is loaded: nothing found, both now monitored.
+    for (subject, name) in [
+        ("cust-1", "Floribert Ngabu Njabu"),
+        ("cust-2", "Anna Schmidt"),
+    ] {
+        let hits = screen(
+            app,
+            &officer,
+            "person",
+            json!({ "name": name, "subject_ref": subject, "jurisdiction": "HK" }),
+        );
+        assert!(hits.is_empty(), "{hits:?}");
+    }
+    let un = std::fs::read(format!("{sanctions}/un/UN_consolidated.xml")).unwrap();
+
+    // Only an admin uploads, as multipart; a malformed file is refused and changes nothing.
+    let refused = upload(app, &officer, "un-consolidated", &[("un.xml", un.clone())]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let json_body = app.post("/v1/lists/un-consolidated", Some(&admin), &json!({}));
+    assert_eq!(json_body.status, 415, "{}", json_body.body);
+    let unknown = upload(app, &admin, "interpol", &[("un.xml", un.clone())]);
+    assert_eq!(unknown.problem_fields(400), vec!["source"]);
+    let truncated = upload(
+        app,
+        &admin,
+        "un-consolidated",
+        &[("un.xml", un[..un.len() / 2].to_vec())],
+    );
+    assert_eq!(truncated.problem_fields(422), vec!["files"]);
+    assert!(app
+        .get("/v1/lists", Some(&officer))
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The upload stores version 1 and queues the rescreen of its entries; the worker runs it.
+    let loaded = upload(
+        app,
+        &admin,
+        "un-consolidated",
+        &[("UN_consolidated.xml", un.clone())],
+    );
+    assert_eq!(loaded.status, 201, "{}", loaded.body);
+    let loaded = loaded.json();
+    assert_eq!(loaded["list"]["version"], 1);
+    let entries = loaded["list"]["entries"].as_i64().unwrap();
+    assert!(entries > 1000, "{loaded}");
+    assert_eq!(
+        loaded["rescreen_job"]["reason"],
+        "rescreen:un-consolidated:1"
+    );
+    let job_id = loaded["rescreen_job"]["id"].as_str().unwrap().to_string();
+    let job = finished_job(app, &officer, &job_id);
+    assert_eq!(job["subjects"], 2, "{job}");
+    assert_eq!(job["done"], 2, "{job}");
+    assert_eq!(job["entries"], entries, "{job}");
+    assert_eq!(job["new_hits"], 1, "{job}");
+    let raised = alerts(app, &officer, "cust-1");
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["trigger"], "rescreen:un-consolidated:1");
+    assert!(alerts(app, &officer, "cust-2").is_empty());
+
+    // The same file again: nothing changes, nothing is rescreened.
+    let again = upload(
+        app,
+        &admin,
+        "un-consolidated",
+        &[("UN_consolidated.xml", un)],
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["rescreen_job"], Value::Null);
+
+    // OFAC takes its legacy CSV files, several remark files included.
+    let mut files: Vec<(&str, Vec<u8>)> = ["sdn.csv", "add.csv", "alt.csv", "sdn_comments.csv"]
+        .into_iter()
+        .map(|name| {
+            (
+                name,
+                std::fs::read(format!("{sanctions}/ofac/{name}")).unwrap(),
+            )
+        })
+        .collect();
+    files.push((
+        "supplement_comments.csv",
+        std::fs::read(format!("{sanctions}/ofac-addresses/sdn_comments.csv")).unwrap(),
+    ));
+    let ofac = upload(app, &admin, "ofac-sdn", &files);
+    assert_eq!(ofac.status, 201, "{}", ofac.body);
+    let ofac_entries = ofac.json()["list"]["entries"].as_i64().unwrap();
+    assert!(ofac_entries > 8900, "{}", ofac.body);
+    finished_job(
+        app,
+        &officer,
+        ofac.json()["rescreen_job"]["id"].as_str().unwrap(),
+    );
+
+    // A full rescreen on request (senior officers, admin), with a reason for the audit log. The
+    // open alert is not raised a second time.
+    let denied = app.post(
+        "/v1/screening/jobs",
+        Some(&officer),
+        &json!({ "reason": "threshold review" }),
+    );
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    let queued = app.post(
+        "/v1/screening/jobs",
+        Some(&senior),
+        &json!({ "reason": "quarterly full rescreen" }),
+    );
+    assert_eq!(queued.status, 202, "{}", queued.body);
+    assert_eq!(queued.json()["reason"], "rescreen:all");
+    let job = finished_job(app, &officer, queued.json()["id"].as_str().unwrap());
+    assert_eq!(job["entries"], entries + ofac_entries, "{job}");
+    assert_eq!(job["done"], 2, "{job}");
+    assert_eq!(job["new_hits"], 0, "{job}");
+    assert_eq!(alerts(app, &officer, "cust-1").len(), 1);
+    let reasons = app.query_text(&format!(
+        "SELECT reason AS value FROM audit_log WHERE action = 'screening.rescreen_queued' \
+         AND subject_id = '{}'",
+        job["id"].as_str().unwrap()
+    ));
+    assert_eq!(reasons, vec!["quarterly full rescreen"]);
+
+    let jobs = app.get("/v1/screening/jobs", Some(&officer));
+    assert_eq!(jobs.status, 200, "{}", jobs.body);
+    let reasons: Vec<String> = jobs
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons[0], "rescreen:all", "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason == "rescreen:un-consolidated:1"),
+        "{reasons:?}"
+    );
+    let platform = app.token(Role::Platform, None, None);
+    let user_id = app.create_user(&platform, "cust-3");
+    let user = app.token(Role::User, None, Some(&user_id));
+    assert_eq!(app.get("/v1/screening/jobs", Some(&user)).status, 403);
+}
+
+fn a_matcher_configuration_change_rescreens_everyone(app: &TestApp) {
+    let officer = app.token(Role::Officer, None, None);
+    // The service checks the configuration when it starts.
+    let started = (0..100)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            app.query_text(
+                "SELECT matcher_config AS value FROM screening_jobs WHERE reason = 'rescreen:config'",
+            )
+        })
+        .find(|found| !found.is_empty())
+        .expect("the service queued no configuration check");
+    assert_eq!(started.len(), 1, "{started:?}");
+    let current = hashgate::jurisdiction::Jurisdictions::load(
+        &hashgate::jurisdiction::rules::default_directory(),
+    )
+    .unwrap();
+    assert_eq!(started[0], hashgate::aml::monitor::matcher_config(&current));
+    assert!(
+        hashgate::aml::monitor::enqueue_if_config_changed(&app.state_db, &current)
+            .unwrap()
+            .is_none()
+    );
+
+    // Hong Kong's threshold is lowered: every monitored subject is screened again.
+    let hits = screen(
+        app,
+        &officer,
+        "person",
+        json!({ "name": "Wei Zhang", "subject_ref": "cust-9", "jurisdiction": "HK" }),
+    );
+    assert!(hits.is_empty());
+    let changed = app.directory().join("jurisdictions");
+    std::fs::create_dir_all(&changed).unwrap();
+    for file in std::fs::read_dir(hashgate::jurisdiction::rules::default_directory()).unwrap() {
+        let path = file.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = if path.ends_with("HK.toml") {
+            text.replace("threshold = 0.75", "threshold = 0.8")
+        } else {
+            text
+        };
+        std::fs::write(changed.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let lowered = hashgate::jurisdiction::Jurisdictions::load(&changed).unwrap();
+    assert_eq!(lowered.get("HK").unwrap().screening.threshold, 0.8);
+    let job = hashgate::aml::monitor::enqueue_if_config_changed(&app.state_db, &lowered)
+        .unwrap()
+        .expect("a changed threshold queues a full rescreen");
+    assert_eq!(job.reason, "rescreen:config");
+    assert_ne!(job.matcher_config, started[0]);
+    let finished = finished_job(app, &officer, &job.id);
+    assert_eq!(finished["subjects"], 1, "{finished}");
+    assert_eq!(finished["done"], 1, "{finished}");
+    // Queued once: the next check finds it.
+    assert!(
+        hashgate::aml::monitor::enqueue_if_config_changed(&app.state_db, &lowered)
+            .unwrap()
+            .is_none()
+    );
 }
