@@ -236,7 +236,9 @@ fn seed_ledger(
     for (index, (external_ref, user_id)) in user_ids.iter().enumerate() {
         let terahashes: i64 = random.gen_range(50..=500);
         let settles_in_usdt = index % 3 == 1;
-        for offset in 1..=DEMO_DAYS {
+        // Settled days end yesterday: today's payout time may still be ahead (just after
+        // midnight UTC).
+        for offset in 0..DEMO_DAYS {
             let day = first_day + chrono::Duration::days(offset);
             // Hashprice around 0.5 µBTC (≈ 0.05 USD) per TH/s per day, ±10 %.
             let (asset, amount) = if settles_in_usdt {

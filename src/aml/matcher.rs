@@ -8,7 +8,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::lists::{ListEntry, ListSource};
-use super::names::{self, compare, prepare, round3, NameComparison, PreparedName, SubjectKind};
+use super::names::{
+    self, compare, compared_in_script, explain, prepare, round3, Alignment, NameComparison,
+    PreparedName, SubjectKind, Token,
+};
 
 /// An active list entry as loaded, with the version that identifies it.
 #[derive(Debug, Clone)]
@@ -24,13 +27,21 @@ struct IndexedName {
     name: String,
     weak: bool,
     prepared: PreparedName,
+    /// The vocabulary number of each of `prepared.tokens`.
+    token_numbers: Vec<u32>,
+    /// Strong tokens that are initials: each may match any query token it begins.
+    initials: u32,
 }
 
 #[derive(Default)]
 pub struct ScreeningIndex {
     entries: Vec<LoadedEntry>,
     names: Vec<IndexedName>,
-    postings: HashMap<String, Vec<u32>>,
+    /// Key to (name number, position of the token in the name).
+    postings: HashMap<String, Vec<(u32, u8)>>,
+    /// Every distinct token of the listed names, so a query compares each of its tokens with
+    /// each listed token once, however many names share it.
+    vocabulary: HashMap<String, u32>,
     crypto_addresses: HashMap<String, Vec<u32>>,
     documents: HashMap<String, Vec<u32>>,
 }
@@ -97,9 +108,48 @@ const BIRTH_DATE_DIFFERS: f64 = -0.2;
 const COUNTRY_AGREES: f64 = 0.03;
 const COUNTRY_DIFFERS: f64 = -0.1;
 
-fn skeleton_key(token: &str) -> Option<String> {
-    (token.chars().count() >= 5).then(|| format!("~{}", names::skeleton(token)))
+fn skeleton_key(token: &Token) -> Option<String> {
+    token.skeleton().map(|skeleton| format!("~{skeleton}"))
 }
+
+/// The token without one of its letters, for each letter: two tokens one edit apart (a letter
+/// changed, added, dropped or two swapped) share one of these or one is the other.
+fn deletions(token: &str) -> Vec<String> {
+    if token.chars().count() < 3 {
+        return Vec::new();
+    }
+    token
+        .char_indices()
+        .map(|(at, c)| format!("{}{}", &token[..at], &token[at + c.len_utf8()..]))
+        .collect()
+}
+
+/// The keys a listed token is found under: itself, its skeleton and its one-letter deletions.
+fn listed_keys(token: &Token) -> Vec<String> {
+    let mut keys = vec![token.text.clone()];
+    keys.extend(skeleton_key(token));
+    keys.extend(deletions(&token.text).into_iter().map(|d| format!("-{d}")));
+    keys
+}
+
+/// The keys a query token looks up: listed tokens equal to it, with its skeleton, or one edit
+/// away from it. An initial looks up only itself (it matches by prefix, when aligned).
+fn query_keys(token: &Token) -> Vec<String> {
+    let mut keys = vec![token.text.clone()];
+    if token.is_initial() {
+        return keys;
+    }
+    keys.extend(skeleton_key(token));
+    keys.push(format!("-{}", token.text));
+    for deletion in deletions(&token.text) {
+        keys.push(format!("-{deletion}"));
+        keys.push(deletion);
+    }
+    keys
+}
+
+/// The most the qualifiers can add to a name's score.
+const MAX_QUALIFIER_GAIN: f64 = BIRTH_DATE_AGREES + COUNTRY_AGREES;
 
 /// Crypto addresses compare exactly, except where the format is case-insensitive (hex, bech32).
 pub fn normalise_address(address: &str) -> String {
@@ -143,28 +193,52 @@ impl ScreeningIndex {
                     continue;
                 }
                 let name_number = u32::try_from(index.names.len()).unwrap_or(u32::MAX);
-                let mut keys: HashSet<String> = HashSet::new();
-                for token in prepared
-                    .tokens
-                    .iter()
-                    .chain(prepared.script.iter().flatten())
-                {
-                    if token.weight >= 1.0 {
-                        keys.insert(token.text.clone());
-                        keys.extend(skeleton_key(&token.text));
+                let mut keys: HashSet<(String, u8)> = HashSet::new();
+                for (position, token) in prepared.tokens.iter().enumerate() {
+                    if token.is_strong() {
+                        let position = u8::try_from(position).unwrap_or(u8::MAX);
+                        keys.extend(listed_keys(token).into_iter().map(|key| (key, position)));
                     }
                 }
+                for token in prepared.script.iter().flatten() {
+                    keys.insert((token.text.clone(), u8::MAX));
+                    keys.extend(skeleton_key(token).map(|key| (key, u8::MAX)));
+                }
                 if keys.is_empty() {
-                    keys.extend(prepared.tokens.iter().map(|token| token.text.clone()));
+                    keys.extend(prepared.tokens.iter().enumerate().map(|(position, token)| {
+                        (
+                            token.text.clone(),
+                            u8::try_from(position).unwrap_or(u8::MAX),
+                        )
+                    }));
                 }
-                for key in keys {
-                    index.postings.entry(key).or_default().push(name_number);
+                for (key, position) in keys {
+                    index
+                        .postings
+                        .entry(key)
+                        .or_default()
+                        .push((name_number, position));
                 }
+                let token_numbers = prepared
+                    .tokens
+                    .iter()
+                    .map(|token| {
+                        let next = u32::try_from(index.vocabulary.len()).unwrap_or(u32::MAX);
+                        *index.vocabulary.entry(token.text.clone()).or_insert(next)
+                    })
+                    .collect();
+                let initials = prepared
+                    .tokens
+                    .iter()
+                    .filter(|token| token.is_strong() && token.is_initial())
+                    .count() as u32;
                 index.names.push(IndexedName {
+                    initials,
                     entry: entry_number,
                     name: name.clone(),
                     weak,
                     prepared,
+                    token_numbers,
                 });
             }
             for address in &entry.crypto_addresses {
@@ -201,30 +275,92 @@ impl ScreeningIndex {
     /// `threshold`, best first, one per list entry.
     pub fn screen(&self, query: &SubjectQuery, kind: SubjectKind, threshold: f64) -> Vec<Hit> {
         let prepared = prepare(&query.name, kind);
-        let mut candidates: HashSet<u32> = HashSet::new();
-        for token in prepared
-            .tokens
-            .iter()
-            .chain(prepared.script.iter().flatten())
-        {
-            for key in std::iter::once(token.text.clone()).chain(skeleton_key(&token.text)) {
-                if let Some(posting) = self.postings.get(&key) {
-                    candidates.extend(posting.iter().copied());
+        // Candidates: names sharing a token, a token's skeleton or a token one edit away.
+        // For each name: which query tokens reached it, and which of its tokens were reached.
+        let mut reached = vec![(0u64, 0u64); self.names.len()];
+        let mut candidates = Vec::new();
+        let mut reach = |keys: Vec<String>, bit: u64| {
+            for key in keys {
+                for &(name_number, position) in self.postings.get(&key).into_iter().flatten() {
+                    if let Some((query_tokens, listed_tokens)) =
+                        reached.get_mut(name_number as usize)
+                    {
+                        if *query_tokens == 0 {
+                            candidates.push(name_number);
+                        }
+                        *query_tokens |= bit;
+                        *listed_tokens |= 1 << position.min(63);
+                    }
                 }
             }
+        };
+        for (position, token) in prepared.tokens.iter().enumerate() {
+            reach(query_keys(token), 1 << position.min(62));
         }
+        for token in prepared.script.iter().flatten() {
+            reach(
+                std::iter::once(token.text.clone())
+                    .chain(skeleton_key(token))
+                    .collect(),
+                1 << 63,
+            );
+        }
+        // Above the cap on one-token matches, a name must be able to match two strong tokens of
+        // a query that has them: by a shared key, or through an initial on either side.
+        let strong_tokens = prepared.tokens.iter().filter(|t| t.is_strong()).count();
+        let needs_two = prepared.script.is_none()
+            && strong_tokens >= 2
+            && threshold - MAX_QUALIFIER_GAIN > names::ONE_TOKEN_CAP;
+        let strong_mask: u64 = prepared
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, token)| token.is_strong() && !token.is_initial())
+            .fold(0, |mask, (position, _)| mask | 1 << position.min(62));
+        let query_initials = prepared
+            .tokens
+            .iter()
+            .filter(|token| token.is_strong() && token.is_initial())
+            .count() as u32;
         let mut best: HashMap<u32, Hit> = HashMap::new();
+        // Token similarities by query token and vocabulary number, computed once per query.
+        let vocabulary = self.vocabulary.len();
+        let mut similarities = vec![f64::NAN; prepared.tokens.len() * vocabulary];
+        let mut alignment = Alignment::default();
         for name_number in candidates {
             let Some(indexed) = self.names.get(name_number as usize) else {
                 continue;
             };
+            // Each token matches at most one: no more pairs than reached tokens on either side.
+            let (query_tokens, listed_tokens) = reached[name_number as usize];
+            let matchable = (query_tokens & strong_mask)
+                .count_ones()
+                .min(listed_tokens.count_ones())
+                + query_initials
+                + indexed.initials;
+            if needs_two && matchable < 2 {
+                continue;
+            }
             let loaded = &self.entries[indexed.entry as usize];
             if !kinds_compatible(kind, loaded.entry.kind) {
                 continue;
             }
-            let comparison = compare(&prepared, &indexed.prepared);
+            let in_script = compared_in_script(&prepared, &indexed.prepared);
+            let mut score = if in_script {
+                compare(&prepared, &indexed.prepared).score
+            } else {
+                alignment.align(&prepared, &indexed.prepared, &mut |i, j| {
+                    let slot = i * vocabulary + indexed.token_numbers[j] as usize;
+                    if similarities[slot].is_nan() {
+                        similarities[slot] = names::token_similarity(
+                            &prepared.tokens[i],
+                            &indexed.prepared.tokens[j],
+                        );
+                    }
+                    similarities[slot]
+                })
+            };
             let mut qualifiers = Vec::new();
-            let mut score = comparison.score;
             if indexed.weak {
                 qualifiers.push(Qualifier {
                     factor: "weak_alias",
@@ -248,6 +384,11 @@ impl ScreeningIndex {
             if score < threshold {
                 continue;
             }
+            let comparison = if in_script {
+                compare(&prepared, &indexed.prepared)
+            } else {
+                explain(&prepared, &indexed.prepared, &alignment)
+            };
             let alias = if indexed.weak {
                 "weak_alias"
             } else if loaded.entry.primary_name() == indexed.name {

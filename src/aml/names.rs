@@ -229,13 +229,45 @@ const MISSING_TOKEN_FACTOR: f64 = 0.9;
 pub struct Token {
     pub text: String,
     pub weight: f64,
+    /// Letters, and for tokens long enough to have one, the consonant skeleton: computed once,
+    /// because a query compares its tokens with thousands of listed ones.
+    #[serde(skip)]
+    length: usize,
+    #[serde(skip)]
+    skeleton: Option<String>,
 }
 
 impl Token {
-    fn is_strong(&self) -> bool {
+    pub fn new(text: String, weight: f64) -> Token {
+        let length = text.chars().count();
+        Token {
+            skeleton: (length >= SKELETON_MIN_LENGTH).then(|| skeleton(&text)),
+            text,
+            weight,
+            length,
+        }
+    }
+
+    pub fn is_strong(&self) -> bool {
         self.weight >= STRONG
     }
+
+    /// A single letter: an initial, which matches any token it begins.
+    pub fn is_initial(&self) -> bool {
+        self.length == 1
+    }
+
+    /// The skeleton, for tokens of at least five letters (shorter ones have too few consonants
+    /// for it to tell names apart).
+    pub fn skeleton(&self) -> Option<&str> {
+        self.skeleton.as_deref()
+    }
 }
+
+const SKELETON_MIN_LENGTH: usize = 5;
+
+/// The most a name can score with only one strong token matched when either name has more.
+pub const ONE_TOKEN_CAP: f64 = 0.6;
 
 /// A name prepared for comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -285,10 +317,7 @@ pub fn prepare(name: &str, kind: SubjectKind) -> PreparedName {
     let tokens: Vec<Token> = normalised
         .split(' ')
         .filter(|text| !text.is_empty() && !HONORIFICS.contains(text))
-        .map(|text| Token {
-            text: text.to_string(),
-            weight: token_weight(text, kind),
-        })
+        .map(|text| Token::new(text.to_string(), token_weight(text, kind)))
         .collect();
     PreparedName {
         kind,
@@ -314,10 +343,7 @@ fn script_tokens(name: &str) -> Option<Vec<Token>> {
     let mut current = String::new();
     let flush = |current: &mut String, tokens: &mut Vec<Token>| {
         if !current.is_empty() {
-            tokens.push(Token {
-                text: std::mem::take(current),
-                weight: STRONG,
-            });
+            tokens.push(Token::new(std::mem::take(current), STRONG));
         }
     };
     for c in name.chars().flat_map(char::to_lowercase) {
@@ -378,32 +404,35 @@ pub struct NameComparison {
 /// consonant skeleton (transliteration variants: Husayn, Hussein), or Jaro-Winkler when the
 /// spelling differs by few edits for its length (typos, not different surnames that share a
 /// beginning). Numbers only match exactly.
-pub fn token_similarity(a: &str, b: &str) -> f64 {
-    if a == b {
+pub fn token_similarity(a: &Token, b: &Token) -> f64 {
+    if a.text == b.text {
         return 1.0;
     }
-    if is_number(a) || is_number(b) {
+    if is_number(&a.text) || is_number(&b.text) {
         return 0.0;
     }
-    let (short, long) = if a.chars().count() <= b.chars().count() {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    let (short_length, long_length) = (short.chars().count(), long.chars().count());
-    if short_length == 1 {
-        return if long.starts_with(short) { 0.8 } else { 0.0 };
+    let (short, long) = if a.length <= b.length { (a, b) } else { (b, a) };
+    if short.length == 1 {
+        return if long.text.starts_with(&short.text) {
+            0.8
+        } else {
+            0.0
+        };
     }
-    let similarity = strsim::jaro_winkler(a, b);
-    if short_length >= 5 && skeleton(a) == skeleton(b) {
-        return similarity.max(0.9);
+    if short.skeleton.is_some() && a.skeleton == b.skeleton {
+        return strsim::jaro_winkler(&a.text, &b.text).max(0.9);
     }
-    let allowed_edits = if long_length >= 3 {
-        (long_length / 4).max(1)
+    let allowed_edits = if long.length >= 3 {
+        (long.length / 4).max(1)
     } else {
         0
     };
-    if similarity < 0.8 || strsim::osa_distance(a, b) > allowed_edits {
+    // Cheap first: the edit distance is at least the difference in length.
+    if long.length - short.length > allowed_edits {
+        return 0.0;
+    }
+    let similarity = strsim::jaro_winkler(&a.text, &b.text);
+    if similarity < 0.8 || strsim::osa_distance(&a.text, &b.text) > allowed_edits {
         0.0
     } else {
         similarity
@@ -450,92 +479,151 @@ pub fn compare(query: &PreparedName, candidate: &PreparedName) -> NameComparison
         };
         return compare(&in_script(query_script), &in_script(candidate_script));
     }
-    // Every pair above zero, best first; each token is used once.
-    let mut pairs = Vec::new();
-    for (i, a) in query.tokens.iter().enumerate() {
-        for (j, b) in candidate.tokens.iter().enumerate() {
-            let similarity = token_similarity(&a.text, &b.text);
-            if similarity > 0.0 {
-                pairs.push((similarity, i, j));
+    let alignment = align(query, candidate, &mut |i, j| {
+        token_similarity(&query.tokens[i], &candidate.tokens[j])
+    });
+    explain(query, candidate, &alignment)
+}
+
+/// Whether two names must be compared in their own script (see [`PreparedName::script`]).
+pub fn compared_in_script(query: &PreparedName, candidate: &PreparedName) -> bool {
+    query.script.is_some() && candidate.script.is_some()
+}
+
+/// How the tokens of two names line up, and the score: everything but the explanation.
+#[derive(Debug, Default)]
+pub struct Alignment {
+    pub score: f64,
+    /// For each query token, the candidate token it matched and how well.
+    query_used: Vec<Option<(usize, f64)>>,
+    candidate_used: Vec<bool>,
+    /// Scratch space, kept so that aligning thousands of candidates allocates nothing.
+    pairs: Vec<(f64, usize, usize)>,
+    candidate_score: Vec<f64>,
+}
+
+/// Aligns two names' Latin tokens, each token used once, best pairs first; `similarity(i, j)`
+/// is [`token_similarity`] of query token `i` and candidate token `j` (a caller may cache it).
+pub fn align(
+    query: &PreparedName,
+    candidate: &PreparedName,
+    similarity: &mut dyn FnMut(usize, usize) -> f64,
+) -> Alignment {
+    let mut alignment = Alignment::default();
+    alignment.align(query, candidate, similarity);
+    alignment
+}
+
+impl Alignment {
+    /// Aligns into this alignment, reusing its buffers; returns the score.
+    pub fn align(
+        &mut self,
+        query: &PreparedName,
+        candidate: &PreparedName,
+        similarity: &mut dyn FnMut(usize, usize) -> f64,
+    ) -> f64 {
+        let pairs = &mut self.pairs;
+        pairs.clear();
+        for i in 0..query.tokens.len() {
+            for j in 0..candidate.tokens.len() {
+                let similarity = similarity(i, j);
+                if similarity > 0.0 {
+                    pairs.push((similarity, i, j));
+                }
             }
         }
-    }
-    pairs.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-    let mut query_used = vec![None; query.tokens.len()];
-    let mut candidate_used = vec![false; candidate.tokens.len()];
-    for (similarity, i, j) in pairs {
-        if query_used[i].is_none() && !candidate_used[j] {
-            query_used[i] = Some((j, similarity));
-            candidate_used[j] = true;
+        pairs.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+        let (query_used, candidate_used, candidate_score) = (
+            &mut self.query_used,
+            &mut self.candidate_used,
+            &mut self.candidate_score,
+        );
+        query_used.clear();
+        query_used.resize(query.tokens.len(), None);
+        candidate_used.clear();
+        candidate_used.resize(candidate.tokens.len(), false);
+        candidate_score.clear();
+        candidate_score.resize(candidate.tokens.len(), 0.0);
+        for &(similarity, i, j) in pairs.iter() {
+            if query_used[i].is_none() && !candidate_used[j] {
+                query_used[i] = Some((j, similarity));
+                candidate_used[j] = true;
+                candidate_score[j] = similarity;
+            }
         }
-    }
-    let coverage = |tokens: &[Token], matched: &dyn Fn(usize) -> Option<f64>| {
-        let total: f64 = tokens.iter().map(|token| token.weight).sum();
-        let covered: f64 = tokens
+        let coverage = |tokens: &[Token], matched: &dyn Fn(usize) -> f64| {
+            let total: f64 = tokens.iter().map(|token| token.weight).sum();
+            let covered: f64 = tokens
+                .iter()
+                .enumerate()
+                .map(|(index, token)| token.weight * matched(index))
+                .sum();
+            if total > 0.0 {
+                covered / total
+            } else {
+                0.0
+            }
+        };
+        let query_coverage = coverage(&query.tokens, &|i| query_used[i].map_or(0.0, |(_, s)| s));
+        let candidate_coverage = coverage(&candidate.tokens, &|j| candidate_score[j]);
+        let strong = |tokens: &[Token]| tokens.iter().filter(|token| token.is_strong()).count();
+        let matched_strong = query_used
             .iter()
-            .enumerate()
-            .map(|(index, token)| token.weight * matched(index).unwrap_or(0.0))
-            .sum();
-        if total > 0.0 {
-            covered / total
+            .zip(&query.tokens)
+            .filter(|(used, token)| used.is_some() && token.is_strong())
+            .count();
+        let query_is_shorter = strong(&query.tokens) <= strong(&candidate.tokens);
+        let (shorter, longer) = if query_is_shorter {
+            (query_coverage, candidate_coverage)
         } else {
-            0.0
+            (candidate_coverage, query_coverage)
+        };
+        // A name part of the shorter name with no counterpart at all usually means another
+        // person or company with otherwise the same name.
+        let missing_in_shorter = if query_is_shorter {
+            query_used
+                .iter()
+                .zip(&query.tokens)
+                .filter(|(used, token)| token.is_strong() && used.is_none())
+                .count()
+        } else {
+            candidate_used
+                .iter()
+                .zip(&candidate.tokens)
+                .filter(|(used, token)| token.is_strong() && !**used)
+                .count()
+        };
+        // Extra tokens in the longer name: a person's middle names matter little, a company's
+        // extra words (`Santander Mexico`, `Solutions II`) usually name another company.
+        let extra_weight = match query.kind {
+            SubjectKind::Person => 0.15,
+            _ => 0.4,
+        };
+        let mut score = shorter
+            * (1.0 - extra_weight + extra_weight * longer)
+            * MISSING_TOKEN_FACTOR.powi(i32::try_from(missing_in_shorter).unwrap_or(i32::MAX));
+        // One shared strong token is not enough when either name has more.
+        if matched_strong < 2 && strong(&query.tokens).max(strong(&candidate.tokens)) >= 2 {
+            score = score.min(ONE_TOKEN_CAP);
         }
-    };
-    let query_coverage = coverage(&query.tokens, &|i| query_used[i].map(|(_, s)| s));
-    let candidate_score: Vec<Option<f64>> = {
-        let mut scores = vec![None; candidate.tokens.len()];
-        for (j, similarity) in query_used.iter().flatten() {
-            scores[*j] = Some(*similarity);
+        // The same letters split differently (`Co-operation`, `Cooperation`) are the same name.
+        if !query.compact.is_empty() && query.compact == candidate.compact {
+            score = 1.0;
         }
-        scores
-    };
-    let candidate_coverage = coverage(&candidate.tokens, &|j| candidate_score[j]);
-    let strong = |tokens: &[Token]| tokens.iter().filter(|token| token.is_strong()).count();
-    let matched_strong = query_used
-        .iter()
-        .enumerate()
-        .filter(|(i, used)| used.is_some() && query.tokens[*i].is_strong())
-        .count();
-    let query_is_shorter = strong(&query.tokens) <= strong(&candidate.tokens);
-    let (shorter, longer) = if query_is_shorter {
-        (query_coverage, candidate_coverage)
-    } else {
-        (candidate_coverage, query_coverage)
-    };
-    // A name part of the shorter name with no counterpart at all usually means another person
-    // or company with otherwise the same name.
-    let missing_in_shorter = if query_is_shorter {
-        query
-            .tokens
-            .iter()
-            .enumerate()
-            .filter(|(i, t)| t.is_strong() && query_used[*i].is_none())
-            .count()
-    } else {
-        candidate
-            .tokens
-            .iter()
-            .enumerate()
-            .filter(|(j, t)| t.is_strong() && !candidate_used[*j])
-            .count()
-    };
-    // Extra tokens in the longer name: a person's middle names matter little, a company's
-    // extra words (`Santander Mexico`, `Solutions II`) usually name another company.
-    let extra_weight = match query.kind {
-        SubjectKind::Person => 0.15,
-        _ => 0.4,
-    };
-    let mut score = shorter
-        * (1.0 - extra_weight + extra_weight * longer)
-        * MISSING_TOKEN_FACTOR.powi(i32::try_from(missing_in_shorter).unwrap_or(i32::MAX));
-    // One shared strong token is not enough when either name has more.
-    if matched_strong < 2 && strong(&query.tokens).max(strong(&candidate.tokens)) >= 2 {
-        score = score.min(0.6);
+        self.score = round3(score);
+        self.score
     }
+}
+
+/// The explanation of an alignment: token pairs with their scores, and unmatched tokens.
+pub fn explain(
+    query: &PreparedName,
+    candidate: &PreparedName,
+    alignment: &Alignment,
+) -> NameComparison {
     let mut tokens = Vec::new();
     let mut unmatched = Vec::new();
-    for (i, used) in query_used.iter().enumerate() {
+    for (i, used) in alignment.query_used.iter().enumerate() {
         match used {
             Some((j, similarity)) => tokens.push(TokenMatch {
                 query: query.tokens[i].text.clone(),
@@ -546,18 +634,16 @@ pub fn compare(query: &PreparedName, candidate: &PreparedName) -> NameComparison
             None => {}
         }
     }
-    for (j, used) in candidate_used.iter().enumerate() {
+    for (j, used) in alignment.candidate_used.iter().enumerate() {
         if !used && candidate.tokens[j].is_strong() {
             unmatched.push(candidate.tokens[j].text.clone());
         }
     }
-    // The same letters split differently (`Co-operation`, `Cooperation`) are the same name.
-    if !query.compact.is_empty() && query.compact == candidate.compact {
-        score = 1.0;
+    if alignment.score == 1.0 && !query.compact.is_empty() && query.compact == candidate.compact {
         unmatched.clear();
     }
     NameComparison {
-        score: round3(score),
+        score: alignment.score,
         tokens,
         unmatched,
     }
