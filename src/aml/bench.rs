@@ -140,6 +140,8 @@ pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
         ],
     )?;
     let state = crate::AppState::open(&settings)?;
+    // The rescreen's own handle, opened before the server takes `state`.
+    let monitoring = crate::AppState::open(&settings)?;
 
     // Load the lists (timed, for the record).
     let started = Instant::now();
@@ -277,7 +279,7 @@ pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
 
     // 3. A full rescreen of monitored customers: the job the service runs after a matcher
     // change, storing every hit, on all cores.
-    let state = crate::AppState::open(&settings)?;
+    let state = monitoring;
     let started = Instant::now();
     let codes: Vec<&str> = state.jurisdictions.codes().collect();
     let customers = synthetic_customers(options.names);
