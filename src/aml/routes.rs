@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use super::matcher::{Hit, ScreeningIndex, SubjectQuery};
+use super::matcher::SubjectQuery;
 use super::names::SubjectKind;
 use super::review::{self, HitStatus, ReviewRequest};
-use super::store::{self, ScreeningRecord};
+use super::screener::{ScreeningRequest, Subject};
+use super::store;
 use crate::auth::{Caller, Role};
 use crate::db::schema::list_versions;
 use crate::error::AppError;
@@ -122,14 +123,16 @@ pub async fn screen_person(
         "/v1/screening/person",
         &body,
     );
-    let (screening, find_hits) = subject_screening(
-        SubjectKind::Person,
-        query,
-        body.subject_ref,
-        body.jurisdiction,
+    let screening = ScreeningRequest {
+        subject: Subject::Named {
+            kind: SubjectKind::Person,
+            query,
+        },
+        subject_ref: body.subject_ref,
+        jurisdiction: body.jurisdiction,
         rules,
-    );
-    screen(state, caller, request, screening, find_hits).await
+    };
+    screen(state, caller, request, screening).await
 }
 
 /// Screen a company, vessel or aircraft name (officers, platform).
@@ -160,24 +163,16 @@ pub async fn screen_entity(
         "/v1/screening/entity",
         &body,
     );
-    let (screening, find_hits) = subject_screening(
-        SubjectKind::Entity,
-        query,
-        body.subject_ref,
-        body.jurisdiction,
+    let screening = ScreeningRequest {
+        subject: Subject::Named {
+            kind: SubjectKind::Entity,
+            query,
+        },
+        subject_ref: body.subject_ref,
+        jurisdiction: body.jurisdiction,
         rules,
-    );
-    screen(state, caller, request, screening, find_hits).await
-}
-
-/// What a screening looked for: the stored kind, the subject, the query as stored (encrypted)
-/// and the rules that applied.
-struct Screening {
-    kind: &'static str,
-    subject_ref: Option<String>,
-    jurisdiction: Option<String>,
-    stored_query: serde_json::Value,
-    rules: ScreeningRules,
+    };
+    screen(state, caller, request, screening).await
 }
 
 /// The rules of the named jurisdiction, with a per-request threshold override.
@@ -213,50 +208,16 @@ async fn screen(
     state: web::Data<AppState>,
     caller: Caller,
     request: IdempotentRequest,
-    screening: Screening,
-    find_hits: impl Fn(&ScreeningIndex) -> Vec<Hit> + Send + Sync + 'static,
+    screening: ScreeningRequest,
 ) -> Result<HttpResponse, AppError> {
     let actor = caller.actor();
     let cipher = state.cipher.clone();
     let screener = state.screener.clone();
     mutation::run(&state.db, request, move |connection| {
-        let index = screener.index(connection)?;
-        let record = ScreeningRecord {
-            subject_kind: screening.kind,
-            subject_ref: screening.subject_ref.as_deref(),
-            jurisdiction: screening.jurisdiction.as_deref(),
-            query: &screening.stored_query,
-            threshold: screening.rules.threshold,
-            four_eyes_score: screening.rules.four_eyes_score,
-            trigger: "request",
-        };
-        let stored =
-            store::record_screening(connection, &cipher, &record, find_hits(&index), &actor)?;
+        let stored = screener.screen(connection, &cipher, &screening, &actor)?;
         Outcome::new(StatusCode::OK, &stored)
     })
     .await
-}
-
-fn subject_screening(
-    kind: SubjectKind,
-    query: SubjectQuery,
-    subject_ref: Option<String>,
-    jurisdiction: Option<String>,
-    rules: ScreeningRules,
-) -> (
-    Screening,
-    impl Fn(&ScreeningIndex) -> Vec<Hit> + Send + Sync + 'static,
-) {
-    let screening = Screening {
-        kind: kind.as_str(),
-        subject_ref,
-        jurisdiction,
-        stored_query: serde_json::json!(store::StoredQuery::from(&query)),
-        rules,
-    };
-    (screening, move |index: &ScreeningIndex| {
-        index.screen(&query, kind, rules.threshold)
-    })
 }
 
 /// Screen a crypto address: an exact match with a listed address (case-insensitive only where
@@ -292,21 +253,16 @@ pub async fn screen_address(
         "/v1/screening/address",
         &body,
     );
-    let screening = Screening {
-        kind: "address",
-        subject_ref: body.subject_ref.clone(),
+    let screening = ScreeningRequest {
+        subject: Subject::Address(body.address),
+        subject_ref: body.subject_ref,
         jurisdiction: None,
-        stored_query: serde_json::json!({ "address": body.address }),
         rules: ScreeningRules {
             threshold: 1.0,
             four_eyes_score: 1.0,
         },
     };
-    let address = body.address;
-    screen(state, caller, request, screening, move |index| {
-        index.screen_address(&address)
-    })
-    .await
+    screen(state, caller, request, screening).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

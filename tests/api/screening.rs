@@ -195,6 +195,42 @@ fn sdn_names_are_found_through_their_variants(app: &TestApp) {
         );
         assert!(hit["score"].as_f64().unwrap() < 1.0);
     }
+
+    // The in-process call KYC and withdrawals use: screened and stored in the caller's
+    // transaction, and the subject monitored from then on.
+    let screener = hashgate::aml::screener::Screener::default();
+    let cipher =
+        hashgate::crypto::FieldCipher::from_base64(app.settings.encryption_key.as_deref().unwrap())
+            .unwrap();
+    let mut connection = app.state_db.connection().unwrap();
+    let stored = hashgate::db::write_transaction(&mut connection, |connection| {
+        screener.screen(
+            connection,
+            &cipher,
+            &hashgate::aml::screener::ScreeningRequest {
+                subject: hashgate::aml::screener::Subject::Named {
+                    kind: hashgate::aml::names::SubjectKind::Person,
+                    query: hashgate::aml::matcher::SubjectQuery {
+                        name: "Talal Naji".into(),
+                        ..Default::default()
+                    },
+                },
+                subject_ref: Some("kyc-applicant-1".into()),
+                jurisdiction: Some("SG".into()),
+                rules: hashgate::aml::DEFAULT_RULES,
+            },
+            &hashgate::audit::Actor::command_line(),
+        )
+    })
+    .unwrap();
+    drop(connection);
+    assert!(stored.hits.iter().any(|hit| hit.hit.entry_id == "2685"));
+    assert_eq!(
+        app.query_text(
+            "SELECT jurisdiction AS value FROM screening_subjects WHERE subject_ref = 'kyc-applicant-1'"
+        ),
+        vec!["SG"]
+    );
 }
 
 fn names_sharing_only_a_common_word_are_not_hits(app: &TestApp) {
