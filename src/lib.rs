@@ -87,8 +87,7 @@ impl AppState {
     /// Opens (and migrates) the database and loads the key.
     pub fn open(settings: &Settings) -> anyhow::Result<AppState> {
         let cipher = load_cipher(settings)?;
-        let jurisdictions =
-            jurisdiction::Jurisdictions::load(&jurisdiction::rules::default_directory())?;
+        let jurisdictions = jurisdiction::Jurisdictions::load_default()?;
         let db = Db::open(&settings.database_url, settings.pool_size)?;
         Ok(AppState {
             db,

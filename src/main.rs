@@ -233,12 +233,6 @@ fn run_rescreen(
     Ok(())
 }
 
-fn load_jurisdictions() -> anyhow::Result<hashgate::jurisdiction::Jurisdictions> {
-    Ok(hashgate::jurisdiction::Jurisdictions::load(
-        &hashgate::jurisdiction::rules::default_directory(),
-    )?)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -376,7 +370,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("unknown list source `{source}`: ofac-sdn, un-consolidated or pep")
             })?;
             let db = db::Db::open(&settings.database_url, 1)?;
-            let jurisdictions = load_jurisdictions()?;
+            let jurisdictions = hashgate::jurisdiction::Jurisdictions::load_default()?;
             let loaded = hashgate::aml::import::import_list(
                 &db,
                 source,
@@ -412,7 +406,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             command: ScreeningCommand::Rescreen,
         } => {
             let db = db::Db::open(&settings.database_url, 1)?;
-            let jurisdictions = load_jurisdictions()?;
+            let jurisdictions = hashgate::jurisdiction::Jurisdictions::load_default()?;
             let mut connection = db.connection()?;
             let job = write_transaction(&mut connection, |connection| {
                 hashgate::aml::monitor::enqueue(

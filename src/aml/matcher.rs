@@ -345,9 +345,10 @@ impl ScreeningIndex {
             if !kinds_compatible(kind, loaded.entry.kind) {
                 continue;
             }
-            let in_script = compared_in_script(&prepared, &indexed.prepared);
-            let mut score = if in_script {
-                compare(&prepared, &indexed.prepared).score
+            let in_script = compared_in_script(&prepared, &indexed.prepared)
+                .then(|| compare(&prepared, &indexed.prepared));
+            let mut score = if let Some(comparison) = &in_script {
+                comparison.score
             } else {
                 alignment.align(&prepared, &indexed.prepared, &mut |i, j| {
                     let slot = i * vocabulary + indexed.token_numbers[j] as usize;
@@ -384,11 +385,8 @@ impl ScreeningIndex {
             if score < threshold {
                 continue;
             }
-            let comparison = if in_script {
-                compare(&prepared, &indexed.prepared)
-            } else {
-                explain(&prepared, &indexed.prepared, &alignment)
-            };
+            let comparison =
+                in_script.unwrap_or_else(|| explain(&prepared, &indexed.prepared, &alignment));
             let alias = if indexed.weak {
                 "weak_alias"
             } else if loaded.entry.primary_name() == indexed.name {

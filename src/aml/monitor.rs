@@ -300,7 +300,13 @@ pub async fn work(state: actix_web::web::Data<crate::AppState>) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get() / 2)
         .max(1);
-    match enqueue_if_config_changed(&state.db, &state.jurisdictions) {
+    let checking = state.clone();
+    let checked = actix_web::web::block(move || {
+        enqueue_if_config_changed(&checking.db, &checking.jurisdictions)
+    })
+    .await
+    .unwrap_or_else(|_| Err(AppError::internal(anyhow::anyhow!("the check panicked"))));
+    match checked {
         Ok(Some(job)) => tracing::info!(
             job = job.id,
             matcher_config = job.matcher_config,

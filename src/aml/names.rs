@@ -479,7 +479,8 @@ pub fn compare(query: &PreparedName, candidate: &PreparedName) -> NameComparison
         };
         return compare(&in_script(query_script), &in_script(candidate_script));
     }
-    let alignment = align(query, candidate, &mut |i, j| {
+    let mut alignment = Alignment::default();
+    alignment.align(query, candidate, &mut |i, j| {
         token_similarity(&query.tokens[i], &candidate.tokens[j])
     });
     explain(query, candidate, &alignment)
@@ -496,26 +497,16 @@ pub struct Alignment {
     pub score: f64,
     /// For each query token, the candidate token it matched and how well.
     query_used: Vec<Option<(usize, f64)>>,
-    candidate_used: Vec<bool>,
+    /// For each candidate token, how well it matched (0 when it did not).
+    candidate_score: Vec<f64>,
     /// Scratch space, kept so that aligning thousands of candidates allocates nothing.
     pairs: Vec<(f64, usize, usize)>,
-    candidate_score: Vec<f64>,
-}
-
-/// Aligns two names' Latin tokens, each token used once, best pairs first; `similarity(i, j)`
-/// is [`token_similarity`] of query token `i` and candidate token `j` (a caller may cache it).
-pub fn align(
-    query: &PreparedName,
-    candidate: &PreparedName,
-    similarity: &mut dyn FnMut(usize, usize) -> f64,
-) -> Alignment {
-    let mut alignment = Alignment::default();
-    alignment.align(query, candidate, similarity);
-    alignment
 }
 
 impl Alignment {
-    /// Aligns into this alignment, reusing its buffers; returns the score.
+    /// Aligns two names' Latin tokens, each token used once, best pairs first, reusing this
+    /// alignment's buffers; returns the score. `similarity(i, j)` is [`token_similarity`] of
+    /// query token `i` and candidate token `j` (a caller may cache it).
     pub fn align(
         &mut self,
         query: &PreparedName,
@@ -533,21 +524,15 @@ impl Alignment {
             }
         }
         pairs.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-        let (query_used, candidate_used, candidate_score) = (
-            &mut self.query_used,
-            &mut self.candidate_used,
-            &mut self.candidate_score,
-        );
+        let (query_used, candidate_score) = (&mut self.query_used, &mut self.candidate_score);
         query_used.clear();
         query_used.resize(query.tokens.len(), None);
-        candidate_used.clear();
-        candidate_used.resize(candidate.tokens.len(), false);
         candidate_score.clear();
         candidate_score.resize(candidate.tokens.len(), 0.0);
+        // Only pairs above zero were kept, so a candidate token is taken when its score is.
         for &(similarity, i, j) in pairs.iter() {
-            if query_used[i].is_none() && !candidate_used[j] {
+            if query_used[i].is_none() && candidate_score[j] == 0.0 {
                 query_used[i] = Some((j, similarity));
-                candidate_used[j] = true;
                 candidate_score[j] = similarity;
             }
         }
@@ -587,10 +572,10 @@ impl Alignment {
                 .filter(|(used, token)| token.is_strong() && used.is_none())
                 .count()
         } else {
-            candidate_used
+            candidate_score
                 .iter()
                 .zip(&candidate.tokens)
-                .filter(|(used, token)| token.is_strong() && !**used)
+                .filter(|(score, token)| token.is_strong() && **score == 0.0)
                 .count()
         };
         // Extra tokens in the longer name: a person's middle names matter little, a company's
@@ -634,12 +619,13 @@ pub fn explain(
             None => {}
         }
     }
-    for (j, used) in alignment.candidate_used.iter().enumerate() {
-        if !used && candidate.tokens[j].is_strong() {
-            unmatched.push(candidate.tokens[j].text.clone());
+    for (score, token) in alignment.candidate_score.iter().zip(&candidate.tokens) {
+        if *score == 0.0 && token.is_strong() {
+            unmatched.push(token.text.clone());
         }
     }
-    if alignment.score == 1.0 && !query.compact.is_empty() && query.compact == candidate.compact {
+    // The same letters split differently: nothing is really missing.
+    if !query.compact.is_empty() && query.compact == candidate.compact {
         unmatched.clear();
     }
     NameComparison {

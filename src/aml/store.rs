@@ -394,22 +394,28 @@ pub fn drop_known_hits(
     subject_ref: &str,
     hits: Vec<Hit>,
 ) -> QueryResult<Vec<Hit>> {
-    let mut fresh = Vec::with_capacity(hits.len());
-    for hit in hits {
-        let known: i64 = screening_hits::table
-            .inner_join(screenings::table)
-            .filter(screenings::subject_ref.eq(subject_ref))
-            .filter(screening_hits::source.eq(hit.source.as_str()))
-            .filter(screening_hits::entry_id.eq(&hit.entry_id))
-            .filter(screening_hits::entry_version.eq(&hit.entry_version))
-            .filter(screening_hits::status.ne(HitStatus::Dismissed.as_str()))
-            .count()
-            .get_result(connection)?;
-        if known == 0 {
-            fresh.push(hit);
-        }
-    }
-    Ok(fresh)
+    let known: std::collections::HashSet<(String, String, String)> = screening_hits::table
+        .inner_join(screenings::table)
+        .filter(screenings::subject_ref.eq(subject_ref))
+        .filter(screening_hits::status.ne(HitStatus::Dismissed.as_str()))
+        .select((
+            screening_hits::source,
+            screening_hits::entry_id,
+            screening_hits::entry_version,
+        ))
+        .load(connection)?
+        .into_iter()
+        .collect();
+    Ok(hits
+        .into_iter()
+        .filter(|hit| {
+            !known.contains(&(
+                hit.source.as_str().to_string(),
+                hit.entry_id.clone(),
+                hit.entry_version.clone(),
+            ))
+        })
+        .collect())
 }
 
 /// A hit with what a review needs to know about its screening.
@@ -725,7 +731,7 @@ pub fn changed_entry_ids(
 }
 
 /// A rescreen job and its progress.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = screening_jobs)]
 pub struct ScreeningJob {
     pub id: String,
@@ -765,20 +771,25 @@ pub fn enqueue_job(
     actor: &Actor,
     why: Option<&str>,
 ) -> Result<ScreeningJob, AppError> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let job = ScreeningJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        reason: reason.to_string(),
+        requested_by: actor.id.clone(),
+        matcher_config: matcher_config.to_string(),
+        status: "queued".to_string(),
+        subjects: monitored_subject_count(connection)?,
+        entries: 0,
+        done: 0,
+        new_hits: 0,
+        last_subject_ref: None,
+        error: None,
+        created_at: crate::db::now(),
+        started_at: None,
+        heartbeat_at: None,
+        finished_at: None,
+    };
     diesel::insert_into(screening_jobs::table)
-        .values((
-            screening_jobs::id.eq(&id),
-            screening_jobs::reason.eq(reason),
-            screening_jobs::requested_by.eq(&actor.id),
-            screening_jobs::matcher_config.eq(matcher_config),
-            screening_jobs::status.eq("queued"),
-            screening_jobs::subjects.eq(monitored_subject_count(connection)?),
-            screening_jobs::entries.eq(0i64),
-            screening_jobs::done.eq(0i64),
-            screening_jobs::new_hits.eq(0i64),
-            screening_jobs::created_at.eq(crate::db::now()),
-        ))
+        .values(&job)
         .execute(connection)?;
     // What a person asked for is audited; the service's own jobs are recorded in the job row.
     if actor.role != "system" {
@@ -788,14 +799,14 @@ pub fn enqueue_job(
                 actor.clone(),
                 "screening.rescreen_queued",
                 "screening_job",
-                &id,
+                &job.id,
                 None,
             )
             .reason(why.map(String::from))
             .details(serde_json::json!({ "scope": reason, "matcher_config": matcher_config })),
         )?;
     }
-    find_job(connection, &id)?.ok_or_else(|| AppError::internal(anyhow::anyhow!("job vanished")))
+    Ok(job)
 }
 
 pub fn find_job(connection: &mut DbConnection, id: &str) -> QueryResult<Option<ScreeningJob>> {
@@ -815,20 +826,24 @@ pub fn recent_jobs(connection: &mut DbConnection, limit: i64) -> QueryResult<Vec
         .load(connection)
 }
 
-/// The oldest job a worker may take: queued, or running with a heartbeat older than
-/// `stale_before` (its runner died).
+/// A job a worker may take: queued, or running with a heartbeat older than `stale_before`
+/// (its runner died).
+#[diesel::dsl::auto_type]
+fn claimable(stale_before: chrono::NaiveDateTime) -> _ {
+    let queued: &'static str = "queued";
+    let running: &'static str = "running";
+    screening_jobs::status.eq(queued).or(screening_jobs::status
+        .eq(running)
+        .and(screening_jobs::heartbeat_at.lt(stale_before)))
+}
+
+/// The oldest job a worker may take.
 pub fn next_claimable_job(
     connection: &mut DbConnection,
     stale_before: chrono::NaiveDateTime,
 ) -> QueryResult<Option<String>> {
     screening_jobs::table
-        .filter(
-            screening_jobs::status
-                .eq("queued")
-                .or(screening_jobs::status
-                    .eq("running")
-                    .and(screening_jobs::heartbeat_at.lt(stale_before))),
-        )
+        .filter(claimable(stale_before))
         .order(screening_jobs::created_at)
         .select(screening_jobs::id)
         .first(connection)
@@ -843,13 +858,9 @@ pub fn claim_job(
 ) -> QueryResult<bool> {
     let now = crate::db::now();
     let claimed = diesel::update(
-        screening_jobs::table.find(id).filter(
-            screening_jobs::status
-                .eq("queued")
-                .or(screening_jobs::status
-                    .eq("running")
-                    .and(screening_jobs::heartbeat_at.lt(stale_before))),
-        ),
+        screening_jobs::table
+            .find(id)
+            .filter(claimable(stale_before)),
     )
     .set((
         screening_jobs::status.eq("running"),

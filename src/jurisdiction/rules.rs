@@ -104,6 +104,11 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
 }
 
 impl Jurisdictions {
+    /// The files in [`default_directory`].
+    pub fn load_default() -> Result<Jurisdictions, JurisdictionError> {
+        Self::load(&default_directory())
+    }
+
     pub fn load(directory: &Path) -> Result<Jurisdictions, JurisdictionError> {
         let error = |file: &Path, message: String| JurisdictionError {
             file: file.display().to_string(),
@@ -157,7 +162,7 @@ four_eyes_score = 0.9
 
     #[test]
     fn every_shipped_file_is_valid() {
-        let loaded = Jurisdictions::load(&default_directory()).unwrap();
+        let loaded = Jurisdictions::load_default().unwrap();
         for code in [
             "CN", "HK", "SG", "US", "GB", "DE", "CH", "KZ", "JP", "AU", "CA",
         ] {

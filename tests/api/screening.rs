@@ -671,10 +671,7 @@ fn a_matcher_configuration_change_rescreens_everyone(app: &TestApp) {
         .find(|found| !found.is_empty())
         .expect("the service queued no configuration check");
     assert_eq!(started.len(), 1, "{started:?}");
-    let current = hashgate::jurisdiction::Jurisdictions::load(
-        &hashgate::jurisdiction::rules::default_directory(),
-    )
-    .unwrap();
+    let current = hashgate::jurisdiction::Jurisdictions::load_default().unwrap();
     assert_eq!(started[0], hashgate::aml::monitor::matcher_config(&current));
     assert!(
         hashgate::aml::monitor::enqueue_if_config_changed(&app.state_db, &current)
