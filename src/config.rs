@@ -24,6 +24,29 @@ pub struct Settings {
     pub log_level: String,
     /// A payout whose latest price is older than this is flagged instead of valued.
     pub price_staleness_seconds: i64,
+    /// Where the e-mail outbox delivers; without a host, mail waits in the outbox.
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The sender, e.g. `Compliance <compliance@example.com>`.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP: loopback relays and tests only.
+    None,
+    /// Upgrade with STARTTLS (port 587); refuses to send if the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,6 +88,12 @@ struct FileSettings {
     log_format: Option<String>,
     log_level: Option<String>,
     price_staleness_seconds: Option<i64>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_tls: Option<String>,
+    smtp_username: Option<String>,
+    smtp_password: Option<String>,
+    mail_from: Option<String>,
 }
 
 /// Environment variables that are not settings but are read by hashgate or its tests.
@@ -80,6 +109,12 @@ const SETTING_NAMES: &[&str] = &[
     "log_format",
     "log_level",
     "price_staleness_seconds",
+    "smtp_host",
+    "smtp_port",
+    "smtp_tls",
+    "smtp_username",
+    "smtp_password",
+    "mail_from",
 ];
 
 impl Settings {
@@ -276,6 +311,53 @@ impl Settings {
         )
         .map(|(value, _)| PathBuf::from(value));
 
+        let smtp_tls = match pick("smtp_tls", file_settings.smtp_tls) {
+            None => SmtpTls::Starttls,
+            Some((value, source)) => match value.as_str() {
+                "none" => SmtpTls::None,
+                "starttls" => SmtpTls::Starttls,
+                "tls" => SmtpTls::Tls,
+                other => {
+                    return Err(ConfigError::new(
+                        "smtp_tls",
+                        &source,
+                        format!("`{other}` is not one of none, starttls, tls"),
+                    ))
+                }
+            },
+        };
+        let smtp_port = parse_number(
+            "smtp_port",
+            pick("smtp_port", file_settings.smtp_port.map(|v| v.to_string())),
+        )?
+        .unwrap_or(match smtp_tls {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        });
+        let mail_from = pick("mail_from", file_settings.mail_from).unwrap_or((
+            "hashgate compliance <compliance@localhost>".into(),
+            "default".into(),
+        ));
+        if mail_from.0.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::new(
+                "mail_from",
+                &mail_from.1,
+                format!(
+                    "`{}` is not an address like Compliance <compliance@example.com>",
+                    mail_from.0
+                ),
+            ));
+        }
+        let smtp = SmtpSettings {
+            host: pick("smtp_host", file_settings.smtp_host).map(|(value, _)| value),
+            port: smtp_port,
+            tls: smtp_tls,
+            username: pick("smtp_username", file_settings.smtp_username).map(|(value, _)| value),
+            password: pick("smtp_password", file_settings.smtp_password).map(|(value, _)| value),
+            from: mail_from.0,
+        };
+
         Ok(Settings {
             bind,
             database_url,
@@ -287,6 +369,7 @@ impl Settings {
             log_format,
             log_level,
             price_staleness_seconds,
+            smtp,
         })
     }
 

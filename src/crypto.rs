@@ -49,20 +49,7 @@ impl FieldCipher {
     /// Encrypts `plaintext`, binding it to `context` (table, column and row id) so a ciphertext
     /// copied into another row or column fails to decrypt.
     pub fn encrypt(&self, plaintext: &str, context: &str) -> String {
-        let mut nonce = [0u8; NONCE_BYTES];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: context.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut combined = nonce.to_vec();
-        combined.extend_from_slice(&ciphertext);
+        let combined = self.encrypt_bytes(plaintext.as_bytes(), context);
         format!("{CIPHERTEXT_PREFIX}{}", BASE64.encode(combined))
     }
 
@@ -70,13 +57,35 @@ impl FieldCipher {
         let encoded = stored
             .strip_prefix(CIPHERTEXT_PREFIX)
             .ok_or_else(|| anyhow::anyhow!("unknown ciphertext format for {context}"))?;
-        let combined = BASE64.decode(encoded)?;
+        let plaintext = self.decrypt_bytes(&BASE64.decode(encoded)?, context)?;
+        Ok(String::from_utf8(plaintext)?)
+    }
+
+    /// Encrypts a file: nonce ‖ ciphertext, bound to `context` like [`FieldCipher::encrypt`].
+    pub fn encrypt_bytes(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        let mut combined = nonce.to_vec();
+        combined.extend_from_slice(&ciphertext);
+        combined
+    }
+
+    pub fn decrypt_bytes(&self, combined: &[u8], context: &str) -> anyhow::Result<Vec<u8>> {
         if combined.len() < NONCE_BYTES {
             anyhow::bail!("ciphertext too short for {context}");
         }
         let (nonce, ciphertext) = combined.split_at(NONCE_BYTES);
-        let plaintext = self
-            .cipher
+        self.cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -86,8 +95,7 @@ impl FieldCipher {
             )
             .map_err(|_| {
                 anyhow::anyhow!("cannot decrypt {context}: wrong key or altered ciphertext")
-            })?;
-        Ok(String::from_utf8(plaintext)?)
+            })
     }
 }
 

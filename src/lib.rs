@@ -13,8 +13,10 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod jurisdiction;
+pub mod kyc;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
 pub mod users;
 
 use std::net::TcpListener;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub price_staleness: chrono::Duration,
     pub screener: Arc<aml::screener::Screener>,
     pub jurisdictions: Arc<jurisdiction::Jurisdictions>,
+    /// Delivers the e-mail outbox; `None` without a configured SMTP host.
+    pub mailer: Option<Arc<notify::mailer::Mailer>>,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -96,6 +100,7 @@ impl AppState {
             price_staleness: chrono::Duration::seconds(settings.price_staleness_seconds),
             screener: Arc::default(),
             jurisdictions: Arc::new(jurisdictions),
+            mailer: notify::mailer::Mailer::from_settings(&settings.smtp)?.map(Arc::new),
         })
     }
 }
@@ -109,6 +114,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     ledger::routes::configure(config);
     aml::routes::configure(config);
     aml::list_routes::configure(config);
+    kyc::routes::configure(config);
 }
 
 /// A bound, not yet running server.
@@ -160,11 +166,18 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped, with the screening job worker beside the server.
+    /// Serves until stopped, with the background workers beside the server: screening jobs,
+    /// the e-mail outbox and the daily KYC review.
     pub async fn run(self) -> std::io::Result<()> {
-        let worker = actix_web::rt::spawn(aml::monitor::work(self.state));
+        let workers = [
+            actix_web::rt::spawn(aml::monitor::work(self.state.clone())),
+            actix_web::rt::spawn(notify::mailer::work(self.state.clone())),
+            actix_web::rt::spawn(kyc::review::schedule(self.state)),
+        ];
         let served = self.server.await;
-        worker.abort();
+        for worker in workers {
+            worker.abort();
+        }
         served
     }
 }

@@ -65,6 +65,17 @@ enum Command {
     /// Check the audit log's and the ledger's hash chains and the balances; exits non-zero naming
     /// the first broken entry.
     Verify,
+    /// KYC: run the periodic review now (the service runs it daily by itself).
+    Kyc {
+        #[command(subcommand)]
+        command: KycCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KycCommand {
+    /// Open the reviews that are due, ask for expiring documents, lapse overdue reviews.
+    Review,
 }
 
 #[derive(Subcommand)]
@@ -433,6 +444,23 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             print!(
                 "{}",
                 hashgate::aml::eval::report(&cases, threshold, errors)?
+            );
+        }
+        Command::Kyc {
+            command: KycCommand::Review,
+        } => {
+            let state = hashgate::AppState::open(&settings)?;
+            let kyc = hashgate::kyc::service::Kyc {
+                cipher: &state.cipher,
+                screener: &state.screener,
+                jurisdictions: &state.jurisdictions,
+            };
+            let summary = hashgate::kyc::review::run(&state.db, kyc, db::now())?;
+            println!(
+                "periodic reviews opened: {}; document renewals opened: {}; reviews lapsed: {}",
+                summary.periodic_reviews_opened,
+                summary.document_renewals_opened,
+                summary.reviews_lapsed
             );
         }
         Command::Verify => {

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::mime;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -17,7 +15,9 @@ use super::monitor::{self, RescreenScope};
 use super::store::{self, ListVersion, ScreeningJob};
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
-use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams};
+use crate::http::extract::{
+    is_multipart, parse_uuid, read_multipart, IdempotencyKey, JsonBody, QueryParams,
+};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
 use crate::AppState;
 
@@ -43,44 +43,25 @@ async fn read_files(
     request: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Vec<ListFile>, AppError> {
-    let multipart_form = matches!(
-        request.mime_type(),
-        Ok(Some(found)) if found.type_() == mime::MULTIPART && found.subtype() == mime::FORM_DATA
-    );
-    if !multipart_form {
+    if !is_multipart(request) {
         return Err(AppError::UnsupportedMediaType(
             "send the list as multipart/form-data, one part per file".into(),
         ));
     }
-    let mut multipart = actix_multipart::Multipart::new(request.headers(), payload);
-    let mut files = Vec::new();
-    let mut total = 0usize;
-    while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|error| {
-            AppError::bad_request(format!("the multipart body could not be read: {error}"))
-        })?;
-        let name = field
-            .content_disposition()
-            .and_then(|disposition| disposition.get_filename())
-            .or(field.name())
-            .map(|name| name.rsplit(['/', '\\']).next().unwrap_or(name).to_string())
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| AppError::bad_field("files", "every part needs a file name"))?;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|error| {
-                AppError::bad_request(format!("the part {name} could not be read: {error}"))
-            })?;
-            total += chunk.len();
-            if total > MAX_UPLOAD_BYTES {
-                return Err(AppError::PayloadTooLarge {
-                    limit: MAX_UPLOAD_BYTES,
-                });
+    let files = read_multipart(request, payload, MAX_UPLOAD_BYTES)
+        .await?
+        .into_iter()
+        .map(|part| {
+            let name = part.file_name.unwrap_or(part.name);
+            if name.is_empty() {
+                return Err(AppError::bad_field("files", "every part needs a file name"));
             }
-            bytes.extend_from_slice(&chunk);
-        }
-        files.push(ListFile { name, bytes });
-    }
+            Ok(ListFile {
+                name,
+                bytes: part.bytes,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if files.is_empty() {
         return Err(AppError::bad_field("files", "the upload holds no file"));
     }

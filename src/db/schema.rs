@@ -241,10 +241,107 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    kyc_applications (id) {
+        id -> Text,
+        user_id -> Text,
+        jurisdiction -> Text,
+        kind -> Text,
+        target_tier -> Integer,
+        status -> Text,
+        personal_data_encrypted -> Text,
+        pep_declared -> Bool,
+        screening_ids -> Text,
+        risk_level -> Text,
+        risk_factors -> Text,
+        priority -> Integer,
+        submitted_at -> Timestamp,
+        due_at -> Timestamp,
+        submitted_by -> Text,
+        based_on -> Nullable<Text>,
+        assignee_id -> Nullable<Text>,
+        assignee_name -> Nullable<Text>,
+        claim_expires_at -> Nullable<Timestamp>,
+        first_approver_id -> Nullable<Text>,
+        first_approver_name -> Nullable<Text>,
+        first_approved_at -> Nullable<Timestamp>,
+        second_approver_id -> Nullable<Text>,
+        second_approver_name -> Nullable<Text>,
+        requested_items -> Nullable<Text>,
+        decision_code -> Nullable<Text>,
+        decision_text -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    kyc_documents (id) {
+        id -> Text,
+        application_id -> Text,
+        kind -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        content_encrypted -> Binary,
+        uploaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    kyc_profiles (user_id) {
+        user_id -> Text,
+        jurisdiction -> Text,
+        approved_tier -> Integer,
+        approved_application_id -> Text,
+        risk_level -> Text,
+        pep -> Bool,
+        approved_at -> Timestamp,
+        next_review_at -> Timestamp,
+        review_lapsed_at -> Nullable<Timestamp>,
+        document_expires_on -> Nullable<Date>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        template -> Text,
+        language -> Text,
+        recipient_encrypted -> Text,
+        subject -> Text,
+        body_encrypted -> Text,
+        related_type -> Text,
+        related_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    scheduled_runs (job, run_date) {
+        job -> Text,
+        run_date -> Date,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        summary -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(screening_hits -> screenings (screening_id));
 diesel::joinable!(hit_reviews -> screening_hits (hit_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(ledger_entries -> users (user_id));
+diesel::joinable!(kyc_applications -> users (user_id));
+diesel::joinable!(kyc_documents -> kyc_applications (application_id));
+diesel::joinable!(kyc_profiles -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_tokens,
@@ -263,5 +360,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     hit_reviews,
     hit_dismissals,
     screening_subjects,
-    screening_jobs
+    screening_jobs,
+    kyc_applications,
+    kyc_documents,
+    kyc_profiles,
+    email_outbox,
+    scheduled_runs
 );

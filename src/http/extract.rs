@@ -24,10 +24,94 @@ pub struct JsonBody(Vec<u8>);
 impl JsonBody {
     /// Parses (unknown fields are refused by the types) and validates the body.
     pub fn parse<T: DeserializeOwned + Validate>(&self) -> Result<T, AppError> {
-        let value = parse_json::<T>(&self.0)?;
-        value.validate().map_err(validation_problem)?;
-        Ok(value)
+        parse_validated(&self.0)
     }
+}
+
+/// Parses JSON bytes (unknown fields are refused by the types) and validates the value.
+pub fn parse_validated<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, AppError> {
+    let value = parse_json::<T>(bytes)?;
+    value.validate().map_err(validation_problem)?;
+    Ok(value)
+}
+
+/// One part of a `multipart/form-data` body.
+pub struct Part {
+    /// The form field name.
+    pub name: String,
+    /// The file name the client gave, without any directory.
+    pub file_name: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+pub fn is_multipart(request: &HttpRequest) -> bool {
+    matches!(
+        request.mime_type(),
+        Ok(Some(found)) if found.type_() == mime::MULTIPART && found.subtype() == mime::FORM_DATA
+    )
+}
+
+/// Reads every part of a `multipart/form-data` body, `limit` bytes in all.
+pub async fn read_multipart(
+    request: &HttpRequest,
+    payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<Vec<Part>, AppError> {
+    let mut multipart = actix_multipart::Multipart::new(request.headers(), payload);
+    let mut parts = Vec::new();
+    let mut total = 0usize;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|error| {
+            AppError::bad_request(format!("the multipart body could not be read: {error}"))
+        })?;
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field
+            .content_disposition()
+            .and_then(|disposition| disposition.get_filename())
+            .map(|name| name.rsplit(['/', '\\']).next().unwrap_or(name).to_string())
+            .filter(|name| !name.is_empty());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|error| {
+                AppError::bad_request(format!("the part `{name}` could not be read: {error}"))
+            })?;
+            total += chunk.len();
+            if total > limit {
+                return Err(AppError::PayloadTooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        parts.push(Part {
+            name,
+            file_name,
+            bytes,
+        });
+    }
+    Ok(parts)
+}
+
+/// Reads a JSON body of at most `limit` bytes from a raw payload.
+pub async fn read_json_payload(
+    request: &HttpRequest,
+    mut payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, AppError> {
+    if !is_json(request) {
+        return Err(AppError::UnsupportedMediaType(
+            "send the body as Content-Type: application/json or multipart/form-data".into(),
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            AppError::bad_request(format!("the request body could not be read: {error}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl FromRequest for JsonBody {

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::kyc::risk::CountryRisk;
+use crate::kyc::rules::{KycRules, KycRulesFile};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JurisdictionFile {
@@ -14,6 +17,7 @@ struct JurisdictionFile {
     time_zone: String,
     currency: String,
     screening: ScreeningRules,
+    kyc: KycRulesFile,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -32,6 +36,7 @@ pub struct Jurisdiction {
     pub time_zone: chrono_tz::Tz,
     pub currency: String,
     pub screening: ScreeningRules,
+    pub kyc: KycRules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,8 @@ pub struct JurisdictionError {
 #[derive(Debug, Clone, Default)]
 pub struct Jurisdictions {
     by_code: BTreeMap<String, Jurisdiction>,
+    /// The FATF lists of `lists/fatf.toml`, for the KYC risk rating.
+    pub country_risk: CountryRisk,
 }
 
 /// Where the files are: `jurisdictions/` in the working directory, else the source tree's.
@@ -94,12 +101,14 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
             rules.four_eyes_score, rules.threshold
         ));
     }
+    let kyc = KycRules::from_file(file.kyc)?;
     Ok(Jurisdiction {
         code: file.code,
         name: file.name,
         time_zone,
         currency: file.currency,
         screening: rules,
+        kyc,
     })
 }
 
@@ -134,7 +143,14 @@ impl Jurisdictions {
         if by_code.is_empty() {
             return Err(error(directory, "no jurisdiction files".into()));
         }
-        Ok(Jurisdictions { by_code })
+        let country_risk = CountryRisk::load(directory).map_err(|message| JurisdictionError {
+            file: directory.join(CountryRisk::FILE).display().to_string(),
+            message,
+        })?;
+        Ok(Jurisdictions {
+            by_code,
+            country_risk,
+        })
     }
 
     pub fn get(&self, code: &str) -> Option<&Jurisdiction> {
@@ -150,15 +166,7 @@ impl Jurisdictions {
 mod tests {
     use super::*;
 
-    const VALID: &str = r#"
-code = "HK"
-name = "Hong Kong"
-time_zone = "Asia/Hong_Kong"
-currency = "HKD"
-[screening]
-threshold = 0.75
-four_eyes_score = 0.9
-"#;
+    const VALID: &str = include_str!("../../jurisdictions/HK.toml");
 
     #[test]
     fn every_shipped_file_is_valid() {
@@ -177,9 +185,34 @@ four_eyes_score = 0.9
         assert!(zone.contains("Asia/Atlantis"), "{zone}");
         let code = parse("SG", VALID).unwrap_err();
         assert!(code.contains("SG.toml"), "{code}");
-        let four_eyes = parse("HK", &VALID.replace("0.9", "0.6")).unwrap_err();
+        let four_eyes = parse(
+            "HK",
+            &VALID.replace("four_eyes_score = 0.90", "four_eyes_score = 0.60"),
+        )
+        .unwrap_err();
         assert!(four_eyes.contains("four_eyes_score"), "{four_eyes}");
-        let unknown = parse("HK", &format!("{VALID}typo = 1\n")).unwrap_err();
+        let unknown = parse("HK", &format!("typo = 1\n{VALID}")).unwrap_err();
         assert!(unknown.contains("typo"), "{unknown}");
+    }
+
+    #[test]
+    fn kyc_tiers_are_checked() {
+        let missing = VALID.rfind("[[kyc.tiers]]").unwrap();
+        let error = parse("HK", &VALID[..missing]).unwrap_err();
+        assert!(error.contains("tier 3 is missing"), "{error}");
+        let flat = VALID.replace(
+            "single = \"400000\", daily = \"800000\"",
+            "single = \"8000\", daily = \"800000\"",
+        );
+        let error = parse("HK", &flat).unwrap_err();
+        assert!(
+            error.contains("kyc.tiers[2].limits.single 8000 must be greater than tier 1's 8000"),
+            "{error}"
+        );
+        let unknown = parse("HK", &VALID.replace("\"selfie\"", "\"horoscope\"")).unwrap_err();
+        assert!(
+            unknown.contains("unknown document `horoscope`"),
+            "{unknown}"
+        );
     }
 }

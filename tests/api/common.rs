@@ -36,7 +36,9 @@ macro_rules! backend_tests {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy where it is binary); `bytes` holds it exactly.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -100,6 +102,11 @@ impl TestApp {
     }
 
     pub fn spawn_with_body_limit(backend: Backend, body_limit: usize) -> TestApp {
+        Self::spawn_with(backend, body_limit, &[])
+    }
+
+    /// A server with more settings, e.g. `("HASHGATE_SMTP_HOST", "127.0.0.1")`.
+    pub fn spawn_with(backend: Backend, body_limit: usize, extra: &[(&str, String)]) -> TestApp {
         let directory = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = match backend {
             Backend::Sqlite => (
@@ -120,17 +127,19 @@ impl TestApp {
             }
         };
         let key = FieldCipher::generate_key();
-        let settings = Settings::from_layers(
-            None,
-            &[
-                ("HASHGATE_DATABASE_URL".into(), database_url),
-                ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
-                ("HASHGATE_ENCRYPTION_KEY".into(), key),
-                ("HASHGATE_WORKERS".into(), "2".into()),
-                ("HASHGATE_MAX_BODY_BYTES".into(), body_limit.to_string()),
-            ],
-        )
-        .unwrap();
+        let mut layers = vec![
+            ("HASHGATE_DATABASE_URL".to_string(), database_url),
+            ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
+            ("HASHGATE_ENCRYPTION_KEY".into(), key),
+            ("HASHGATE_WORKERS".into(), "2".into()),
+            ("HASHGATE_MAX_BODY_BYTES".into(), body_limit.to_string()),
+        ];
+        layers.extend(
+            extra
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone())),
+        );
+        let settings = Settings::from_layers(None, &layers).unwrap();
         let state = AppState::open(&settings).unwrap();
         let state_db = state.db.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -231,10 +240,17 @@ impl TestApp {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap();
         Response {
             status: response.status().as_u16(),
             headers,
-            body: response.body_mut().read_to_string().unwrap(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     }
 
