@@ -1,10 +1,27 @@
-// The PostgreSQL half of the integration suite is compiled in only when a server is configured;
-// otherwise those tests show as ignored, with the reason, in the test output.
+// Suites that need an outside program are compiled in only when it is there; otherwise their
+// tests show as ignored, with the reason, in the test output:
+// - PostgreSQL: when HASHGATE_TEST_POSTGRES_URL names a server;
+// - the browser: when chromedriver is on the PATH (or HASHGATE_TEST_CHROMEDRIVER names it).
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(hashgate_postgres_tests)");
+    println!("cargo:rustc-check-cfg=cfg(hashgate_browser_tests)");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_POSTGRES_URL");
+    println!("cargo:rerun-if-env-changed=HASHGATE_TEST_CHROMEDRIVER");
+    println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-changed=build.rs");
     if std::env::var_os("HASHGATE_TEST_POSTGRES_URL").is_some_and(|url| !url.is_empty()) {
         println!("cargo:rustc-cfg=hashgate_postgres_tests");
     }
+    if chromedriver().is_some() {
+        println!("cargo:rustc-cfg=hashgate_browser_tests");
+    }
+}
+
+fn chromedriver() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("HASHGATE_TEST_CHROMEDRIVER").filter(|p| !p.is_empty()) {
+        return Some(path.into());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|directory| directory.join("chromedriver"))
+        .find(|candidate| candidate.is_file())
 }

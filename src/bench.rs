@@ -50,9 +50,118 @@ fn problem(error: AppError) -> anyhow::Error {
     anyhow::anyhow!(error.problem().detail)
 }
 
+pub(crate) fn percentile(sorted: &[Duration], fraction_per_thousand: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = (sorted.len() * fraction_per_thousand / 1000).min(sorted.len() - 1);
+    sorted[index]
+}
+
+pub(crate) fn latency_line(label: &str, mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    format!(
+        "{label}: {} queries, p50 {} ms, p99 {} ms, max {} ms",
+        samples.len(),
+        millis_text(percentile(&samples, 500)),
+        millis_text(percentile(&samples, 990)),
+        millis_text(samples.last().copied().unwrap_or_default())
+    )
+}
+
+/// One HTTP/1.1 request on a kept-alive connection, the body read and dropped; returns the
+/// status.
+pub(crate) fn http_request(
+    stream: &mut std::io::BufReader<std::net::TcpStream>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> anyhow::Result<u16> {
+    use std::io::{BufRead, Read};
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match body {
+        Some(body) => request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )),
+        None => request.push_str("\r\n"),
+    }
+    stream.get_mut().write_all(request.as_bytes())?;
+    let mut status_line = String::new();
+    stream.read_line(&mut status_line)?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no HTTP status")?;
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        stream.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    Ok(status)
+}
+
+/// The service on a loopback port in its own thread, and one kept-alive connection to it.
+pub(crate) struct BenchServer {
+    pub(crate) stream: std::io::BufReader<std::net::TcpStream>,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    pub(crate) fn start(
+        settings: &crate::config::Settings,
+        state: crate::AppState,
+    ) -> anyhow::Result<BenchServer> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let server_settings = settings.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let application =
+                    crate::Application::with_listener(listener, &server_settings, state)
+                        .map_err(std::io::Error::other)?;
+                let _ = sender.send(application.handle());
+                application.run().await
+            })
+        });
+        let handle = receiver.recv().context("the server did not start")?;
+        let stream = std::net::TcpStream::connect(address)?;
+        // Without it, each small request waits for the delayed acknowledgement of the last one.
+        stream.set_nodelay(true)?;
+        Ok(BenchServer {
+            stream: std::io::BufReader::new(stream),
+            handle,
+            thread,
+        })
+    }
+
+    pub(crate) fn stop(self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(true));
+        let _ = self.thread.join();
+    }
+}
+
 /// A fresh database for one backend, dropped (PostgreSQL) or deleted (SQLite) afterwards.
-struct Scratch {
-    url: String,
+pub(crate) struct Scratch {
+    pub(crate) url: String,
     postgres: Option<(String, String)>,
     _directory: Option<tempfile_dir::Directory>,
 }
@@ -69,7 +178,7 @@ mod tempfile_dir {
 }
 
 impl Scratch {
-    fn new(backend: Backend, postgres_url: Option<&str>) -> anyhow::Result<Scratch> {
+    pub(crate) fn new(backend: Backend, postgres_url: Option<&str>) -> anyhow::Result<Scratch> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         match backend {
             Backend::Sqlite => {

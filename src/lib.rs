@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod chain;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod demo;
@@ -115,6 +116,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     aml::routes::configure(config);
     aml::list_routes::configure(config);
     kyc::routes::configure(config);
+    console::configure(config);
 }
 
 /// A bound, not yet running server.

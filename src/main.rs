@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use hashgate::audit::Actor;
@@ -36,6 +37,10 @@ enum Command {
         /// Database for the demo; it is recreated on every run.
         #[arg(long, default_value = "sqlite://hashgate-demo.db")]
         database: String,
+        /// The sanctions data (OFAC and UN files) to load; default ../shared/data/sanctions when
+        /// it exists. Without it, screening finds no hits.
+        #[arg(long)]
+        lists: Option<PathBuf>,
     },
     /// Manage API tokens.
     Token {
@@ -80,6 +85,18 @@ enum KycCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The KYC review queue with many applications: first-page latency with filters through
+    /// the API and the console, on SQLite and (with a URL) PostgreSQL. Build with --release.
+    Kyc {
+        #[arg(long, default_value_t = 100_000)]
+        applications: usize,
+        /// Timed requests per filter.
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+        /// An administrative PostgreSQL URL; a scratch database is created and dropped.
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     /// Ingest payouts through the batch path and the CSV import, then verify and read, on SQLite
     /// and (with a URL) PostgreSQL. Build with --release.
     Ledger {
@@ -281,7 +298,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 println!("applied {version}");
             }
         }
-        Command::Demo { database } => {
+        Command::Demo { database, lists } => {
             if let Some(path) = db::sqlite_path(&database) {
                 for suffix in ["", "-wal", "-shm", ".key"] {
                     let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -292,6 +309,46 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             let mut connection = state.db.connection()?;
             let demo = hashgate::demo::seed(&mut connection, &state.cipher)?;
             drop(connection);
+            let lists = lists.or_else(|| {
+                let shared = PathBuf::from("../shared/data/sanctions");
+                shared.is_dir().then_some(shared)
+            });
+            let lists_loaded = match &lists {
+                Some(directory) => {
+                    load_demo_lists(&state.db, directory)?;
+                    format!(
+                        "OFAC SDN and UN consolidated lists from {}",
+                        directory.display()
+                    )
+                }
+                None => {
+                    "no sanctions lists found (pass --lists DIR): screening finds no hits".into()
+                }
+            };
+            let actor_of = |role: Role| -> anyhow::Result<Actor> {
+                let secret = demo
+                    .tokens
+                    .iter()
+                    .find(|t| t.role == role)
+                    .map(|t| t.secret.clone())
+                    .unwrap_or_default();
+                let mut connection = state.db.connection()?;
+                let caller = hashgate::auth::store::authenticate(
+                    &mut connection,
+                    &hashgate::auth::hash_token(&secret),
+                )?
+                .ok_or_else(|| anyhow::anyhow!("the demo {role} token is missing"))?;
+                Ok(caller.actor())
+            };
+            let applications = hashgate::demo::kyc::seed_applications(
+                &state.db,
+                hashgate::kyc::service::Kyc {
+                    cipher: &state.cipher,
+                    screener: &state.screener,
+                    jurisdictions: &state.jurisdictions,
+                },
+                (&actor_of(Role::Officer)?, &actor_of(Role::SeniorOfficer)?),
+            )?;
             let base = format!("http://{}", settings.bind);
             println!("hashgate demo — database {}", settings.database_url);
             println!("\nUsers:");
@@ -329,11 +386,34 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             println!(
                 "  curl -s '{base}/v1/ledger/summary?from={month_ago}&to={today}&tz=Asia/Hong_Kong' -H 'Authorization: Bearer {officer}'"
             );
-            println!("  open {base}/docs   (API docs; paste a token at the top)\n");
+            println!("  open {base}/docs   (API docs; paste a token at the top)");
+            println!(
+                "\nKYC: {applications} applications submitted and screened against the {lists_loaded}."
+            );
+            println!(
+                "  open {base}/console   (the officers' console; log in with the officer or senior officer token)\n"
+            );
             serve(&settings, state)?;
         }
         Command::Token { command } => return token_command(command, &settings),
         Command::Import { command } => import_command(command, &settings)?,
+        Command::Bench {
+            command:
+                BenchCommand::Kyc {
+                    applications,
+                    requests,
+                    postgres_url,
+                },
+        } => {
+            print!(
+                "{}",
+                hashgate::kyc::bench::run(&hashgate::kyc::bench::KycBenchOptions {
+                    applications,
+                    requests,
+                    postgres_url,
+                })?
+            );
+        }
         Command::Bench {
             command:
                 BenchCommand::Screening {
@@ -498,6 +578,32 @@ fn serve(settings: &Settings, state: AppState) -> anyhow::Result<()> {
     let application = Application::build(settings, state)?;
     tracing::info!(address = %settings.bind, backend, "hashgate is serving; API docs at /docs");
     actix_web::rt::System::new().block_on(application.run())?;
+    Ok(())
+}
+
+/// Loads the OFAC SDN (with its address supplement) and UN lists for the demo.
+fn load_demo_lists(db: &db::Db, directory: &std::path::Path) -> anyhow::Result<()> {
+    use hashgate::aml::lists::ListSource;
+    let mut ofac = vec![directory.join("ofac")];
+    let supplement = directory.join("ofac-addresses/sdn_comments.csv");
+    if supplement.is_file() {
+        ofac.push(supplement);
+    }
+    for (source, paths) in [
+        (ListSource::OfacSdn, ofac),
+        (
+            ListSource::UnConsolidated,
+            vec![directory.join("un/UN_consolidated.xml")],
+        ),
+    ] {
+        hashgate::aml::import::import_list(db, source, &paths, false, None).with_context(|| {
+            format!(
+                "cannot load the {} list from {}",
+                source.as_str(),
+                directory.display()
+            )
+        })?;
+    }
     Ok(())
 }
 

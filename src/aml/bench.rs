@@ -2,10 +2,8 @@
 //! in-process and over HTTP (the stored screening included), and bulk rescreen throughput.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
@@ -14,34 +12,16 @@ use super::lists::ListSource;
 use super::matcher::{ScreeningIndex, SubjectQuery};
 use super::names::SubjectKind;
 use crate::auth::{Role, TokenGrant};
+use crate::bench::{http_request, latency_line, BenchServer};
 use crate::config::Settings;
 use crate::db::write_transaction;
-use crate::metrics::{millis_text, per_second, seconds_text};
+use crate::metrics::{per_second, seconds_text};
 
 pub struct ScreeningBenchOptions {
     /// `../shared/data/sanctions` or another directory of the same layout.
     pub data: PathBuf,
     pub queries: usize,
     pub names: usize,
-}
-
-fn percentile(sorted: &[Duration], fraction_per_thousand: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = (sorted.len() * fraction_per_thousand / 1000).min(sorted.len() - 1);
-    sorted[index]
-}
-
-fn latency_line(label: &str, mut samples: Vec<Duration>) -> String {
-    samples.sort();
-    format!(
-        "{label}: {} queries, p50 {} ms, p99 {} ms, max {} ms",
-        samples.len(),
-        millis_text(percentile(&samples, 500)),
-        millis_text(percentile(&samples, 990)),
-        millis_text(samples.last().copied().unwrap_or_default())
-    )
 }
 
 /// Query names: both sides of the labelled pairs (many scripts, hard cases, mostly names taken
@@ -81,45 +61,6 @@ fn synthetic_customers(count: usize) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// One HTTP/1.1 request on a kept-alive connection; returns the status.
-fn post(
-    stream: &mut BufReader<TcpStream>,
-    path: &str,
-    token: &str,
-    body: &str,
-) -> anyhow::Result<u16> {
-    write!(
-        stream.get_mut(),
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut status_line = String::new();
-    stream.read_line(&mut status_line)?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .context("no HTTP status")?;
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        stream.read_line(&mut header)?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body)?;
-    Ok(status)
 }
 
 pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
@@ -239,23 +180,8 @@ pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
     })
     .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
     drop(connection);
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let address = listener.local_addr()?;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let server_settings = settings.clone();
-    let server = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let application = crate::Application::with_listener(listener, &server_settings, state)
-                .map_err(std::io::Error::other)?;
-            let _ = sender.send(application.handle());
-            application.run().await
-        })
-    });
-    let handle = receiver.recv().context("the server did not start")?;
-    let stream = TcpStream::connect(address)?;
-    // Without it, each small request waits for the delayed acknowledgement of the last one.
-    stream.set_nodelay(true)?;
-    let mut stream = BufReader::new(stream);
+    let mut server = BenchServer::start(&settings, state)?;
+    let stream = &mut server.stream;
     let http_queries = queries.len().min(5_000);
     let mut samples = Vec::with_capacity(http_queries);
     for (kind, name) in queries.iter().take(http_queries) {
@@ -265,7 +191,13 @@ pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
         };
         let body = serde_json::json!({ "name": name }).to_string();
         let started = Instant::now();
-        let status = post(&mut stream, path, &secret, &body)?;
+        let status = http_request(
+            stream,
+            "POST",
+            path,
+            &[("Authorization", &format!("Bearer {secret}"))],
+            Some(&body),
+        )?;
         samples.push(started.elapsed());
         anyhow::ensure!(status == 200, "HTTP {status} for {name}");
     }
@@ -274,8 +206,7 @@ pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
         "{}",
         latency_line("HTTP query (stored, SQLite)", samples)
     )?;
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    let _ = server.join();
+    server.stop();
 
     // 3. A full rescreen of monitored customers: the job the service runs after a matcher
     // change, storing every hit, on all cores.

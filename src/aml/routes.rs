@@ -471,40 +471,54 @@ async fn decide(
     let actor = caller.actor();
     let role = caller.role;
     mutation::run(&state.db, request, move |connection| {
-        let hit = store::find_hit(connection, &id)?
-            .ok_or_else(|| AppError::NotFound(format!("no screening hit {id}")))?;
-        let under_review = review::HitUnderReview {
-            status: hit.status,
-            score: hit.score,
-            four_eyes_score: hit.four_eyes_score,
-            proposed_by: hit.proposed_by.as_deref(),
-        };
-        let transition = review::review(&under_review, decision, &actor.id, role).map_err(
-            |error| match error {
-                review::ReviewError::SameOfficer | review::ReviewError::NotSenior => {
-                    AppError::Forbidden(error.to_string())
-                }
-                _ => AppError::Conflict(error.to_string()),
-            },
-        )?;
-        store::apply_review(
+        let transition = apply_hit_review(
             connection,
-            &hit,
-            transition,
+            &id,
+            decision,
             &reason,
             &actor,
+            role,
             Some(request_id.0.clone()),
         )?;
         Outcome::new(
             StatusCode::OK,
             &serde_json::json!({
-                "id": hit.id,
+                "id": id,
                 "status": transition.status.as_str(),
                 "action": transition.action,
             }),
         )
     })
     .await
+}
+
+/// Reviews a hit in the caller's transaction (the API and the console share it).
+pub fn apply_hit_review(
+    connection: &mut crate::db::DbConnection,
+    id: &str,
+    decision: ReviewRequest,
+    reason: &str,
+    actor: &crate::audit::Actor,
+    role: Role,
+    request_id: Option<String>,
+) -> Result<review::Transition, AppError> {
+    let hit = store::find_hit(connection, id)?
+        .ok_or_else(|| AppError::NotFound(format!("no screening hit {id}")))?;
+    let under_review = review::HitUnderReview {
+        status: hit.status,
+        score: hit.score,
+        four_eyes_score: hit.four_eyes_score,
+        proposed_by: hit.proposed_by.as_deref(),
+    };
+    let transition =
+        review::review(&under_review, decision, &actor.id, role).map_err(|error| match error {
+            review::ReviewError::SameOfficer | review::ReviewError::NotSenior => {
+                AppError::Forbidden(error.to_string())
+            }
+            _ => AppError::Conflict(error.to_string()),
+        })?;
+    store::apply_review(connection, &hit, transition, reason, actor, request_id)?;
+    Ok(transition)
 }
 
 #[derive(Debug, Deserialize)]

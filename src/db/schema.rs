@@ -335,6 +335,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        token_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(screening_hits -> screenings (screening_id));
 diesel::joinable!(hit_reviews -> screening_hits (hit_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -365,5 +376,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     kyc_documents,
     kyc_profiles,
     email_outbox,
-    scheduled_runs
+    scheduled_runs,
+    console_sessions
 );

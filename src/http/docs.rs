@@ -38,6 +38,15 @@ use utoipa::{Modify, OpenApi};
         crate::aml::list_routes::list_jobs,
         crate::aml::list_routes::get_job,
         crate::aml::list_routes::start_rescreen,
+        crate::kyc::routes::submit,
+        crate::kyc::routes::queue,
+        crate::kyc::routes::application,
+        crate::kyc::routes::claim,
+        crate::kyc::routes::release,
+        crate::kyc::routes::decide,
+        crate::kyc::routes::resubmit,
+        crate::kyc::routes::document,
+        crate::kyc::routes::status,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -47,6 +56,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "The hash-chained audit log"),
         (name = "ledger", description = "Payouts, prices, balances and the hash-chained ledger"),
         (name = "screening", description = "Sanctions, PEP and crypto-address screening"),
+        (name = "kyc", description = "KYC applications, the review queue, four-eyes decisions, status"),
         (name = "service", description = "Health, readiness, metrics"),
     )
 )]

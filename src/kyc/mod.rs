@@ -3,6 +3,7 @@
 //! rules; `store` the queries, `routes` the HTTP handlers, `review` the daily re-review job.
 
 pub mod application;
+pub mod bench;
 pub mod decision;
 pub mod documents;
 pub mod review;

@@ -17,7 +17,7 @@ use super::store::{
     self, Application, AssigneeFilter, DocumentSummary, HitWithEntry, QueueCursor, QueueFilter,
 };
 use super::{effective_tier, ApplicationStatus, DocumentKind, RiskLevel, Tier};
-use crate::audit::{store as audit, AuditEntry, NewAuditEntry};
+use crate::audit::{store as audit, AuditEntry};
 use crate::auth::{Caller, Role};
 use crate::error::{AppError, FieldError};
 use crate::http::extract::{
@@ -308,15 +308,15 @@ fn owned_application(
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// Comma-separated statuses; default `submitted,approval_pending`.
-    status: Option<String>,
-    tier: Option<u8>,
-    jurisdiction: Option<String>,
-    risk: Option<String>,
-    sla_breached: Option<bool>,
+    pub status: Option<String>,
+    pub tier: Option<u8>,
+    pub jurisdiction: Option<String>,
+    pub risk: Option<String>,
+    pub sla_breached: Option<bool>,
     /// `me`, `none`, or an officer's token id.
-    assignee: Option<String>,
-    limit: Option<i64>,
-    cursor: Option<String>,
+    pub assignee: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
 }
 
 /// One line of the queue.
@@ -461,24 +461,22 @@ pub async fn queue(
 ) -> Result<HttpResponse, AppError> {
     caller.require(OFFICERS)?;
     let filter = queue_filter(query.0, &caller)?;
-    let page = state
-        .db
-        .run({
-            let state = state.clone();
-            move |connection| queue_page(connection, &state, &filter)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(queue_page(&state, filter).await?))
 }
 
-pub fn queue_page(
-    connection: &mut crate::db::DbConnection,
-    state: &AppState,
-    filter: &QueueFilter,
+/// The first (or next) page of the queue.
+pub async fn queue_page(
+    state: &web::Data<AppState>,
+    filter: QueueFilter,
 ) -> Result<QueuePage, AppError> {
+    let app_state = state.clone();
     let now = crate::db::now();
-    let applications = store::queue(connection, &state.cipher, filter, now)?;
-    let next_cursor = (applications.len() as i64 == filter.limit)
+    let limit = filter.limit;
+    let applications = state
+        .db
+        .run(move |connection| store::queue(connection, &app_state.cipher, &filter, now))
+        .await?;
+    let next_cursor = (applications.len() as i64 == limit)
         .then(|| applications.last())
         .flatten()
         .map(|last| {
@@ -515,7 +513,18 @@ pub struct ApplicationDetail {
     pub history: Vec<AuditEntry>,
 }
 
-pub fn application_detail(
+pub async fn load_detail(
+    state: &web::Data<AppState>,
+    id: String,
+) -> Result<ApplicationDetail, AppError> {
+    let app_state = state.clone();
+    state
+        .db
+        .run(move |connection| application_detail(connection, &app_state, &id))
+        .await
+}
+
+fn application_detail(
     connection: &mut crate::db::DbConnection,
     state: &AppState,
     id: &str,
@@ -573,14 +582,7 @@ pub async fn application(
 ) -> Result<HttpResponse, AppError> {
     caller.require(OFFICERS)?;
     let id = parse_uuid("id", &path.into_inner())?;
-    let detail = state
-        .db
-        .run({
-            let state = state.clone();
-            move |connection| application_detail(connection, &state, &id)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(detail))
+    Ok(HttpResponse::Ok().json(load_detail(&state, id).await?))
 }
 
 /// Claim an application to work it (officers); a claim lasts 30 minutes and is renewed by
@@ -805,28 +807,8 @@ pub async fn document(
     let (id, document_id) = path.into_inner();
     let id = parse_uuid("id", &id)?;
     let document_id = parse_uuid("document_id", &document_id)?;
-    let actor = caller.actor();
-    let app_state = state.clone();
-    let (summary, content) = state
-        .db
-        .run(move |connection| {
-            crate::db::write_transaction(connection, |connection| {
-                let application = store::require(connection, &app_state.cipher, &id)?;
-                let (summary, content) = store::document_content(connection, &app_state.cipher, &document_id)?
-                    .filter(|(summary, _)| {
-                        summary.application_id == application.id
-                            || Some(&summary.application_id) == application.based_on.as_ref()
-                    })
-                    .ok_or_else(|| AppError::NotFound(format!("no document {document_id} in application {id}")))?;
-                audit::append(
-                    connection,
-                    NewAuditEntry::new(actor, "kyc.view_document", SUBJECT_TYPE, &id, Some(request_id.0))
-                        .details(serde_json::json!({ "document_id": document_id, "kind": summary.kind, "sha256": summary.sha256 })),
-                )?;
-                Ok((summary, content))
-            })
-        })
-        .await?;
+    let (summary, content) =
+        read_document(&state, caller.actor(), id, document_id, request_id).await?;
     Ok(HttpResponse::Ok()
         .content_type(summary.content_type.as_str())
         .insert_header(("Digest", format!("sha-256={}", summary.sha256)))
@@ -840,6 +822,31 @@ pub async fn document(
             ),
         ))
         .body(content))
+}
+
+/// Reads a document for an officer, auditing the read (the API and the console share it).
+pub async fn read_document(
+    state: &web::Data<AppState>,
+    actor: crate::audit::Actor,
+    application_id: String,
+    document_id: String,
+    request_id: RequestId,
+) -> Result<(DocumentSummary, Vec<u8>), AppError> {
+    let app_state = state.clone();
+    state
+        .db
+        .run(move |connection| {
+            crate::db::write_transaction(connection, |connection| {
+                kyc(&app_state).document_for_officer(
+                    connection,
+                    &application_id,
+                    &document_id,
+                    &actor,
+                    Some(request_id.0),
+                )
+            })
+        })
+        .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -561,6 +561,35 @@ impl<'a> Kyc<'a> {
         Ok(())
     }
 
+    /// A document of the application (or of the approved application it reviews) for an
+    /// officer; every read is audited.
+    pub fn document_for_officer(
+        &self,
+        connection: &mut DbConnection,
+        application_id: &str,
+        document_id: &str,
+        actor: &Actor,
+        request_id: Option<String>,
+    ) -> Result<(DocumentSummary, Vec<u8>), AppError> {
+        let application = store::require(connection, self.cipher, application_id)?;
+        let (summary, content) = store::document_content(connection, self.cipher, document_id)?
+            .filter(|(summary, _)| {
+                summary.application_id == application.id
+                    || Some(&summary.application_id) == application.based_on.as_ref()
+            })
+            .ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "no document {document_id} in application {application_id}"
+                ))
+            })?;
+        audit::append(
+            connection,
+            NewAuditEntry::new(actor.clone(), "kyc.view_document", SUBJECT_TYPE, application_id, request_id)
+                .details(serde_json::json!({ "document_id": document_id, "kind": summary.kind, "sha256": summary.sha256 })),
+        )?;
+        Ok((summary, content))
+    }
+
     /// Opens a review of an approved user (periodic, or for an expiring document), screened and
     /// rated again from their last approved data. Returns the new application's id.
     pub fn open_review(

@@ -28,6 +28,10 @@ pub const JPEG: &[u8] =
     b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xFF\xD9";
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde\x00\x00\x00\x00IEND\xaeB`\x82";
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+/// Real, viewable files for the applications the console shows.
+pub const ID_CARD: &[u8] = include_bytes!("../../src/demo/documents/identity-card.png");
+pub const SELFIE: &[u8] = include_bytes!("../../src/demo/documents/selfie.png");
+pub const UTILITY_BILL: &[u8] = include_bytes!("../../src/demo/documents/utility-bill.pdf");
 
 /// A `multipart/form-data` body: the JSON in part `application`, then the files.
 pub fn multipart(application: &Value, files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
@@ -71,9 +75,9 @@ pub fn personal_data(name: &str, nationality: &str, residence: &str) -> Value {
 
 pub fn tier2_documents() -> Vec<(&'static str, &'static str, &'static [u8])> {
     vec![
-        ("identity_document", "passport.jpg", JPEG),
-        ("selfie", "selfie.png", PNG),
-        ("proof_of_address", "bill.pdf", PDF),
+        ("identity_document", "identity-card.png", ID_CARD),
+        ("selfie", "selfie.png", SELFIE),
+        ("proof_of_address", "utility-bill.pdf", UTILITY_BILL),
     ]
 }
 
@@ -556,10 +560,10 @@ fn applicants_never_see_documents_or_other_applications(app: &TestApp) {
         file.header("content-type"),
         Some(document["content_type"].as_str().unwrap())
     );
-    assert_eq!(file.bytes, JPEG);
+    assert_eq!(file.bytes, ID_CARD);
     assert_eq!(
         file.header("digest"),
-        Some(format!("sha-256={}", hashgate::crypto::sha256_hex(JPEG)).as_str())
+        Some(format!("sha-256={}", hashgate::crypto::sha256_hex(ID_CARD)).as_str())
     );
     let views = app.query_text(&format!(
         "SELECT action AS value FROM audit_log WHERE subject_id = '{first_id}' AND action = 'kyc.view_document'"
@@ -569,7 +573,7 @@ fn applicants_never_see_documents_or_other_applications(app: &TestApp) {
     let stored = app.query_text(&format!(
         "SELECT sha256 AS value FROM kyc_documents WHERE application_id = '{first_id}' AND kind = 'identity_document'"
     ));
-    assert_eq!(stored, vec![hashgate::crypto::sha256_hex(JPEG)]);
+    assert_eq!(stored, vec![hashgate::crypto::sha256_hex(ID_CARD)]);
 }
 
 fn invalid_applications_are_refused_field_by_field(app: &TestApp) {

@@ -2,9 +2,11 @@
 //! `HASHGATE_TEST_POSTGRES_URL` is set. Test names start with the backend they ran on.
 
 mod common;
+mod webdriver;
 
 mod audit;
 mod cli;
+mod console;
 mod errors;
 mod idempotency;
 mod import;
