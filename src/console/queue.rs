@@ -36,6 +36,17 @@ pub async fn page(
 
     let mut body = String::from(r#"<section class="toolbar"><h1>Review queue</h1>"#);
     body.push_str(r#"<form method="get" action="/console/queue" class="filters" id="filters">"#);
+    // Every jurisdiction with a rules file, by code and name.
+    let jurisdictions: Vec<(String, String)> = std::iter::once((String::new(), "Any".to_string()))
+        .chain(state.jurisdictions.codes().filter_map(|code| {
+            let jurisdiction = state.jurisdictions.get(code)?;
+            Some((code.to_string(), format!("{code} {}", jurisdiction.name)))
+        }))
+        .collect();
+    let jurisdiction_options: Vec<(&str, &str)> = jurisdictions
+        .iter()
+        .map(|(code, label)| (code.as_str(), label.as_str()))
+        .collect();
     let filters: [Filter; 6] = [
         (
             "status",
@@ -79,24 +90,7 @@ pub async fn page(
             "Assignee",
             &[("", "Anyone"), ("me", "Me"), ("none", "Unclaimed")],
         ),
-        (
-            "jurisdiction",
-            "Jurisdiction",
-            &[
-                ("", "Any"),
-                ("AU", "AU"),
-                ("CA", "CA"),
-                ("CH", "CH"),
-                ("CN", "CN"),
-                ("DE", "DE"),
-                ("GB", "GB"),
-                ("HK", "HK"),
-                ("JP", "JP"),
-                ("KZ", "KZ"),
-                ("SG", "SG"),
-                ("US", "US"),
-            ],
-        ),
+        ("jurisdiction", "Jurisdiction", &jurisdiction_options),
     ];
     for (name, label, options) in filters {
         let _ = write!(

@@ -504,7 +504,8 @@ pub struct ApplicationDetail {
     pub sla_breached: bool,
     /// Why an approval needs a second senior officer now; empty when one officer decides.
     pub four_eyes: Vec<FourEyesReason>,
-    /// This application's documents, then those of the approved application it reviews.
+    /// This application's documents, and for a review those of the approved applications it
+    /// follows (oldest first).
     pub documents: Vec<DocumentSummary>,
     pub hits: Vec<HitWithEntry>,
     /// The user's earlier applications, newest first.
@@ -537,10 +538,8 @@ fn application_detail(
     } else {
         kyc.four_eyes_reasons(connection, &application)?
     };
-    let mut document_sources = vec![application.id.as_str()];
-    if let Some(based_on) = &application.based_on {
-        document_sources.push(based_on);
-    }
+    let lineage = store::lineage(connection, &application.id)?;
+    let document_sources: Vec<&str> = lineage.iter().map(String::as_str).collect();
     let documents = store::documents(connection, &document_sources)?;
     let hits = store::hits_with_entries(connection, &application.screening_ids)?;
     let earlier_applications =

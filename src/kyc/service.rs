@@ -242,7 +242,10 @@ impl<'a> Kyc<'a> {
         let data = personal_data.unwrap_or_else(|| application.personal_data.clone());
         let jurisdiction = self.rules_for(&data.residence)?;
         let now = crate::db::now();
-        let mut kinds = store::document_kinds(connection, &application.id)?;
+        // A review keeps the documents of the approved applications it follows.
+        let lineage = store::lineage(connection, &application.id)?;
+        let sources: Vec<&str> = lineage.iter().map(String::as_str).collect();
+        let mut kinds = store::document_kinds(connection, &sources)?;
         kinds.extend(documents.iter().map(|file| file.kind));
         require_complete(&data, &kinds, application.target_tier, jurisdiction, now)?;
         let screening_ids = if data == application.personal_data {
@@ -561,8 +564,8 @@ impl<'a> Kyc<'a> {
         Ok(())
     }
 
-    /// A document of the application (or of the approved application it reviews) for an
-    /// officer; every read is audited.
+    /// A document of the application (or of the approved applications a review follows) for
+    /// an officer; every read is audited.
     pub fn document_for_officer(
         &self,
         connection: &mut DbConnection,
@@ -571,12 +574,10 @@ impl<'a> Kyc<'a> {
         actor: &Actor,
         request_id: Option<String>,
     ) -> Result<(DocumentSummary, Vec<u8>), AppError> {
-        let application = store::require(connection, self.cipher, application_id)?;
+        store::require(connection, self.cipher, application_id)?;
+        let lineage = store::lineage(connection, application_id)?;
         let (summary, content) = store::document_content(connection, self.cipher, document_id)?
-            .filter(|(summary, _)| {
-                summary.application_id == application.id
-                    || Some(&summary.application_id) == application.based_on.as_ref()
-            })
+            .filter(|(summary, _)| lineage.contains(&summary.application_id))
             .ok_or_else(|| {
                 AppError::NotFound(format!(
                     "no document {document_id} in application {application_id}"
@@ -653,6 +654,14 @@ impl<'a> Kyc<'a> {
                 "risk": rating.level,
             })),
         )?;
+        if kind == ApplicationKind::DocumentRenewal {
+            // The user has something to do at once: the renewal waits for their new document.
+            let items = [MissingItem::new(
+                DocumentKind::IdentityDocument.as_str(),
+                "Please upload your new identity document and update its number and expiry date.",
+            )];
+            store::record_info_request(connection, &id, &items, now)?;
+        }
         Ok(id)
     }
 }

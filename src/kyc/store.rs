@@ -868,13 +868,33 @@ pub fn mark_lapsed(
     Ok(())
 }
 
-/// Documents are listed by kind for the requirement check.
+/// The application and those it reviews, newest first: a review is based on the approved
+/// application before it, which may itself be a review.
+pub fn lineage(connection: &mut DbConnection, id: &str) -> QueryResult<Vec<String>> {
+    let mut chain = vec![id.to_string()];
+    // Bounded: a chain is one link per review, and a cycle cannot be written (ids are new).
+    while chain.len() < 100 {
+        let current = chain.last().map(String::as_str).unwrap_or(id);
+        let based_on: Option<Option<String>> = kyc_applications::table
+            .find(current)
+            .select(kyc_applications::based_on)
+            .first(connection)
+            .optional()?;
+        match based_on.flatten() {
+            Some(previous) => chain.push(previous),
+            None => break,
+        }
+    }
+    Ok(chain)
+}
+
+/// The kinds of the documents of the given applications, for the requirement check.
 pub fn document_kinds(
     connection: &mut DbConnection,
-    application_id: &str,
+    application_ids: &[&str],
 ) -> QueryResult<Vec<DocumentKind>> {
     let kinds: Vec<String> = kyc_documents::table
-        .filter(kyc_documents::application_id.eq(application_id))
+        .filter(kyc_documents::application_id.eq_any(application_ids))
         .select(kyc_documents::kind)
         .load(connection)?;
     Ok(kinds

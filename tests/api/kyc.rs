@@ -115,10 +115,30 @@ fn people(app: &TestApp) -> People {
 
 /// A user with a token of their own and a submitted tier-2 application.
 fn applicant(app: &TestApp, people: &People, name: &str, pep: bool) -> (String, String, String) {
-    let user_id = app.create_user(
-        &people.platform,
-        &format!("kyc-{}", uuid::Uuid::new_v4().simple()),
+    applicant_speaking(app, people, name, pep, "en")
+}
+
+/// An applicant whose e-mail comes in `language`.
+fn applicant_speaking(
+    app: &TestApp,
+    people: &People,
+    name: &str,
+    pep: bool,
+    language: &str,
+) -> (String, String, String) {
+    let external_ref = format!("kyc-{}", uuid::Uuid::new_v4().simple());
+    let created = app.post(
+        "/v1/users",
+        Some(&people.platform),
+        &json!({
+            "external_ref": external_ref,
+            "email": format!("{external_ref}@example.com"),
+            "residence_jurisdiction": "HK",
+            "preferred_language": language,
+        }),
     );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let user_id = created.json()["id"].as_str().unwrap().to_string();
     let token = app.token(Role::User, None, Some(&user_id));
     let mut data = personal_data(name, "GB", "HK");
     data["pep_declared"] = json!(pep);
@@ -398,15 +418,32 @@ fn request_info_then_resubmit_returns_to_the_queue(app: &TestApp) {
     assert_eq!(refused.problem_fields(422), vec!["documents.selfie"]);
 
     let (content_type, body) = multipart(&json!({}), &[("selfie", "selfie-2.png", PNG)]);
+    let key = [("Idempotency-Key", "resubmit-selfie-1")];
+    let replay = (content_type.clone(), body.clone());
     let resubmitted = app.request(
         "POST",
         &format!("/v1/kyc/applications/{id}/resubmission"),
         Some(&user_token),
         Some((&content_type, body)),
-        &[],
+        &key,
     );
     assert_eq!(resubmitted.status, 200, "{}", resubmitted.body);
     assert_eq!(resubmitted.json()["documents"].as_array().unwrap().len(), 4);
+    // A retry with the same key is answered from the first response; nothing is stored twice.
+    let retried = app.request(
+        "POST",
+        &format!("/v1/kyc/applications/{id}/resubmission"),
+        Some(&user_token),
+        Some((&replay.0, replay.1)),
+        &key,
+    );
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retried.json(), resubmitted.json());
+    let documents = app.query_text(&format!(
+        "SELECT id AS value FROM kyc_documents WHERE application_id = '{id}'"
+    ));
+    assert_eq!(documents.len(), 4);
     let queue = app
         .get("/v1/kyc/applications", Some(&people.officer))
         .json();
@@ -491,6 +528,58 @@ fn claims_expire_and_reviews_lapse(app: &TestApp) {
         ),
         (json!(2), json!(false))
     );
+
+    // The passport expires in ten days: the job opens a renewal and asks the user for a new one.
+    let soon = match app.backend {
+        hashgate::db::Backend::Sqlite => "date('now', '+10 days')",
+        hashgate::db::Backend::Postgres => "CURRENT_DATE + 10",
+    };
+    app.execute_sql(&format!(
+        "UPDATE kyc_profiles SET document_expires_on = {soon} WHERE user_id = '{user_id}'"
+    ))
+    .unwrap();
+    let output = app.command(&["kyc", "review"]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("document renewals opened: 1"), "{printed}");
+    let status = app.get("/v1/kyc/status", Some(&user_token)).json();
+    assert_eq!(status["application"]["kind"], "document_renewal");
+    assert_eq!(status["application"]["status"], "info_requested");
+    assert_eq!(
+        status["application"]["missing"][0]["item"],
+        "identity_document"
+    );
+    let renewal = status["application"]["id"].as_str().unwrap().to_string();
+    let mail = app.query_text(&format!(
+        "SELECT template AS value FROM email_outbox WHERE related_id = '{renewal}'"
+    ));
+    assert_eq!(mail, vec!["kyc_document_expiring"]);
+    // One renewal at a time: the next run opens nothing more.
+    let output = app.command(&["kyc", "review"]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("document renewals opened: 0"), "{printed}");
+
+    // The user sends the new passport; once approved, it is the one on file.
+    let mut renewed = personal_data("Ada Lovelace", "GB", "HK");
+    renewed["identity_document"]["number"] = json!("K7654321");
+    renewed["identity_document"]["expires_on"] = json!("2036-03-31");
+    let (content_type, body) = multipart(
+        &json!({ "personal_data": renewed }),
+        &[("identity_document", "new-passport.png", ID_CARD)],
+    );
+    let answered = app.request(
+        "POST",
+        &format!("/v1/kyc/applications/{renewal}/resubmission"),
+        Some(&user_token),
+        Some((&content_type, body)),
+        &[],
+    );
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(claim(app, &renewal, &people.officer).status, 200);
+    assert_eq!(approve(app, &renewal, &people.officer).status, 200);
+    let on_file = app.query_text(&format!(
+        "SELECT CAST(document_expires_on AS TEXT) AS value FROM kyc_profiles WHERE user_id = '{user_id}'"
+    ));
+    assert_eq!(on_file, vec!["2036-03-31"]);
 }
 
 /// Makes the user's periodic review due `days` days before their approval.
@@ -713,7 +802,7 @@ fn mail_waits_in_the_outbox_while_smtp_is_down(backend: &TestApp) {
 
     // The SMTP server goes down: the next message waits, and arrives once it is back.
     smtp.stop();
-    let (_, _, second) = applicant(app, &people, "Katherine Johnson", false);
+    let (_, _, second) = applicant_speaking(app, &people, "王芳", false, "zh-Hans");
     assert_eq!(claim(app, &second, &people.officer).status, 200);
     let rejected = decide(
         app,
@@ -746,9 +835,20 @@ fn mail_waits_in_the_outbox_while_smtp_is_down(backend: &TestApp) {
         2,
         "the waiting e-mail was not delivered after the server came back"
     );
-    assert!(received[1]
-        .body()
-        .contains("The passport photo is unreadable."));
+    // In the applicant's language: Chinese.
+    let body = received[1].body();
+    assert!(
+        body.contains("王芳，您好") && body.contains("The passport photo is unreadable."),
+        "{body}"
+    );
+    assert!(
+        received[1]
+            .header("Subject")
+            .unwrap()
+            .starts_with("=?utf-8?"),
+        "{:?}",
+        received[1].header("Subject")
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(smtp.received().len(), 2, "an e-mail was sent twice");
     let sent = app.query_text("SELECT status AS value FROM email_outbox ORDER BY created_at");
