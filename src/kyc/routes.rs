@@ -49,8 +49,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 const OFFICERS: &[Role] = &[Role::Officer, Role::SeniorOfficer];
-/// Every document at its limit, and the JSON part.
-const MAX_APPLICATION_BYTES: usize = MAX_FILES * MAX_DOCUMENT_BYTES + 64 * 1024;
+/// Several documents at their limit, and the JSON part.
+const MAX_APPLICATION_BYTES: usize = 4 * MAX_DOCUMENT_BYTES + 64 * 1024;
 const MAX_FILES: usize = 10;
 
 fn kyc(state: &AppState) -> Kyc<'_> {

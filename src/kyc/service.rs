@@ -242,6 +242,11 @@ impl<'a> Kyc<'a> {
         let data = personal_data.unwrap_or_else(|| application.personal_data.clone());
         let jurisdiction = self.rules_for(&data.residence)?;
         let now = crate::db::now();
+        if !store::take_for_step(connection, &application.id, application.status, None, now)? {
+            return Err(AppError::Conflict(
+                "the application changed meanwhile; read its status again".into(),
+            ));
+        }
         // A review keeps the documents of the approved applications it follows.
         let lineage = store::lineage(connection, &application.id)?;
         let sources: Vec<&str> = lineage.iter().map(String::as_str).collect();
@@ -396,6 +401,11 @@ impl<'a> Kyc<'a> {
             now,
         )
         .map_err(decision_error)?;
+        if !store::take_for_step(connection, id, application.status, Some(&actor.id), now)? {
+            return Err(AppError::Conflict(
+                "the application changed while you were deciding; reload it".into(),
+            ));
+        }
         let mut details = serde_json::json!({
             "decision": decision.name(),
             "status": outcome.status.as_str(),

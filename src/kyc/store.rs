@@ -600,6 +600,29 @@ pub fn release(connection: &mut DbConnection, id: &str, now: NaiveDateTime) -> Q
     Ok(())
 }
 
+/// Takes the application for one step: only while it is still in `from` (and, for an officer's
+/// decision, still claimed by `holder`). Of two concurrent steps exactly one changes the row; on
+/// PostgreSQL the other waits for it and then finds nothing to change.
+pub fn take_for_step(
+    connection: &mut DbConnection,
+    id: &str,
+    from: ApplicationStatus,
+    holder: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let mut statement = diesel::update(kyc_applications::table)
+        .set(kyc_applications::updated_at.eq(now))
+        .filter(kyc_applications::id.eq(id.to_string()))
+        .filter(kyc_applications::status.eq(from.as_str()))
+        .into_boxed();
+    if let Some(holder) = holder {
+        statement = statement
+            .filter(kyc_applications::assignee_id.eq(holder.to_string()))
+            .filter(kyc_applications::claim_expires_at.gt(now));
+    }
+    Ok(statement.execute(connection)? == 1)
+}
+
 pub fn record_first_approval(
     connection: &mut DbConnection,
     id: &str,

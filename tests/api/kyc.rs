@@ -317,6 +317,43 @@ fn two_officers_claiming_at_once_get_one_claim(app: &TestApp) {
             "SELECT action AS value FROM audit_log WHERE subject_id = '{id}' AND action = 'kyc.claim'"
         ));
         assert_eq!(claims.len(), 1);
+
+        // The winner sends two decisions at once (a double click): one counts.
+        let winner = if statuses[0] == 200 {
+            &people.officer
+        } else {
+            &people.other_officer
+        };
+        let decisions: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ["reject", "approve"]
+                .into_iter()
+                .map(|decision| {
+                    let barrier = &barrier;
+                    let id = &id;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        decide(
+                            app,
+                            id,
+                            winner,
+                            json!({ "decision": decision, "reason_code": "other", "reason": "concurrent decision" }),
+                        )
+                        .status
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .collect()
+        });
+        let mut sorted = decisions.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![200, 409], "round {round}: {decisions:?}");
+        let decided = app.query_text(&format!(
+            "SELECT action AS value FROM audit_log WHERE subject_id = '{id}' AND action IN ('kyc.approve', 'kyc.reject')"
+        ));
+        assert_eq!(decided.len(), 1);
     }
 }
 
