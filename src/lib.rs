@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod notify;
 pub mod users;
+pub mod withdrawals;
 
 use std::net::TcpListener;
 use std::sync::Arc;
