@@ -117,6 +117,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     aml::routes::configure(config);
     aml::list_routes::configure(config);
     kyc::routes::configure(config);
+    withdrawals::routes::configure(config);
     console::configure(config);
 }
 

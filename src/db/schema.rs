@@ -346,6 +346,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    withdrawals (id) {
+        id -> Text,
+        user_id -> Text,
+        jurisdiction -> Text,
+        asset -> Text,
+        amount -> BigInt,
+        network -> Text,
+        address -> Text,
+        decision -> Text,
+        reasons -> Text,
+        currency -> Text,
+        amount_local -> Nullable<BigInt>,
+        usd_price -> Nullable<Text>,
+        fx_rate -> Nullable<Text>,
+        price_at -> Nullable<Timestamp>,
+        beneficiary_encrypted -> Nullable<Text>,
+        hold_seq -> Nullable<BigInt>,
+        requested_at -> Timestamp,
+        requested_by -> Text,
+    }
+}
+
 diesel::joinable!(screening_hits -> screenings (screening_id));
 diesel::joinable!(hit_reviews -> screening_hits (hit_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -377,5 +400,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     kyc_profiles,
     email_outbox,
     scheduled_runs,
-    console_sessions
+    console_sessions,
+    withdrawals
 );

@@ -47,6 +47,8 @@ use utoipa::{Modify, OpenApi};
         crate::kyc::routes::resubmit,
         crate::kyc::routes::document,
         crate::kyc::routes::status,
+        crate::withdrawals::routes::request_withdrawal,
+        crate::withdrawals::routes::get_withdrawal,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -57,6 +59,7 @@ use utoipa::{Modify, OpenApi};
         (name = "ledger", description = "Payouts, prices, balances and the hash-chained ledger"),
         (name = "screening", description = "Sanctions, PEP and crypto-address screening"),
         (name = "kyc", description = "KYC applications, the review queue, four-eyes decisions, status"),
+        (name = "withdrawals", description = "The withdrawal gate: KYC, limits, balance, screening, travel rule"),
         (name = "service", description = "Health, readiness, metrics"),
     )
 )]

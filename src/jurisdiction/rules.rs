@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::kyc::risk::CountryRisk;
 use crate::kyc::rules::{KycRules, KycRulesFile};
+use crate::withdrawals::WithdrawalRules;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +18,7 @@ struct JurisdictionFile {
     time_zone: String,
     currency: String,
     screening: ScreeningRules,
+    withdrawals: WithdrawalRules,
     kyc: KycRulesFile,
 }
 
@@ -36,6 +38,7 @@ pub struct Jurisdiction {
     pub time_zone: chrono_tz::Tz,
     pub currency: String,
     pub screening: ScreeningRules,
+    pub withdrawals: WithdrawalRules,
     pub kyc: KycRules,
 }
 
@@ -102,12 +105,16 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
         ));
     }
     let kyc = KycRules::from_file(file.kyc)?;
+    if file.withdrawals.travel_rule_threshold < rust_decimal::Decimal::ZERO {
+        return Err("withdrawals.travel_rule_threshold must not be negative".into());
+    }
     Ok(Jurisdiction {
         code: file.code,
         name: file.name,
         time_zone,
         currency: file.currency,
         screening: rules,
+        withdrawals: file.withdrawals,
         kyc,
     })
 }

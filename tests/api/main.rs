@@ -18,3 +18,4 @@ mod service;
 mod smtp;
 mod tokens;
 mod users;
+mod withdrawals;

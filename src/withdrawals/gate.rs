@@ -1,0 +1,400 @@
+//! The gate's decision, from facts gathered in one transaction: every check runs, every failing
+//! check is a reason with a stable code and a sentence, and the decision is the strictest effect
+//! among them — rejected, else held for an officer, else approved.
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::kyc::rules::Limits;
+use crate::kyc::Tier;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approved,
+    Held,
+    Rejected,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Held => "held",
+            Decision::Rejected => "rejected",
+        }
+    }
+}
+
+/// One reason for a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Reason {
+    /// Stable code: `kyc_tier_insufficient`, `single_limit_exceeded`, `daily_limit_exceeded`,
+    /// `monthly_limit_exceeded`, `insufficient_balance`, `sanctioned_address`,
+    /// `user_screening_hit`, `travel_rule_data_missing`, `valuation_unavailable`.
+    pub code: String,
+    pub message: String,
+    /// What the reason does to the withdrawal: `rejected` or `held`.
+    #[schema(value_type = String)]
+    pub effect: Decision,
+}
+
+/// What the gate knows about one request.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub effective_tier: Tier,
+    pub review_lapsed: bool,
+    /// The effective tier's limits, in `currency`.
+    pub limits: Limits,
+    pub currency: &'a str,
+    /// The amount in `currency`; `None` when no usable price or FX rate exists.
+    pub amount_local: Option<Decimal>,
+    /// Approved and held withdrawals in the current local day and month, in `currency`.
+    pub spent_today: Decimal,
+    pub spent_this_month: Decimal,
+    pub available_atoms: i64,
+    pub amount_atoms: i64,
+    /// The amount as the asset's decimal, for messages.
+    pub amount_text: &'a str,
+    pub available_text: &'a str,
+    pub asset: &'a str,
+    pub address_sanctioned: bool,
+    /// The user's open, pending or confirmed sanctions hits.
+    pub user_hits: usize,
+    pub travel_rule_threshold: Decimal,
+    /// Whether the request carries the beneficiary's data.
+    pub beneficiary_given: bool,
+}
+
+pub fn decide(facts: &Facts) -> (Decision, Vec<Reason>) {
+    let mut reasons = Vec::new();
+    let mut reason = |code: &str, effect: Decision, message: String| {
+        reasons.push(Reason {
+            code: code.to_string(),
+            message,
+            effect,
+        })
+    };
+    let currency = facts.currency;
+    if facts.effective_tier == Tier::REGISTERED {
+        reason(
+            "kyc_tier_insufficient",
+            Decision::Rejected,
+            if facts.review_lapsed {
+                "the periodic KYC review has lapsed and the user's tier no longer allows withdrawals".into()
+            } else {
+                "the user has no KYC tier that allows withdrawals (tier 1 or above is needed)"
+                    .into()
+            },
+        );
+    }
+    match facts.amount_local {
+        None => reason(
+            "valuation_unavailable",
+            Decision::Held,
+            format!(
+                "no current {} price or {currency} rate: the limits cannot be checked",
+                facts.asset
+            ),
+        ),
+        Some(amount) if facts.effective_tier > Tier::REGISTERED => {
+            let limits = facts.limits;
+            let tier = facts.effective_tier.number();
+            if amount > limits.single {
+                reason(
+                    "single_limit_exceeded",
+                    Decision::Rejected,
+                    format!("{amount} {currency} exceeds the single-withdrawal limit of {} {currency} for tier {tier}", limits.single),
+                );
+            }
+            if facts.spent_today + amount > limits.daily {
+                reason(
+                    "daily_limit_exceeded",
+                    Decision::Rejected,
+                    format!(
+                        "{} {currency} already withdrawn today plus {amount} {currency} exceeds the daily limit of {} {currency} for tier {tier}",
+                        facts.spent_today, limits.daily
+                    ),
+                );
+            }
+            if facts.spent_this_month + amount > limits.monthly {
+                reason(
+                    "monthly_limit_exceeded",
+                    Decision::Rejected,
+                    format!(
+                        "{} {currency} already withdrawn this month plus {amount} {currency} exceeds the monthly limit of {} {currency} for tier {tier}",
+                        facts.spent_this_month, limits.monthly
+                    ),
+                );
+            }
+            if amount >= facts.travel_rule_threshold && !facts.beneficiary_given {
+                reason(
+                    "travel_rule_data_missing",
+                    Decision::Rejected,
+                    format!(
+                        "at or above {} {currency} the beneficiary's data (travel rule) must be sent",
+                        facts.travel_rule_threshold
+                    ),
+                );
+            }
+        }
+        Some(_) => {}
+    }
+    if facts.amount_atoms > facts.available_atoms {
+        reason(
+            "insufficient_balance",
+            Decision::Rejected,
+            format!(
+                "{} {} requested, {} {} available",
+                facts.amount_text, facts.asset, facts.available_text, facts.asset
+            ),
+        );
+    }
+    if facts.address_sanctioned {
+        reason(
+            "sanctioned_address",
+            Decision::Rejected,
+            "the destination address is on a sanctions list".into(),
+        );
+    }
+    if facts.user_hits > 0 {
+        reason(
+            "user_screening_hit",
+            Decision::Held,
+            format!(
+                "the user has {} unresolved or confirmed sanctions screening hit(s)",
+                facts.user_hits
+            ),
+        );
+    }
+    let decision = reasons
+        .iter()
+        .map(|reason| reason.effect)
+        .max()
+        .unwrap_or(Decision::Approved);
+    (decision, reasons)
+}
+
+/// The UTC bounds `[start, end)` of the local day and the local month that contain `now`.
+pub fn local_windows(
+    now: NaiveDateTime,
+    zone: Tz,
+) -> (
+    (NaiveDateTime, NaiveDateTime),
+    (NaiveDateTime, NaiveDateTime),
+) {
+    let local = zone.from_utc_datetime(&now).date_naive();
+    let next_day = local.succ_opt().unwrap_or(local);
+    let month_start = NaiveDate::from_ymd_opt(local.year(), local.month(), 1).unwrap_or(local);
+    let next_month = if local.month() == 12 {
+        NaiveDate::from_ymd_opt(local.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(local.year(), local.month() + 1, 1)
+    }
+    .unwrap_or(local);
+    let start = |date: NaiveDate| {
+        // The first instant of a local date (midnight, or later where a DST gap skips it).
+        (0..4)
+            .find_map(|hour| {
+                zone.from_local_datetime(&date.and_hms_opt(hour, 0, 0)?)
+                    .earliest()
+            })
+            .map(|instant| instant.naive_utc())
+            .unwrap_or_else(|| date.and_hms_opt(0, 0, 0).unwrap_or_default())
+    };
+    (
+        (start(local), start(next_day)),
+        (start(month_start), start(next_month)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            effective_tier: Tier::VERIFIED,
+            review_lapsed: false,
+            limits: Limits {
+                single: Decimal::from(400_000),
+                daily: Decimal::from(800_000),
+                monthly: Decimal::from(4_000_000),
+            },
+            currency: "HKD",
+            amount_local: Some(Decimal::from(5_000)),
+            spent_today: Decimal::ZERO,
+            spent_this_month: Decimal::ZERO,
+            available_atoms: 100_000_000,
+            amount_atoms: 1_000_000,
+            amount_text: "0.01",
+            available_text: "1",
+            asset: "BTC",
+            address_sanctioned: false,
+            user_hits: 0,
+            travel_rule_threshold: Decimal::from(8_000),
+            beneficiary_given: false,
+        }
+    }
+
+    fn codes(facts: &Facts) -> (Decision, Vec<String>) {
+        let (decision, reasons) = decide(facts);
+        (decision, reasons.into_iter().map(|r| r.code).collect())
+    }
+
+    #[test]
+    fn each_check_triggers_and_narrowly_does_not() {
+        assert_eq!(codes(&facts()), (Decision::Approved, vec![]));
+        let d = Decimal::from;
+        let cases: Vec<(Facts, Facts, &str)> = vec![
+            (
+                Facts {
+                    amount_local: Some(d(400_001)),
+                    beneficiary_given: true,
+                    ..facts()
+                },
+                Facts {
+                    amount_local: Some(d(400_000)),
+                    beneficiary_given: true,
+                    ..facts()
+                },
+                "single_limit_exceeded",
+            ),
+            (
+                Facts {
+                    spent_today: d(795_001),
+                    ..facts()
+                },
+                Facts {
+                    spent_today: d(795_000),
+                    ..facts()
+                },
+                "daily_limit_exceeded",
+            ),
+            (
+                Facts {
+                    spent_this_month: d(3_995_001),
+                    ..facts()
+                },
+                Facts {
+                    spent_this_month: d(3_995_000),
+                    ..facts()
+                },
+                "monthly_limit_exceeded",
+            ),
+            (
+                Facts {
+                    amount_local: Some(d(8_000)),
+                    ..facts()
+                },
+                Facts {
+                    amount_local: Some(Decimal::new(799_999, 2)),
+                    ..facts()
+                },
+                "travel_rule_data_missing",
+            ),
+            (
+                Facts {
+                    amount_atoms: 100_000_001,
+                    ..facts()
+                },
+                Facts {
+                    amount_atoms: 100_000_000,
+                    ..facts()
+                },
+                "insufficient_balance",
+            ),
+            (
+                Facts {
+                    effective_tier: Tier::REGISTERED,
+                    ..facts()
+                },
+                Facts {
+                    effective_tier: Tier::BASIC,
+                    limits: facts().limits,
+                    ..facts()
+                },
+                "kyc_tier_insufficient",
+            ),
+            (
+                Facts {
+                    address_sanctioned: true,
+                    ..facts()
+                },
+                facts(),
+                "sanctioned_address",
+            ),
+        ];
+        for (triggering, passing, code) in cases {
+            let (decision, found) = codes(&triggering);
+            assert_eq!(
+                (decision, found),
+                (Decision::Rejected, vec![code.to_string()]),
+                "{code}"
+            );
+            assert_eq!(codes(&passing), (Decision::Approved, vec![]), "{code}");
+        }
+        let (decision, found) = codes(&Facts {
+            user_hits: 1,
+            ..facts()
+        });
+        assert_eq!(
+            (decision, found),
+            (Decision::Held, vec!["user_screening_hit".to_string()])
+        );
+        let (decision, found) = codes(&Facts {
+            amount_local: None,
+            ..facts()
+        });
+        assert_eq!(
+            (decision, found),
+            (Decision::Held, vec!["valuation_unavailable".to_string()])
+        );
+    }
+
+    #[test]
+    fn every_failing_check_is_reported_and_the_strictest_wins() {
+        let (decision, found) = codes(&Facts {
+            user_hits: 2,
+            amount_atoms: 200_000_000,
+            address_sanctioned: true,
+            ..facts()
+        });
+        assert_eq!(decision, Decision::Rejected);
+        assert_eq!(
+            found,
+            vec![
+                "insufficient_balance",
+                "sanctioned_address",
+                "user_screening_hit"
+            ]
+        );
+    }
+
+    #[test]
+    fn local_days_and_months_follow_the_zone() {
+        let zone: Tz = "Asia/Hong_Kong".parse().unwrap();
+        let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        // 23:59 and 00:01 in Hong Kong (UTC+8) fall on different local days.
+        let ((day_start, day_end), _) = local_windows(at("2026-03-10 15:59"), zone);
+        assert_eq!(
+            (day_start, day_end),
+            (at("2026-03-09 16:00"), at("2026-03-10 16:00"))
+        );
+        let ((next_start, _), _) = local_windows(at("2026-03-10 16:01"), zone);
+        assert_eq!(next_start, at("2026-03-10 16:00"));
+        // 2025-12-31T17:00Z is January 2026 in Hong Kong.
+        let (_, (month_start, month_end)) = local_windows(at("2025-12-31 17:00"), zone);
+        assert_eq!(
+            (month_start, month_end),
+            (at("2025-12-31 16:00"), at("2026-01-31 16:00"))
+        );
+        // A DST change: Zurich's day of the spring change has 23 hours.
+        let zurich: Tz = "Europe/Zurich".parse().unwrap();
+        let ((start, end), _) = local_windows(at("2026-03-29 12:00"), zurich);
+        assert_eq!(end - start, chrono::Duration::hours(23));
+    }
+}

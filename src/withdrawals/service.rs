@@ -1,0 +1,325 @@
+//! One withdrawal request through the gate, inside the caller's transaction: the facts are
+//! gathered under the user's lock, the decision taken, and for an approved or held withdrawal the
+//! amount moved to "withdrawal in flight" in the ledger at once.
+
+use chrono::NaiveDateTime;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::gate::{self, Decision, Facts, Reason};
+use super::store::{self, WithdrawalRow};
+use crate::audit::{store as audit, Actor, NewAuditEntry};
+use crate::crypto::FieldCipher;
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::jurisdiction::Jurisdictions;
+use crate::kyc::{effective_tier, Tier};
+use crate::ledger::store::{self as ledger, Transfer};
+use crate::ledger::{value_at, Account, EntryKind, Valuation};
+
+/// What the gate needs beyond the connection.
+#[derive(Clone, Copy)]
+pub struct Gate<'a> {
+    pub cipher: &'a FieldCipher,
+    pub screener: &'a crate::aml::screener::Screener,
+    pub jurisdictions: &'a Jurisdictions,
+    pub price_staleness: chrono::Duration,
+}
+
+/// A request that passed input validation: known asset, amount in atoms, checked address.
+pub struct Request {
+    pub user_id: String,
+    pub asset: String,
+    pub amount: i64,
+    pub network: String,
+    pub address: String,
+    /// The beneficiary's data as JSON, when sent.
+    pub beneficiary: Option<serde_json::Value>,
+    pub beneficiary_complete: bool,
+}
+
+/// The decision as the platform reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawalView {
+    pub id: String,
+    pub user_id: String,
+    #[schema(value_type = String)]
+    pub decision: Decision,
+    pub reasons: Vec<Reason>,
+    pub asset: String,
+    /// In the asset's units.
+    pub amount: String,
+    pub network: String,
+    pub address: String,
+    pub jurisdiction: String,
+    pub currency: String,
+    /// The amount in the jurisdiction's currency, as the limits counted it.
+    pub amount_local: Option<String>,
+    pub usd_price: Option<String>,
+    pub fx_rate: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub requested_at: NaiveDateTime,
+}
+
+impl WithdrawalView {
+    pub fn from_row(row: WithdrawalRow, assets: &crate::ledger::Assets) -> Result<Self, AppError> {
+        let decimal = |code: &str, atoms: i64| {
+            assets
+                .get(code)
+                .map(|asset| asset.from_atoms(atoms).to_string())
+                .unwrap_or_else(|| atoms.to_string())
+        };
+        Ok(WithdrawalView {
+            decision: match row.decision.as_str() {
+                "approved" => Decision::Approved,
+                "held" => Decision::Held,
+                _ => Decision::Rejected,
+            },
+            reasons: serde_json::from_str(&row.reasons).map_err(AppError::internal)?,
+            amount: decimal(&row.asset, row.amount),
+            amount_local: row.amount_local.map(|atoms| decimal(&row.currency, atoms)),
+            id: row.id,
+            user_id: row.user_id,
+            asset: row.asset,
+            network: row.network,
+            address: row.address,
+            jurisdiction: row.jurisdiction,
+            currency: row.currency,
+            usd_price: row.usd_price,
+            fx_rate: row.fx_rate,
+            requested_at: row.requested_at,
+        })
+    }
+}
+
+/// How the amount was valued in the local currency.
+struct LocalValue {
+    amount: Decimal,
+    usd_price: Decimal,
+    fx_rate: Decimal,
+    price_at: NaiveDateTime,
+}
+
+impl Gate<'_> {
+    /// The latest usable `base`→`quote` rate at `now`.
+    fn rate(
+        &self,
+        connection: &mut DbConnection,
+        base: &str,
+        quote: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<(Decimal, NaiveDateTime)>, AppError> {
+        if base == quote {
+            return Ok(Some((Decimal::ONE, now)));
+        }
+        let points = ledger::rate_points(connection, base, quote, now, now)?;
+        Ok(
+            match value_at(Decimal::ONE, now, &points, self.price_staleness) {
+                Valuation::Priced {
+                    usd_price,
+                    price_at,
+                    ..
+                } => Some((usd_price, price_at)),
+                _ => None,
+            },
+        )
+    }
+
+    fn value(
+        &self,
+        connection: &mut DbConnection,
+        asset_amount: Decimal,
+        asset: &str,
+        currency: (&str, u32),
+        now: NaiveDateTime,
+    ) -> Result<Option<LocalValue>, AppError> {
+        let Some((usd_price, price_at)) = self.rate(connection, asset, "USD", now)? else {
+            return Ok(None);
+        };
+        let Some((fx_rate, _)) = self.rate(connection, "USD", currency.0, now)? else {
+            return Ok(None);
+        };
+        let amount = (asset_amount * usd_price * fx_rate)
+            .round_dp_with_strategy(currency.1, RoundingStrategy::MidpointAwayFromZero);
+        Ok(Some(LocalValue {
+            amount,
+            usd_price,
+            fx_rate,
+            price_at,
+        }))
+    }
+
+    pub fn request(
+        &self,
+        connection: &mut DbConnection,
+        request: &Request,
+        actor: &Actor,
+        request_id: Option<String>,
+    ) -> Result<WithdrawalView, AppError> {
+        let user =
+            crate::users::store::find(connection, self.cipher, &request.user_id).map_err(|_| {
+                AppError::invalid_field(
+                    "user_id",
+                    "unknown_user",
+                    format!("no user {}", request.user_id),
+                )
+            })?;
+        store::lock_user(connection, &request.user_id)?;
+        let now = crate::db::now();
+        let profile = crate::kyc::store::profile(connection, &request.user_id)?;
+        let code = profile
+            .as_ref()
+            .map(|profile| profile.jurisdiction.clone())
+            .unwrap_or(user.residence_jurisdiction.clone());
+        let jurisdiction = self.jurisdictions.get(&code).ok_or_else(|| {
+            AppError::invalid_field(
+                "user_id",
+                "unsupported_jurisdiction",
+                format!("hashgate has no rules for the user's jurisdiction {code}"),
+            )
+        })?;
+        let assets = ledger::load_assets(connection)?;
+        let asset = assets
+            .get(&request.asset)
+            .ok_or_else(|| AppError::bad_field("asset", "unknown asset"))?;
+        let currency_scale = assets
+            .get(&jurisdiction.currency)
+            .map(|c| c.scale)
+            .unwrap_or(2);
+        let approved = profile
+            .as_ref()
+            .map(|profile| profile.approved_tier())
+            .unwrap_or(Tier::REGISTERED);
+        let lapsed = profile
+            .as_ref()
+            .is_some_and(|p| p.review_lapsed_at.is_some());
+        let tier = effective_tier(approved, lapsed, jurisdiction.kyc.lapsed_tier);
+        let asset_amount = asset.from_atoms(request.amount);
+        let local = self.value(
+            connection,
+            asset_amount,
+            &request.asset,
+            (&jurisdiction.currency, currency_scale),
+            now,
+        )?;
+        let ((day_start, day_end), (month_start, month_end)) =
+            gate::local_windows(now, jurisdiction.time_zone);
+        let from_atoms =
+            |atoms: i64| Decimal::from_i128_with_scale(i128::from(atoms), currency_scale);
+        let spent_today = from_atoms(store::spent_between(
+            connection,
+            &request.user_id,
+            day_start,
+            day_end,
+        )?);
+        let spent_this_month = from_atoms(store::spent_between(
+            connection,
+            &request.user_id,
+            month_start,
+            month_end,
+        )?);
+        let available_atoms = ledger::user_balances(connection, &request.user_id)?
+            .into_iter()
+            .find(|(code, _, _)| *code == request.asset)
+            .map(|(_, available, _)| available)
+            .unwrap_or(0);
+        let address_sanctioned = !self
+            .screener
+            .index(connection)?
+            .screen_address(&request.address)
+            .is_empty();
+        let user_hits = store::open_sanctions_hits(connection, &request.user_id)?;
+        let amount_text = asset_amount.to_string();
+        let available_text = asset.from_atoms(available_atoms).to_string();
+        let (decision, reasons) = gate::decide(&Facts {
+            effective_tier: tier,
+            review_lapsed: lapsed,
+            limits: jurisdiction.kyc.tier(tier).limits,
+            currency: &jurisdiction.currency,
+            amount_local: local.as_ref().map(|value| value.amount),
+            spent_today,
+            spent_this_month,
+            available_atoms,
+            amount_atoms: request.amount,
+            amount_text: &amount_text,
+            available_text: &available_text,
+            asset: &request.asset,
+            address_sanctioned,
+            user_hits: usize::try_from(user_hits).unwrap_or(usize::MAX),
+            travel_rule_threshold: jurisdiction.withdrawals.travel_rule_threshold,
+            beneficiary_given: request.beneficiary_complete,
+        });
+        let id = uuid::Uuid::new_v4().to_string();
+        let hold_seq = if decision == Decision::Rejected {
+            None
+        } else {
+            let entry = ledger::record(
+                connection,
+                Transfer {
+                    kind: EntryKind::WithdrawalHold,
+                    user_id: request.user_id.clone(),
+                    asset: request.asset.clone(),
+                    amount: request.amount,
+                    occurred_at: now,
+                    to_user: false,
+                    reason: Some(format!("withdrawal {id}")),
+                },
+                actor,
+            )?;
+            Some(entry.seq)
+        };
+        let amount_local = local
+            .as_ref()
+            .map(|value| {
+                (value.amount * Decimal::from(10i64.pow(currency_scale)))
+                    .trunc()
+                    .try_into()
+                    .map_err(|_| AppError::bad_field("amount", "too large"))
+            })
+            .transpose()?;
+        let row = WithdrawalRow {
+            id: id.clone(),
+            user_id: request.user_id.clone(),
+            jurisdiction: jurisdiction.code.clone(),
+            asset: request.asset.clone(),
+            amount: request.amount,
+            network: request.network.clone(),
+            address: request.address.clone(),
+            decision: decision.as_str().to_string(),
+            reasons: serde_json::to_string(&reasons).map_err(AppError::internal)?,
+            currency: jurisdiction.currency.clone(),
+            amount_local,
+            usd_price: local.as_ref().map(|value| value.usd_price.to_string()),
+            fx_rate: local.as_ref().map(|value| value.fx_rate.to_string()),
+            price_at: local.as_ref().map(|value| value.price_at),
+            beneficiary_encrypted: request.beneficiary.as_ref().map(|data| {
+                self.cipher
+                    .encrypt(&data.to_string(), &format!("withdrawals.beneficiary:{id}"))
+            }),
+            hold_seq,
+            requested_at: now,
+            requested_by: actor.id.clone(),
+        };
+        store::insert(connection, &row)?;
+        audit::append(
+            connection,
+            NewAuditEntry::new(
+                actor.clone(),
+                "withdrawal.request",
+                "withdrawal",
+                &id,
+                request_id,
+            )
+            .details(serde_json::json!({
+                "user_id": request.user_id,
+                "asset": request.asset,
+                "amount": amount_text,
+                "decision": decision,
+                "reasons": reasons.iter().map(|reason| &reason.code).collect::<Vec<_>>(),
+                "held_account": hold_seq.map(|_| Account::Held(request.user_id.clone()).key()),
+            })),
+        )?;
+        WithdrawalView::from_row(row, &assets)
+    }
+}
