@@ -120,6 +120,7 @@ pub(crate) fn http_request(
 /// The service on a loopback port in its own thread, and one kept-alive connection to it.
 pub(crate) struct BenchServer {
     pub(crate) stream: std::io::BufReader<std::net::TcpStream>,
+    address: std::net::SocketAddr,
     handle: actix_web::dev::ServerHandle,
     thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
@@ -148,9 +149,17 @@ impl BenchServer {
         stream.set_nodelay(true)?;
         Ok(BenchServer {
             stream: std::io::BufReader::new(stream),
+            address,
             handle,
             thread,
         })
+    }
+
+    /// Another kept-alive connection, for a concurrent client.
+    pub(crate) fn connect(&self) -> anyhow::Result<std::io::BufReader<std::net::TcpStream>> {
+        let stream = std::net::TcpStream::connect(self.address)?;
+        stream.set_nodelay(true)?;
+        Ok(std::io::BufReader::new(stream))
     }
 
     pub(crate) fn stop(self) {
@@ -231,7 +240,8 @@ fn payout_time(index: usize, total: usize) -> NaiveDateTime {
         .naive_utc()
 }
 
-fn rows<'a>(
+/// Synthetic payouts for `users`: three in four BTC, one in four USDT, over 300 days of 2025.
+pub(crate) fn payout_rows<'a>(
     users: &'a [String],
     prefix: &str,
     count: usize,
@@ -261,6 +271,32 @@ fn rows<'a>(
             external_id: format!("{prefix}-{index}"),
         }
     })
+}
+
+/// A daily BTC and USDT price in USD for the 300 days the synthetic payouts span, and a little
+/// before.
+pub(crate) fn bench_rates() -> Vec<NewRate> {
+    (0..310)
+        .flat_map(|day| {
+            let as_of = chrono::DateTime::from_timestamp(START - 86_400 + day * 86_400, 0)
+                .unwrap_or_default()
+                .naive_utc();
+            [
+                NewRate {
+                    base: "BTC".into(),
+                    quote: "USD".into(),
+                    as_of,
+                    rate: rust_decimal::Decimal::new(9_000_000 + day * 1_000, 2),
+                },
+                NewRate {
+                    base: "USDT".into(),
+                    quote: "USD".into(),
+                    as_of,
+                    rate: rust_decimal::Decimal::new(10_001, 4),
+                },
+            ]
+        })
+        .collect()
 }
 
 pub fn run(options: &BenchOptions) -> anyhow::Result<String> {
@@ -313,27 +349,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
             .collect::<Result<Vec<_>, AppError>>()
     })
     .map_err(problem)?;
-    let rates: Vec<NewRate> = (0..310)
-        .flat_map(|day| {
-            let as_of = chrono::DateTime::from_timestamp(START - 86_400 + day * 86_400, 0)
-                .unwrap_or_default()
-                .naive_utc();
-            [
-                NewRate {
-                    base: "BTC".into(),
-                    quote: "USD".into(),
-                    as_of,
-                    rate: rust_decimal::Decimal::new(9_000_000 + day * 1_000, 2),
-                },
-                NewRate {
-                    base: "USDT".into(),
-                    quote: "USD".into(),
-                    as_of,
-                    rate: rust_decimal::Decimal::new(10_001, 4),
-                },
-            ]
-        })
-        .collect();
+    let rates = bench_rates();
     write_transaction(&mut connection, |connection| {
         store::insert_rates(connection, &rates, "bench")
     })
@@ -345,7 +361,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     let started = Instant::now();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut written = 0usize;
-    let mut source_rows = rows(&users, "batch", options.payouts).peekable();
+    let mut source_rows = payout_rows(&users, "batch", options.payouts).peekable();
     while source_rows.peek().is_some() {
         batch.clear();
         batch.extend(source_rows.by_ref().take(MAX_BATCH));
@@ -380,7 +396,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
             file,
             "user_id,asset,amount,occurred_at,order_id,facility_id,external_id"
         )?;
-        for row in rows(&users, "csv", options.payouts) {
+        for row in payout_rows(&users, "csv", options.payouts) {
             writeln!(
                 file,
                 "{},{},{},{},{},{},{}",

@@ -85,6 +85,22 @@ enum KycCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Withdrawal gating decisions over HTTP from concurrent clients, on a database with many
+    /// verified users and a large ledger (SQLite, and PostgreSQL with a URL). Build with --release.
+    Withdrawals {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Payouts in the ledger before the run (one entry each).
+        #[arg(long, default_value_t = 10_000_000)]
+        payouts: usize,
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Concurrent clients, each on its own connection.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     /// The KYC review queue with many applications: first-page latency with filters through
     /// the API and the console, on SQLite and (with a URL) PostgreSQL. Build with --release.
     Kyc {
@@ -397,6 +413,29 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Token { command } => return token_command(command, &settings),
         Command::Import { command } => import_command(command, &settings)?,
+        Command::Bench {
+            command:
+                BenchCommand::Withdrawals {
+                    users,
+                    payouts,
+                    requests,
+                    clients,
+                    postgres_url,
+                },
+        } => {
+            print!(
+                "{}",
+                hashgate::withdrawals::bench::run(
+                    &hashgate::withdrawals::bench::GateBenchOptions {
+                        users,
+                        payouts,
+                        requests,
+                        clients,
+                        postgres_url,
+                    }
+                )?
+            );
+        }
         Command::Bench {
             command:
                 BenchCommand::Kyc {

@@ -3,6 +3,7 @@
 //! the user, the address format, and the travel rule — and its decision with every reason.
 
 pub mod address;
+pub mod bench;
 pub mod gate;
 pub mod routes;
 pub mod service;

@@ -1,0 +1,284 @@
+//! `hashgate bench withdrawals`: gating decisions over HTTP on a database with many verified
+//! users and a large ledger. Target: p99 < 10 ms and ≥ 1,000 decisions/s on PostgreSQL on a
+//! 2-core machine (100,000 users, 10,000,000 ledger entries); SQLite: report what it reaches.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use rand::{Rng, SeedableRng};
+
+use crate::audit::Actor;
+use crate::auth::{Role, TokenGrant};
+use crate::bench::{bench_rates, http_request, payout_rows, percentile, BenchServer, Scratch};
+use crate::config::Settings;
+use crate::db::{write_transaction, Backend};
+use crate::kyc::application::PersonalData;
+use crate::kyc::risk::RiskRating;
+use crate::kyc::store::{self as kyc_store, NewApplication, Profile};
+use crate::kyc::{ApplicationKind, RiskLevel, Tier};
+use crate::ledger::payouts::{validate_batch, MAX_BATCH};
+use crate::ledger::store::{self as ledger, NewRate};
+use crate::metrics::{millis_text, per_second, seconds_text};
+use crate::users::NewUser;
+
+pub struct GateBenchOptions {
+    pub users: usize,
+    pub payouts: usize,
+    pub requests: usize,
+    pub clients: usize,
+    pub postgres_url: Option<String>,
+}
+
+const ADDRESS: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+
+fn problem(error: crate::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!(error.problem().detail)
+}
+
+pub fn run(options: &GateBenchOptions) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut backends = vec![Backend::Sqlite];
+    if options.postgres_url.is_some() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let scratch = Scratch::new(backend, options.postgres_url.as_deref())?;
+        writeln!(out, "== {} ==", backend.name())?;
+        bench_backend(&scratch.url, options, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn bench_backend(url: &str, options: &GateBenchOptions, out: &mut String) -> anyhow::Result<()> {
+    let settings = Settings::from_layers(
+        None,
+        &[
+            ("HASHGATE_DATABASE_URL".into(), url.to_string()),
+            (
+                "HASHGATE_ENCRYPTION_KEY".into(),
+                crate::crypto::FieldCipher::generate_key(),
+            ),
+            ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
+            ("HASHGATE_LOG_LEVEL".into(), "warn".into()),
+        ],
+    )?;
+    let state = crate::AppState::open(&settings)?;
+    let started = Instant::now();
+    let users = verified_users(&state, options.users)?;
+    writeln!(
+        out,
+        "{} verified users in {} s",
+        users.len(),
+        seconds_text(started.elapsed())
+    )?;
+
+    let mut connection = state.db.connection().map_err(problem)?;
+    let now = crate::db::now();
+    let mut rates = bench_rates();
+    for (base, quote, rate) in [("BTC", "USD", 100_000), ("USD", "HKD", 8)] {
+        rates.push(NewRate {
+            base: base.into(),
+            quote: quote.into(),
+            as_of: now - chrono::Duration::minutes(1),
+            rate: rust_decimal::Decimal::from(rate),
+        });
+    }
+    write_transaction(&mut connection, |connection| {
+        ledger::insert_rates(connection, &rates, "bench")
+    })
+    .map_err(problem)?;
+    let assets = ledger::load_assets(&mut connection)?;
+    let actor = Actor::command_line();
+    let started = Instant::now();
+    let mut source = payout_rows(&users, "gate", options.payouts).peekable();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while source.peek().is_some() {
+        batch.clear();
+        batch.extend(source.by_ref().take(MAX_BATCH));
+        let valid = validate_batch(&batch, &assets, now)
+            .map_err(|errors| anyhow::anyhow!("bench rows invalid: {:?}", errors.first()))?;
+        write_transaction(&mut connection, |connection| {
+            ledger::ingest_payouts(
+                connection,
+                "bench",
+                valid,
+                &actor,
+                None,
+                chrono::Duration::days(1),
+            )
+        })
+        .map_err(problem)?;
+    }
+    writeln!(
+        out,
+        "{} payouts ({} ledger entries) in {} s",
+        options.payouts,
+        options.payouts,
+        seconds_text(started.elapsed())
+    )?;
+
+    let (secret, hash) = crate::auth::generate_token();
+    write_transaction(&mut connection, |connection| {
+        let grant = TokenGrant {
+            name: "bench platform".into(),
+            role: Role::Platform,
+            jurisdiction: None,
+            user_id: None,
+        };
+        crate::auth::store::create(connection, &grant, &hash, &actor, None)
+    })
+    .map_err(problem)?;
+    drop(connection);
+
+    let server = BenchServer::start(&settings, state)?;
+    let bearer = format!("Bearer {secret}");
+    let per_client = options.requests.div_ceil(options.clients);
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<Vec<(Duration, u16)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..options.clients)
+            .map(|client| {
+                let server = &server;
+                let users = &users;
+                let bearer = &bearer;
+                scope.spawn(move || -> anyhow::Result<Vec<(Duration, u16)>> {
+                    let mut stream = server.connect()?;
+                    let mut random = rand::rngs::StdRng::seed_from_u64(client as u64);
+                    let mut samples = Vec::with_capacity(per_client);
+                    for index in 0..per_client {
+                        let user = &users[random.gen_range(0..users.len())];
+                        let body = serde_json::json!({
+                            "user_id": user, "asset": "BTC", "amount": "0.0001",
+                            "network": "bitcoin", "address": ADDRESS,
+                        })
+                        .to_string();
+                        let key = format!("bench-{client}-{index}");
+                        let begun = Instant::now();
+                        let status = http_request(
+                            &mut stream,
+                            "POST",
+                            "/v1/withdrawals",
+                            &[("Authorization", bearer), ("Idempotency-Key", &key)],
+                            Some(&body),
+                        )?;
+                        samples.push((begun.elapsed(), status));
+                    }
+                    Ok(samples)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client panicked")))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    server.stop();
+    let mut latencies = Vec::new();
+    for result in results {
+        for (latency, status) in result? {
+            anyhow::ensure!(status == 201, "HTTP {status} from the gate");
+            latencies.push(latency);
+        }
+    }
+    latencies.sort();
+    let p99 = percentile(&latencies, 990);
+    writeln!(
+        out,
+        "{} decisions from {} clients in {} s = {} decisions/s; p50 {} ms, p99 {} ms, max {} ms",
+        latencies.len(),
+        options.clients,
+        seconds_text(elapsed),
+        per_second(latencies.len() as u64, elapsed),
+        millis_text(percentile(&latencies, 500)),
+        millis_text(p99),
+        millis_text(latencies.last().copied().unwrap_or_default())
+    )?;
+    Ok(())
+}
+
+/// Hong Kong users approved for tier 2, 1,000 per transaction.
+fn verified_users(state: &crate::AppState, count: usize) -> anyhow::Result<Vec<String>> {
+    let actor = Actor::command_line();
+    let mut connection = state.db.connection().map_err(problem)?;
+    let mut users = Vec::with_capacity(count);
+    for page in 0..count.div_ceil(1_000) {
+        let ids = write_transaction(&mut connection, |connection| {
+            let mut ids = Vec::new();
+            for number in page * 1_000..((page + 1) * 1_000).min(count) {
+                let user = crate::users::store::insert(
+                    connection,
+                    &state.cipher,
+                    &NewUser {
+                        external_ref: format!("gate-{number:07}"),
+                        email: format!("user{number}@example.com"),
+                        residence_jurisdiction: "HK".into(),
+                        preferred_language: "en".into(),
+                        date_of_birth: None,
+                        address: None,
+                    },
+                )?;
+                let application = uuid::Uuid::new_v4().to_string();
+                let now = crate::db::now();
+                kyc_store::insert_application(
+                    connection,
+                    &state.cipher,
+                    &NewApplication {
+                        id: &application,
+                        user_id: &user.id,
+                        jurisdiction: "HK",
+                        kind: ApplicationKind::Onboarding,
+                        target_tier: Tier::VERIFIED,
+                        personal_data: &PersonalData {
+                            legal_name: format!("Miner {number}"),
+                            latin_name: None,
+                            date_of_birth: NaiveDate::from_ymd_opt(1985, 5, 5).unwrap_or_default(),
+                            nationality: "HK".into(),
+                            residence: "HK".into(),
+                            address: None,
+                            identity_document: None,
+                            pep_declared: false,
+                            occupation: None,
+                            source_of_funds: None,
+                            source_of_wealth: None,
+                        },
+                        screening_ids: &[],
+                        risk: &RiskRating {
+                            level: RiskLevel::Low,
+                            factors: Vec::new(),
+                        },
+                        submitted_at: now,
+                        due_at: now,
+                        submitted_by: &actor,
+                        based_on: None,
+                    },
+                )?;
+                kyc_store::save_profile(
+                    connection,
+                    &Profile {
+                        user_id: user.id.clone(),
+                        jurisdiction: "HK".into(),
+                        approved_tier: 2,
+                        approved_application_id: application,
+                        risk_level: "low".into(),
+                        pep: false,
+                        approved_at: now,
+                        next_review_at: now + chrono::Duration::days(365),
+                        review_lapsed_at: None,
+                        document_expires_on: None,
+                        updated_at: now,
+                    },
+                )?;
+                ids.push(user.id);
+            }
+            Ok::<_, crate::error::AppError>(ids)
+        })
+        .map_err(problem)?;
+        users.extend(ids);
+    }
+    Ok(users)
+}
