@@ -46,7 +46,7 @@ fn describe_memory() -> String {
         .unwrap_or_else(|| "peak RSS unavailable".to_string())
 }
 
-fn problem(error: AppError) -> anyhow::Error {
+pub(crate) fn problem(error: AppError) -> anyhow::Error {
     anyhow::anyhow!(error.problem().detail)
 }
 
@@ -166,6 +166,38 @@ impl BenchServer {
         actix_web::rt::System::new().block_on(self.handle.stop(true));
         let _ = self.thread.join();
     }
+}
+
+/// Runs `bench` on a scratch SQLite database and, given a URL, a scratch PostgreSQL one, each
+/// with the service's state opened on it; returns the report with a heading per backend.
+pub(crate) fn on_scratch_backends(
+    postgres_url: Option<&str>,
+    mut bench: impl FnMut(&crate::config::Settings, crate::AppState, &mut String) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut backends = vec![Backend::Sqlite];
+    if postgres_url.is_some() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let scratch = Scratch::new(backend, postgres_url)?;
+        writeln!(out, "== {} ==", backend.name())?;
+        let settings = crate::config::Settings::from_layers(
+            None,
+            &[
+                ("HASHGATE_DATABASE_URL".into(), scratch.url.clone()),
+                (
+                    "HASHGATE_ENCRYPTION_KEY".into(),
+                    crate::crypto::FieldCipher::generate_key(),
+                ),
+                ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
+                ("HASHGATE_LOG_LEVEL".into(), "warn".into()),
+            ],
+        )?;
+        let state = crate::AppState::open(&settings)?;
+        bench(&settings, state, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// A fresh database for one backend, dropped (PostgreSQL) or deleted (SQLite) afterwards.

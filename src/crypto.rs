@@ -48,9 +48,9 @@ impl FieldCipher {
 
     /// Encrypts `plaintext`, binding it to `context` (table, column and row id) so a ciphertext
     /// copied into another row or column fails to decrypt.
-    pub fn encrypt(&self, plaintext: &str, context: &str) -> String {
-        let combined = self.encrypt_bytes(plaintext.as_bytes(), context);
-        format!("{CIPHERTEXT_PREFIX}{}", BASE64.encode(combined))
+    pub fn encrypt(&self, plaintext: &str, context: &str) -> Result<String, EncryptionError> {
+        let combined = self.encrypt_bytes(plaintext.as_bytes(), context)?;
+        Ok(format!("{CIPHERTEXT_PREFIX}{}", BASE64.encode(combined)))
     }
 
     pub fn decrypt(&self, stored: &str, context: &str) -> anyhow::Result<String> {
@@ -62,7 +62,11 @@ impl FieldCipher {
     }
 
     /// Encrypts a file: nonce ‖ ciphertext, bound to `context` like [`FieldCipher::encrypt`].
-    pub fn encrypt_bytes(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
+    pub fn encrypt_bytes(
+        &self,
+        plaintext: &[u8],
+        context: &str,
+    ) -> Result<Vec<u8>, EncryptionError> {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::thread_rng().fill_bytes(&mut nonce);
         let ciphertext = self
@@ -74,10 +78,10 @@ impl FieldCipher {
                     aad: context.as_bytes(),
                 },
             )
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+            .map_err(|_| EncryptionError(context.to_string()))?;
         let mut combined = nonce.to_vec();
         combined.extend_from_slice(&ciphertext);
-        combined
+        Ok(combined)
     }
 
     pub fn decrypt_bytes(&self, combined: &[u8], context: &str) -> anyhow::Result<Vec<u8>> {
@@ -98,6 +102,11 @@ impl FieldCipher {
             })
     }
 }
+
+/// AES-GCM refused to encrypt (only beyond its 64 GiB message limit).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encrypt {0}")]
+pub struct EncryptionError(String);
 
 /// Where the embedded default keeps a generated key: beside the database file.
 pub fn key_file_beside(database_path: &Path) -> PathBuf {
@@ -135,7 +144,9 @@ mod tests {
     #[test]
     fn round_trips_and_binds_the_context() {
         let cipher = FieldCipher::from_base64(&FieldCipher::generate_key()).unwrap();
-        let stored = cipher.encrypt("1990-02-03", "users.date_of_birth:u1");
+        let stored = cipher
+            .encrypt("1990-02-03", "users.date_of_birth:u1")
+            .unwrap();
         assert!(!stored.contains("1990"));
         assert_eq!(
             cipher.decrypt(&stored, "users.date_of_birth:u1").unwrap(),

@@ -184,6 +184,12 @@ impl ResponseError for AppError {
     }
 }
 
+impl From<crate::crypto::EncryptionError> for AppError {
+    fn from(error: crate::crypto::EncryptionError) -> Self {
+        AppError::internal(error)
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};

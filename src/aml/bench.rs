@@ -237,7 +237,8 @@ pub fn run(options: &ScreeningBenchOptions) -> anyhow::Result<String> {
             .collect();
         write_transaction(&mut connection, |connection| {
             super::store::remember_subjects(connection, &state.cipher, &rows)
-        })?;
+        })
+        .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
     }
     writeln!(
         out,

@@ -308,7 +308,7 @@ pub fn record_screening(
             screenings::subject_kind.eq(record.subject_kind),
             screenings::subject_ref.eq(record.subject_ref),
             screenings::jurisdiction.eq(record.jurisdiction),
-            screenings::query.eq(cipher.encrypt(&query_text, &format!("screenings.query:{id}"))),
+            screenings::query.eq(cipher.encrypt(&query_text, &format!("screenings.query:{id}"))?),
             screenings::threshold.eq(record.threshold.to_string()),
             screenings::four_eyes_score.eq(record.four_eyes_score.to_string()),
             screenings::hit_count.eq(hits.len() as i64),
@@ -629,7 +629,7 @@ pub fn remember_subjects(
     connection: &mut DbConnection,
     cipher: &FieldCipher,
     subjects: &[(&str, &str, Option<&str>, &str)],
-) -> QueryResult<()> {
+) -> Result<(), AppError> {
     let updated_at = crate::db::now();
     let refs: Vec<&str> = subjects.iter().map(|(subject, ..)| *subject).collect();
     diesel::delete(screening_subjects::table.filter(screening_subjects::subject_ref.eq_any(&refs)))
@@ -642,7 +642,7 @@ pub fn remember_subjects(
                 screening_subjects::subject_kind.eq(*kind),
                 screening_subjects::jurisdiction.eq(*jurisdiction),
                 screening_subjects::query
-                    .eq(cipher.encrypt(query, &format!("screening_subjects.query:{subject}"))),
+                    .eq(cipher.encrypt(query, &format!("screening_subjects.query:{subject}"))?),
                 screening_subjects::updated_at.eq(updated_at),
             ))
             .execute(connection)?;

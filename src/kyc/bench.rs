@@ -14,10 +14,12 @@ use super::store::{self, NewApplication};
 use super::{ApplicationKind, ApplicationStatus, RiskLevel, Tier};
 use crate::audit::Actor;
 use crate::auth::{Role, TokenGrant};
-use crate::bench::{http_request, latency_line, percentile, BenchServer, Scratch};
+use crate::bench::{
+    http_request, latency_line, on_scratch_backends, percentile, problem, BenchServer,
+};
 use crate::config::Settings;
 use crate::db::schema::kyc_applications;
-use crate::db::{write_transaction, Backend};
+use crate::db::write_transaction;
 use crate::metrics::seconds_text;
 use crate::users::NewUser;
 
@@ -33,37 +35,17 @@ const JURISDICTIONS: [&str; 11] = [
 const TARGET: Duration = Duration::from_millis(50);
 
 pub fn run(options: &KycBenchOptions) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut backends = vec![Backend::Sqlite];
-    if options.postgres_url.is_some() {
-        backends.push(Backend::Postgres);
-    }
-    for backend in backends {
-        let scratch = Scratch::new(backend, options.postgres_url.as_deref())?;
-        writeln!(out, "== {} ==", backend.name())?;
-        bench_backend(&scratch.url, options, &mut out)?;
-    }
-    Ok(out)
+    on_scratch_backends(options.postgres_url.as_deref(), |settings, state, out| {
+        bench_backend(settings, state, options, out)
+    })
 }
 
-fn problem(error: crate::error::AppError) -> anyhow::Error {
-    anyhow::anyhow!(error.problem().detail)
-}
-
-fn bench_backend(url: &str, options: &KycBenchOptions, out: &mut String) -> anyhow::Result<()> {
-    let settings = Settings::from_layers(
-        None,
-        &[
-            ("HASHGATE_DATABASE_URL".into(), url.to_string()),
-            (
-                "HASHGATE_ENCRYPTION_KEY".into(),
-                crate::crypto::FieldCipher::generate_key(),
-            ),
-            ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
-            ("HASHGATE_LOG_LEVEL".into(), "warn".into()),
-        ],
-    )?;
-    let state = crate::AppState::open(&settings)?;
+fn bench_backend(
+    settings: &Settings,
+    state: crate::AppState,
+    options: &KycBenchOptions,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     fill(&state, options.applications)?;
     writeln!(
@@ -92,7 +74,7 @@ fn bench_backend(url: &str, options: &KycBenchOptions, out: &mut String) -> anyh
     })?;
     drop(connection);
 
-    let mut server = BenchServer::start(&settings, state)?;
+    let mut server = BenchServer::start(settings, state)?;
     let stream = &mut server.stream;
     let bearer = format!("Bearer {secret}");
     let cookie = format!("hg_session={console_session}");

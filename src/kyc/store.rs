@@ -202,7 +202,7 @@ pub fn insert_application(
             kyc_applications::personal_data_encrypted.eq(cipher.encrypt(
                 &to_json(new.personal_data)?,
                 &context("personal_data", new.id),
-            )),
+            )?),
             kyc_applications::pep_declared.eq(new.personal_data.pep_declared),
             kyc_applications::screening_ids.eq(to_json(&new.screening_ids)?),
             kyc_applications::risk_level.eq(new.risk.level.as_str()),
@@ -259,7 +259,7 @@ pub fn insert_document(
             kyc_documents::size_bytes.eq(summary.size_bytes),
             kyc_documents::sha256.eq(&summary.sha256),
             kyc_documents::content_encrypted
-                .eq(cipher.encrypt_bytes(&file.bytes, &document_context(&summary.id))),
+                .eq(cipher.encrypt_bytes(&file.bytes, &document_context(&summary.id))?),
             kyc_documents::uploaded_at.eq(summary.uploaded_at),
         ))
         .execute(connection)?;
@@ -704,7 +704,7 @@ pub fn record_resubmission(
             kyc_applications::personal_data_encrypted.eq(cipher.encrypt(
                 &to_json(resubmission.personal_data)?,
                 &context("personal_data", id),
-            )),
+            )?),
             kyc_applications::pep_declared.eq(resubmission.personal_data.pep_declared),
             kyc_applications::screening_ids.eq(to_json(&resubmission.screening_ids)?),
             kyc_applications::risk_level.eq(resubmission.risk.level.as_str()),

@@ -45,9 +45,9 @@ pub fn enqueue(
             email_outbox::template.eq(template),
             email_outbox::language.eq(rendered.language),
             email_outbox::recipient_encrypted
-                .eq(cipher.encrypt(address, &context("recipient", &id))),
+                .eq(cipher.encrypt(address, &context("recipient", &id))?),
             email_outbox::subject.eq(&rendered.subject),
-            email_outbox::body_encrypted.eq(cipher.encrypt(&rendered.body, &context("body", &id))),
+            email_outbox::body_encrypted.eq(cipher.encrypt(&rendered.body, &context("body", &id))?),
             email_outbox::related_type.eq(related.kind),
             email_outbox::related_id.eq(related.id),
             email_outbox::status.eq("pending"),

@@ -63,16 +63,18 @@ pub fn insert(
         .values((
             users::id.eq(&id),
             users::external_ref.eq(&new_user.external_ref),
-            users::email_encrypted.eq(cipher.encrypt(&new_user.email, &context("email", &id))),
+            users::email_encrypted.eq(cipher.encrypt(&new_user.email, &context("email", &id))?),
             users::residence_jurisdiction.eq(&new_user.residence_jurisdiction),
             users::preferred_language.eq(&new_user.preferred_language),
             users::date_of_birth_encrypted.eq(new_user
                 .date_of_birth
-                .map(|date| cipher.encrypt(&date.to_string(), &context("date_of_birth", &id)))),
+                .map(|date| cipher.encrypt(&date.to_string(), &context("date_of_birth", &id)))
+                .transpose()?),
             users::address_encrypted.eq(new_user
                 .address
                 .as_ref()
-                .map(|address| cipher.encrypt(address, &context("address", &id)))),
+                .map(|address| cipher.encrypt(address, &context("address", &id)))
+                .transpose()?),
             users::created_at.eq(crate::db::now()),
         ))
         .execute(connection)?;
@@ -89,6 +91,15 @@ pub fn require_exists(connection: &mut DbConnection, id: &str) -> Result<(), App
         return Err(AppError::NotFound(format!("no user with id {id}")));
     }
     Ok(())
+}
+
+/// The user's residence jurisdiction, or `None` for an unknown user.
+pub fn residence(connection: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    users::table
+        .find(id)
+        .select(users::residence_jurisdiction)
+        .first(connection)
+        .optional()
 }
 
 pub fn find(

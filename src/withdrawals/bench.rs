@@ -10,9 +10,11 @@ use rand::{Rng, SeedableRng};
 
 use crate::audit::Actor;
 use crate::auth::{Role, TokenGrant};
-use crate::bench::{bench_rates, http_request, payout_rows, percentile, BenchServer, Scratch};
+use crate::bench::{
+    bench_rates, http_request, on_scratch_backends, payout_rows, percentile, problem, BenchServer,
+};
 use crate::config::Settings;
-use crate::db::{write_transaction, Backend};
+use crate::db::write_transaction;
 use crate::kyc::application::PersonalData;
 use crate::kyc::risk::RiskRating;
 use crate::kyc::store::{self as kyc_store, NewApplication, Profile};
@@ -32,38 +34,18 @@ pub struct GateBenchOptions {
 
 const ADDRESS: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 
-fn problem(error: crate::error::AppError) -> anyhow::Error {
-    anyhow::anyhow!(error.problem().detail)
-}
-
 pub fn run(options: &GateBenchOptions) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut backends = vec![Backend::Sqlite];
-    if options.postgres_url.is_some() {
-        backends.push(Backend::Postgres);
-    }
-    for backend in backends {
-        let scratch = Scratch::new(backend, options.postgres_url.as_deref())?;
-        writeln!(out, "== {} ==", backend.name())?;
-        bench_backend(&scratch.url, options, &mut out)?;
-    }
-    Ok(out)
+    on_scratch_backends(options.postgres_url.as_deref(), |settings, state, out| {
+        bench_backend(settings, state, options, out)
+    })
 }
 
-fn bench_backend(url: &str, options: &GateBenchOptions, out: &mut String) -> anyhow::Result<()> {
-    let settings = Settings::from_layers(
-        None,
-        &[
-            ("HASHGATE_DATABASE_URL".into(), url.to_string()),
-            (
-                "HASHGATE_ENCRYPTION_KEY".into(),
-                crate::crypto::FieldCipher::generate_key(),
-            ),
-            ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
-            ("HASHGATE_LOG_LEVEL".into(), "warn".into()),
-        ],
-    )?;
-    let state = crate::AppState::open(&settings)?;
+fn bench_backend(
+    settings: &Settings,
+    state: crate::AppState,
+    options: &GateBenchOptions,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let users = verified_users(&state, options.users)?;
     writeln!(
@@ -131,7 +113,7 @@ fn bench_backend(url: &str, options: &GateBenchOptions, out: &mut String) -> any
     .map_err(problem)?;
     drop(connection);
 
-    let server = BenchServer::start(&settings, state)?;
+    let server = BenchServer::start(settings, state)?;
     let bearer = format!("Bearer {secret}");
     let per_client = options.requests.div_ceil(options.clients);
     let started = Instant::now();

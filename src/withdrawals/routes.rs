@@ -125,27 +125,11 @@ pub async fn request_withdrawal(
         .as_ref()
         .map(|beneficiary| serde_json::to_value(beneficiary).map_err(AppError::internal))
         .transpose()?;
-    let amount_text = body.amount.clone();
-    let asset = body.asset.clone();
     mutation::run(&state.db, idempotent, move |connection| {
-        let assets = crate::ledger::store::load_assets(connection)?;
-        let amount = assets
-            .get(&asset)
-            .ok_or_else(|| {
-                AppError::invalid_field(
-                    "asset",
-                    "unknown_asset",
-                    format!("`{asset}` is not a known asset"),
-                )
-            })?
-            .parse_amount(&amount_text)
-            .map_err(|error| {
-                AppError::invalid_field("amount", "invalid_amount", error.to_string())
-            })?;
         let request = Request {
             user_id: user_id.clone(),
-            asset: asset.clone(),
-            amount,
+            asset: body.asset.clone(),
+            amount: body.amount.clone(),
             network: network.as_str().to_string(),
             address: body.address.clone(),
             beneficiary: beneficiary.clone(),

@@ -27,11 +27,12 @@ pub struct Gate<'a> {
     pub price_staleness: chrono::Duration,
 }
 
-/// A request that passed input validation: known asset, amount in atoms, checked address.
+/// A request whose address passed its checks; the amount is parsed against the asset's scale.
 pub struct Request {
     pub user_id: String,
     pub asset: String,
-    pub amount: i64,
+    /// In the asset's units, as sent.
+    pub amount: String,
     pub network: String,
     pub address: String,
     /// The beneficiary's data as JSON, when sent.
@@ -157,21 +158,32 @@ impl Gate<'_> {
         actor: &Actor,
         request_id: Option<String>,
     ) -> Result<WithdrawalView, AppError> {
-        let user =
-            crate::users::store::find(connection, self.cipher, &request.user_id).map_err(|_| {
+        let residence =
+            crate::users::store::residence(connection, &request.user_id)?.ok_or_else(|| {
                 AppError::invalid_field(
                     "user_id",
                     "unknown_user",
                     format!("no user {}", request.user_id),
                 )
             })?;
+        let assets = ledger::load_assets(connection)?;
+        let asset = assets.get(&request.asset).ok_or_else(|| {
+            AppError::invalid_field(
+                "asset",
+                "unknown_asset",
+                format!("`{}` is not a known asset", request.asset),
+            )
+        })?;
+        let amount = asset.parse_amount(&request.amount).map_err(|error| {
+            AppError::invalid_field("amount", "invalid_amount", error.to_string())
+        })?;
         store::lock_user(connection, &request.user_id)?;
         let now = crate::db::now();
         let profile = crate::kyc::store::profile(connection, &request.user_id)?;
         let code = profile
             .as_ref()
             .map(|profile| profile.jurisdiction.clone())
-            .unwrap_or(user.residence_jurisdiction.clone());
+            .unwrap_or(residence);
         let jurisdiction = self.jurisdictions.get(&code).ok_or_else(|| {
             AppError::invalid_field(
                 "user_id",
@@ -179,10 +191,6 @@ impl Gate<'_> {
                 format!("hashgate has no rules for the user's jurisdiction {code}"),
             )
         })?;
-        let assets = ledger::load_assets(connection)?;
-        let asset = assets
-            .get(&request.asset)
-            .ok_or_else(|| AppError::bad_field("asset", "unknown asset"))?;
         let currency_scale = assets
             .get(&jurisdiction.currency)
             .map(|c| c.scale)
@@ -195,7 +203,7 @@ impl Gate<'_> {
             .as_ref()
             .is_some_and(|p| p.review_lapsed_at.is_some());
         let tier = effective_tier(approved, lapsed, jurisdiction.kyc.lapsed_tier);
-        let asset_amount = asset.from_atoms(request.amount);
+        let asset_amount = asset.from_atoms(amount);
         let local = self.value(
             connection,
             asset_amount,
@@ -241,7 +249,7 @@ impl Gate<'_> {
             spent_today,
             spent_this_month,
             available_atoms,
-            amount_atoms: request.amount,
+            amount_atoms: amount,
             amount_text: &amount_text,
             available_text: &available_text,
             asset: &request.asset,
@@ -260,7 +268,7 @@ impl Gate<'_> {
                     kind: EntryKind::WithdrawalHold,
                     user_id: request.user_id.clone(),
                     asset: request.asset.clone(),
-                    amount: request.amount,
+                    amount,
                     occurred_at: now,
                     to_user: false,
                     reason: Some(format!("withdrawal {id}")),
@@ -283,7 +291,7 @@ impl Gate<'_> {
             user_id: request.user_id.clone(),
             jurisdiction: jurisdiction.code.clone(),
             asset: request.asset.clone(),
-            amount: request.amount,
+            amount,
             network: request.network.clone(),
             address: request.address.clone(),
             decision: decision.as_str().to_string(),
@@ -293,10 +301,14 @@ impl Gate<'_> {
             usd_price: local.as_ref().map(|value| value.usd_price.to_string()),
             fx_rate: local.as_ref().map(|value| value.fx_rate.to_string()),
             price_at: local.as_ref().map(|value| value.price_at),
-            beneficiary_encrypted: request.beneficiary.as_ref().map(|data| {
-                self.cipher
-                    .encrypt(&data.to_string(), &format!("withdrawals.beneficiary:{id}"))
-            }),
+            beneficiary_encrypted: request
+                .beneficiary
+                .as_ref()
+                .map(|data| {
+                    self.cipher
+                        .encrypt(&data.to_string(), &format!("withdrawals.beneficiary:{id}"))
+                })
+                .transpose()?,
             hold_seq,
             requested_at: now,
             requested_by: actor.id.clone(),
