@@ -50,8 +50,13 @@ impl Canonical {
 
     pub fn text(mut self, value: &str) -> Self {
         self.separator();
-        // Serialising a &str into a String cannot fail.
-        if let Ok(quoted) = serde_json::to_string(value) {
+        // JSON escapes only quotes, backslashes and control characters; most values have none.
+        if value.bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\') {
+            self.0.push('"');
+            self.0.push_str(value);
+            self.0.push('"');
+        } else if let Ok(quoted) = serde_json::to_string(value) {
+            // Serialising a &str into a String cannot fail.
             self.0.push_str(&quoted);
         }
         self
@@ -233,6 +238,15 @@ mod tests {
         }
         fn canonical(&self) -> String {
             format!("[{},{:?}]", self.seq, self.body)
+        }
+    }
+
+    #[test]
+    fn canonical_text_is_the_json_string() {
+        for value in ["plain", "张伟 Müller", "quote \" here", "back\\slash", "tab\tnew\nline", "\u{1}", ""] {
+            let canonical = Canonical::default().text(value).finish();
+            let expected = format!("[{}]", serde_json::to_string(value).unwrap());
+            assert_eq!(canonical, expected, "{value:?}");
         }
     }
 

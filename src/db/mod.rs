@@ -85,6 +85,7 @@ impl ConnectionFactory {
                 Ok(DbConnection::Postgresql(connection))
             }
             Backend::Sqlite => {
+                keep_sqlite_plans_stable();
                 let path = sqlite_path(&self.url).unwrap_or_default();
                 let mut connection = SqliteConnection::establish(path)?;
                 // Per connection: foreign keys are off by default, and a writer waits for the lock.
@@ -99,6 +100,42 @@ impl ConnectionFactory {
             }
         }
     }
+}
+
+/// Turns on SQLite's query planner stability guarantee for every connection opened from now on.
+/// Without it a cached statement whose plan looked at a bound value is re-prepared whenever that
+/// value is bound again, and since SQLite 3.46 a bound `LIMIT` counts: every `.first()` paid a
+/// full parse. Plans no longer depend on bound values, which is also what we want to rely on.
+fn keep_sqlite_plans_stable() {
+    use libsqlite3_sys::{
+        sqlite3, sqlite3_api_routines, sqlite3_auto_extension, sqlite3_db_config,
+        SQLITE_DBCONFIG_ENABLE_QPSG, SQLITE_OK,
+    };
+    use std::os::raw::{c_char, c_int};
+
+    unsafe extern "C" fn enable_qpsg(
+        db: *mut sqlite3,
+        _error: *mut *mut c_char,
+        _api: *const sqlite3_api_routines,
+    ) -> c_int {
+        // SAFETY: SQLite calls this with the connection it is opening; ENABLE_QPSG takes an int
+        // and an optional int pointer for the previous setting.
+        unsafe {
+            sqlite3_db_config(
+                db,
+                SQLITE_DBCONFIG_ENABLE_QPSG,
+                1 as c_int,
+                std::ptr::null_mut::<c_int>(),
+            )
+        };
+        SQLITE_OK
+    }
+
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a function with the signature SQLite documents for auto-extensions.
+        unsafe { sqlite3_auto_extension(Some(enable_qpsg)) };
+    });
 }
 
 impl ManageConnection for ConnectionFactory {

@@ -296,7 +296,11 @@ impl LedgerEntry {
     ) -> LedgerEntry {
         LedgerEntry {
             seq: 0,
-            transaction_id: uuid::Uuid::new_v4().to_string(),
+            // A v4 id from the thread's CSPRNG: `new_v4` asks the kernel for every id, which
+            // showed up in bulk ingest.
+            transaction_id: uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string(),
             kind,
             asset: asset.to_string(),
             amount,

@@ -19,7 +19,7 @@ use crate::db::{DbConnection, MultiBackend};
 use crate::error::{AppError, FieldError};
 
 const CHAIN: &str = "ledger";
-/// Rows per multi-row INSERT: 23 columns each stay under SQLite's 32,766 bind limit.
+/// Rows per COPY on PostgreSQL.
 const INSERT_CHUNK: usize = 1_000;
 /// Ids per `IN` lookup (binds on SQLite, one array on PostgreSQL).
 const LOOKUP_CHUNK: usize = 5_000;
@@ -192,25 +192,46 @@ pub fn append_entries(
     Ok(entries)
 }
 
-/// Bulk insert, written per backend (diesel's `MultiBackend` has no batch insert): a multi-row
-/// INSERT on SQLite, binary COPY on PostgreSQL.
+/// Bulk insert, written per backend (diesel's `MultiBackend` has no batch insert). On SQLite one
+/// prepared single-row INSERT is stepped per row: parsing a multi-row INSERT of thousands of
+/// binds cost more than the rows themselves (and a JSON array through `json_each` more still).
+/// PostgreSQL takes a binary COPY.
 fn insert_rows(connection: &mut DbConnection, rows: &[NewEntryRow]) -> QueryResult<usize> {
     match connection {
-        DbConnection::Sqlite(inner) => diesel::insert_into(ledger_entries::table)
-            .values(rows)
-            .execute(inner),
+        DbConnection::Sqlite(inner) => rows.iter().try_fold(0, |inserted, row| {
+            Ok(inserted
+                + diesel::insert_into(ledger_entries::table)
+                    .values(row)
+                    .execute(inner)?)
+        }),
         DbConnection::Postgresql(inner) => diesel::copy_from(ledger_entries::table)
             .from_insertable(rows)
             .execute(inner),
     }
 }
 
-/// Adds deltas to balances with one upsert per chunk (same SQL on both backends; `$n`
-/// placeholders are positional on SQLite too).
+/// Adds deltas to balances: on SQLite one prepared upsert per account, on PostgreSQL one
+/// multi-row upsert per chunk (a round trip each).
 fn apply_balance_deltas(
     connection: &mut DbConnection,
     deltas: &BTreeMap<(String, String), i64>,
 ) -> QueryResult<()> {
+    if let DbConnection::Sqlite(inner) = connection {
+        use diesel::upsert::excluded;
+        for ((account, asset), delta) in deltas {
+            diesel::insert_into(balances::table)
+                .values((
+                    balances::account.eq(account),
+                    balances::asset.eq(asset),
+                    balances::atoms.eq(delta),
+                ))
+                .on_conflict((balances::account, balances::asset))
+                .do_update()
+                .set(balances::atoms.eq(balances::atoms + excluded(balances::atoms)))
+                .execute(inner)?;
+        }
+        return Ok(());
+    }
     let deltas: Vec<_> = deltas.iter().collect();
     for chunk in deltas.chunks(LOOKUP_CHUNK) {
         let values: Vec<String> = (0..chunk.len())
@@ -628,11 +649,21 @@ fn stored_payouts<'a>(
     let mut found = HashMap::new();
     for chunk in wanted.chunks(LOOKUP_CHUNK) {
         let rows: Vec<StoredPayout> = match connection {
-            DbConnection::Sqlite(inner) => ledger_entries::table
-                .filter(ledger_entries::source.eq(source))
-                .filter(ledger_entries::external_id.eq_any(chunk))
-                .select(StoredPayout::as_select())
-                .load(inner)?,
+            // A prepared probe per id: cheaper than parsing an `IN` list of thousands of binds.
+            DbConnection::Sqlite(inner) => {
+                let mut rows = Vec::new();
+                for id in chunk {
+                    rows.extend(
+                        ledger_entries::table
+                            .filter(ledger_entries::source.eq(source))
+                            .filter(ledger_entries::external_id.eq(id))
+                            .select(StoredPayout::as_select())
+                            .first(inner)
+                            .optional()?,
+                    );
+                }
+                rows
+            }
             DbConnection::Postgresql(inner) => diesel::sql_query(STORED_PAYOUTS_PG)
                 .bind::<diesel::sql_types::Array<Text>, _>(chunk)
                 .bind::<Text, _>(source)
