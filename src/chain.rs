@@ -51,7 +51,10 @@ impl Canonical {
     pub fn text(mut self, value: &str) -> Self {
         self.separator();
         // JSON escapes only quotes, backslashes and control characters; most values have none.
-        if value.bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\') {
+        if value
+            .bytes()
+            .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+        {
             self.0.push('"');
             self.0.push_str(value);
             self.0.push('"');
@@ -243,7 +246,15 @@ mod tests {
 
     #[test]
     fn canonical_text_is_the_json_string() {
-        for value in ["plain", "张伟 Müller", "quote \" here", "back\\slash", "tab\tnew\nline", "\u{1}", ""] {
+        for value in [
+            "plain",
+            "张伟 Müller",
+            "quote \" here",
+            "back\\slash",
+            "tab\tnew\nline",
+            "\u{1}",
+            "",
+        ] {
             let canonical = Canonical::default().text(value).finish();
             let expected = format!("[{}]", serde_json::to_string(value).unwrap());
             assert_eq!(canonical, expected, "{value:?}");

@@ -26,6 +26,15 @@ pub struct Settings {
     pub price_staleness_seconds: i64,
     /// Where the e-mail outbox delivers; without a host, mail waits in the outbox.
     pub smtp: SmtpSettings,
+    /// Where the platform receives signed webhooks; without a URL, they wait in the outbox.
+    pub webhook: WebhookSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebhookSettings {
+    pub url: Option<String>,
+    /// The shared HMAC-SHA256 key the platform verifies signatures with.
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +103,8 @@ struct FileSettings {
     smtp_username: Option<String>,
     smtp_password: Option<String>,
     mail_from: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 /// Environment variables that are not settings but are read by hashgate or its tests.
@@ -115,6 +126,8 @@ const SETTING_NAMES: &[&str] = &[
     "smtp_username",
     "smtp_password",
     "mail_from",
+    "webhook_url",
+    "webhook_secret",
 ];
 
 impl Settings {
@@ -358,6 +371,31 @@ impl Settings {
             from: mail_from.0,
         };
 
+        let webhook = WebhookSettings {
+            url: pick("webhook_url", file_settings.webhook_url).map(|(value, _)| value),
+            secret: pick("webhook_secret", file_settings.webhook_secret).map(|(value, _)| value),
+        };
+        if let Some(url) = &webhook.url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::new(
+                    "webhook_url",
+                    "value",
+                    format!("`{url}` is not an http(s) URL"),
+                ));
+            }
+            if webhook
+                .secret
+                .as_ref()
+                .is_none_or(|secret| secret.len() < 32)
+            {
+                return Err(ConfigError::new(
+                    "webhook_secret",
+                    "value",
+                    "a webhook_url needs a webhook_secret of at least 32 characters to sign with",
+                ));
+            }
+        }
+
         Ok(Settings {
             bind,
             database_url,
@@ -370,6 +408,7 @@ impl Settings {
             log_level,
             price_staleness_seconds,
             smtp,
+            webhook,
         })
     }
 

@@ -17,6 +17,7 @@ pub mod jurisdiction;
 pub mod kyc;
 pub mod ledger;
 pub mod metrics;
+pub mod monitoring;
 pub mod notify;
 pub mod users;
 pub mod withdrawals;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub jurisdictions: Arc<jurisdiction::Jurisdictions>,
     /// Delivers the e-mail outbox; `None` without a configured SMTP host.
     pub mailer: Option<Arc<notify::mailer::Mailer>>,
+    pub webhook: config::WebhookSettings,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -103,6 +105,7 @@ impl AppState {
             screener: Arc::default(),
             jurisdictions: Arc::new(jurisdictions),
             mailer: notify::mailer::Mailer::from_settings(&settings.smtp)?.map(Arc::new),
+            webhook: settings.webhook.clone(),
         })
     }
 }
@@ -118,6 +121,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     aml::list_routes::configure(config);
     kyc::routes::configure(config);
     withdrawals::routes::configure(config);
+    monitoring::routes::configure(config);
     console::configure(config);
 }
 
@@ -171,11 +175,13 @@ impl Application {
     }
 
     /// Serves until stopped, with the background workers beside the server: screening jobs,
-    /// the e-mail outbox and the daily KYC review.
+    /// the e-mail and webhook outboxes, the daily monitoring batch and the daily KYC review.
     pub async fn run(self) -> std::io::Result<()> {
         let workers = [
             actix_web::rt::spawn(aml::monitor::work(self.state.clone())),
             actix_web::rt::spawn(notify::mailer::work(self.state.clone())),
+            actix_web::rt::spawn(notify::webhooks::work(self.state.clone())),
+            actix_web::rt::spawn(monitoring::batch::schedule(self.state.clone())),
             actix_web::rt::spawn(kyc::review::schedule(self.state)),
         ];
         let served = self.server.await;

@@ -317,6 +317,12 @@ pub fn record_screening(
             screenings::screened_by.eq(&actor.id),
         ))
         .execute(connection)?;
+    // Hits on a platform user become alerts for the officers.
+    let user_jurisdiction = match record.subject_ref {
+        Some(subject) => crate::users::store::residence(connection, subject)?
+            .map(|(residence, _)| record.jurisdiction.map_or(residence, str::to_string)),
+        None => None,
+    };
     let mut stored = Vec::with_capacity(hits.len());
     for hit in hits {
         let hit_id = uuid::Uuid::new_v4().to_string();
@@ -353,6 +359,25 @@ pub fn record_screening(
                 screening_hits::created_at.eq(screened_at),
             ))
             .execute(connection)?;
+        if let (Some(user_id), Some(jurisdiction), HitStatus::Open) =
+            (record.subject_ref, &user_jurisdiction, status)
+        {
+            crate::monitoring::store::insert_alert(
+                connection,
+                &crate::monitoring::store::Alert::for_screening_hit(
+                    &crate::monitoring::store::ScreeningHitAlert {
+                        hit_id: &hit_id,
+                        user_id,
+                        jurisdiction,
+                        source: hit.source.as_str(),
+                        entry_name: &hit.primary_name,
+                        score: hit.score,
+                        high_from: record.four_eyes_score,
+                        now: screened_at,
+                    },
+                ),
+            )?;
+        }
         stored.push(StoredHit {
             id: hit_id,
             status: status.as_str().to_string(),

@@ -1,5 +1,6 @@
 //! Storage: one connection type over SQLite and PostgreSQL, a pool, transactions and migrations.
 
+pub mod schedule;
 pub mod schema;
 
 use std::time::Duration;

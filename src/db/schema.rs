@@ -366,6 +366,100 @@ diesel::table! {
         hold_seq -> Nullable<BigInt>,
         requested_at -> Timestamp,
         requested_by -> Text,
+        status -> Text,
+        first_reviewer -> Nullable<Text>,
+        first_reviewed_at -> Nullable<Timestamp>,
+        reviewed_by -> Nullable<Text>,
+        reviewed_at -> Nullable<Timestamp>,
+        review_reason -> Nullable<Text>,
+        outcome_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Text,
+        jurisdiction -> Text,
+        user_id -> Text,
+        title -> Text,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        opened_by -> Text,
+        opened_at -> Timestamp,
+        closed_by -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        closing_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> Text,
+        user_id -> Text,
+        jurisdiction -> Text,
+        origin -> Text,
+        rule_id -> Nullable<Text>,
+        rule_version -> Nullable<Integer>,
+        severity -> Text,
+        action -> Text,
+        withdrawal_id -> Nullable<Text>,
+        screening_hit_id -> Nullable<Text>,
+        message -> Text,
+        details -> Text,
+        detected_by -> Text,
+        dedupe_key -> Text,
+        status -> Text,
+        case_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    case_notes (id) {
+        id -> Text,
+        case_id -> Text,
+        kind -> Text,
+        body -> Text,
+        file_name -> Nullable<Text>,
+        content_type -> Nullable<Text>,
+        file_sha256 -> Nullable<Text>,
+        file_encrypted -> Nullable<Binary>,
+        author -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    withdrawal_addresses (id) {
+        id -> Text,
+        user_id -> Text,
+        network -> Text,
+        address -> Text,
+        label -> Nullable<Text>,
+        added_by -> Text,
+        added_at -> Timestamp,
+        usable_from -> Timestamp,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<Timestamp>,
+        approval_reason -> Nullable<Text>,
+        removed_by -> Nullable<Text>,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_outbox (id) {
+        id -> Text,
+        event -> Text,
+        subject_id -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
     }
 }
 
@@ -376,8 +470,15 @@ diesel::joinable!(ledger_entries -> users (user_id));
 diesel::joinable!(kyc_applications -> users (user_id));
 diesel::joinable!(kyc_documents -> kyc_applications (application_id));
 diesel::joinable!(kyc_profiles -> users (user_id));
+diesel::joinable!(alerts -> cases (case_id));
+diesel::joinable!(case_notes -> cases (case_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    cases,
+    alerts,
+    case_notes,
+    withdrawal_addresses,
+    webhook_outbox,
     api_tokens,
     audit_log,
     chain_heads,

@@ -47,6 +47,29 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, AppError> {
     }
 }
 
+/// A stored file for download: its SHA-256 in `Digest`, never cached, never sniffed.
+pub fn file_response(
+    content_type: &str,
+    sha256: &str,
+    file_name: &str,
+    disposition: &str,
+    bytes: Vec<u8>,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Digest", format!("sha-256={sha256}")))
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "{disposition}; filename=\"{}\"",
+                file_name.replace(['"', '\\'], "_")
+            ),
+        ))
+        .body(bytes)
+}
+
 /// A cursor that is the sequence number of the last item of the previous page.
 pub fn parse_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
     cursor

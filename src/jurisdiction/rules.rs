@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::kyc::risk::CountryRisk;
 use crate::kyc::rules::{KycRules, KycRulesFile};
+use crate::monitoring::rules::MonitoringRules;
 use crate::withdrawals::WithdrawalRules;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +20,7 @@ struct JurisdictionFile {
     currency: String,
     screening: ScreeningRules,
     withdrawals: WithdrawalRules,
+    monitoring: MonitoringRules,
     kyc: KycRulesFile,
 }
 
@@ -39,6 +41,7 @@ pub struct Jurisdiction {
     pub currency: String,
     pub screening: ScreeningRules,
     pub withdrawals: WithdrawalRules,
+    pub monitoring: MonitoringRules,
     pub kyc: KycRules,
 }
 
@@ -105,9 +108,8 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
         ));
     }
     let kyc = KycRules::from_file(file.kyc)?;
-    if file.withdrawals.travel_rule_threshold < rust_decimal::Decimal::ZERO {
-        return Err("withdrawals.travel_rule_threshold must not be negative".into());
-    }
+    file.withdrawals.validate()?;
+    file.monitoring.validate()?;
     Ok(Jurisdiction {
         code: file.code,
         name: file.name,
@@ -115,6 +117,7 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
         currency: file.currency,
         screening: rules,
         withdrawals: file.withdrawals,
+        monitoring: file.monitoring,
         kyc,
     })
 }

@@ -5,13 +5,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::prelude::*;
 use serde::Serialize;
 
 use super::service::{Kyc, SUBJECT_TYPE};
 use super::{store, ApplicationKind};
 use crate::audit::{store as audit, Actor, NewAuditEntry};
-use crate::db::schema::scheduled_runs;
 use crate::db::{write_transaction, Db, DbConnection};
 use crate::error::AppError;
 
@@ -151,46 +149,6 @@ fn lapse_overdue(
     Ok(lapsed)
 }
 
-/// Claims today's run of the job: true for exactly one caller per UTC day, across processes.
-fn claim_today(connection: &mut DbConnection, now: NaiveDateTime) -> Result<bool, AppError> {
-    write_transaction(connection, |connection| {
-        let taken: i64 = scheduled_runs::table
-            .filter(scheduled_runs::job.eq(JOB))
-            .filter(scheduled_runs::run_date.eq(now.date()))
-            .count()
-            .get_result(connection)?;
-        if taken > 0 {
-            return Ok(false);
-        }
-        diesel::insert_into(scheduled_runs::table)
-            .values((
-                scheduled_runs::job.eq(JOB),
-                scheduled_runs::run_date.eq(now.date()),
-                scheduled_runs::started_at.eq(now),
-            ))
-            .execute(connection)?;
-        Ok(true)
-    })
-}
-
-fn finish_today(
-    connection: &mut DbConnection,
-    now: NaiveDateTime,
-    summary: &str,
-) -> QueryResult<()> {
-    diesel::update(
-        scheduled_runs::table
-            .filter(scheduled_runs::job.eq(JOB))
-            .filter(scheduled_runs::run_date.eq(now.date())),
-    )
-    .set((
-        scheduled_runs::finished_at.eq(crate::db::now()),
-        scheduled_runs::summary.eq(summary),
-    ))
-    .execute(connection)?;
-    Ok(())
-}
-
 /// The in-process scheduler: once per UTC day (the first instance to claim the day runs it).
 pub async fn schedule(state: actix_web::web::Data<crate::AppState>) {
     loop {
@@ -198,7 +156,7 @@ pub async fn schedule(state: actix_web::web::Data<crate::AppState>) {
         let result = actix_web::web::block(move || -> Result<Option<ReviewSummary>, AppError> {
             let now = crate::db::now();
             let mut connection = job_state.db.connection()?;
-            if !claim_today(&mut connection, now)? {
+            if !crate::db::schedule::claim(&mut connection, JOB, now)? {
                 return Ok(None);
             }
             let kyc = Kyc {
@@ -207,8 +165,9 @@ pub async fn schedule(state: actix_web::web::Data<crate::AppState>) {
                 jurisdictions: &job_state.jurisdictions,
             };
             let summary = run(&job_state.db, kyc, now)?;
-            finish_today(
+            crate::db::schedule::finish(
                 &mut connection,
+                JOB,
                 now,
                 &serde_json::to_string(&summary).unwrap_or_default(),
             )?;

@@ -808,19 +808,13 @@ pub async fn document(
     let document_id = parse_uuid("document_id", &document_id)?;
     let (summary, content) =
         read_document(&state, caller.actor(), id, document_id, request_id).await?;
-    Ok(HttpResponse::Ok()
-        .content_type(summary.content_type.as_str())
-        .insert_header(("Digest", format!("sha-256={}", summary.sha256)))
-        .insert_header(("Cache-Control", "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "inline; filename=\"{}\"",
-                summary.file_name.replace(['"', '\\'], "_")
-            ),
-        ))
-        .body(content))
+    Ok(crate::http::file_response(
+        &summary.content_type,
+        &summary.sha256,
+        &summary.file_name,
+        "inline",
+        content,
+    ))
 }
 
 /// Reads a document for an officer, auditing the read (the API and the console share it).

@@ -877,6 +877,50 @@ pub fn entries(
         .collect()
 }
 
+/// Payouts of `asset` credited to the user (recorded) in `(since, before]`: time and atoms.
+pub fn payouts_recorded_between(
+    connection: &mut DbConnection,
+    user_id: &str,
+    asset: &str,
+    since: NaiveDateTime,
+    before: NaiveDateTime,
+) -> QueryResult<Vec<(NaiveDateTime, i64)>> {
+    ledger_entries::table
+        .filter(ledger_entries::user_id.eq(user_id))
+        .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
+        .filter(ledger_entries::asset.eq(asset))
+        .filter(ledger_entries::recorded_at.gt(since))
+        .filter(ledger_entries::recorded_at.le(before))
+        .select((ledger_entries::recorded_at, ledger_entries::amount))
+        .load(connection)
+}
+
+/// A user account's balance of `asset` just before entry `before_seq`: what it was when that
+/// entry was made.
+pub fn balance_before(
+    connection: &mut DbConnection,
+    user_id: &str,
+    account: &Account,
+    asset: &str,
+    before_seq: i64,
+) -> QueryResult<i64> {
+    let key = account.key();
+    let sum = diesel::dsl::sql::<BigInt>("CAST(COALESCE(SUM(amount), 0) AS BIGINT)");
+    let earlier = ledger_entries::table
+        .filter(ledger_entries::user_id.eq(user_id))
+        .filter(ledger_entries::asset.eq(asset))
+        .filter(ledger_entries::seq.lt(before_seq));
+    let credits: i64 = earlier
+        .filter(ledger_entries::credit_account.eq(&key))
+        .select(sum.clone())
+        .first(connection)?;
+    let debits: i64 = earlier
+        .filter(ledger_entries::debit_account.eq(&key))
+        .select(sum)
+        .first(connection)?;
+    Ok(credits - debits)
+}
+
 /// Walks the ledger chain, then checks every stored balance against the entries' sums.
 pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
     const PAGE: i64 = 10_000;

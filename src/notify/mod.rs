@@ -4,6 +4,7 @@
 
 pub mod mailer;
 pub mod outbox;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -124,6 +125,12 @@ mod tests {
             ("reason", "The document was unreadable."),
             ("items", "- a selfie"),
             ("expires_on", "2026-12-31"),
+            ("address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"),
+            ("network", "bitcoin"),
+            ("usable_from", "2026-11-27 10:00 HKT"),
+            ("amount", "0.2"),
+            ("asset", "BTC"),
+            ("withdrawal_id", "w-1"),
         ]
         .into_iter()
         .map(|(key, value)| (key, value.to_string()))

@@ -94,10 +94,14 @@ pub fn require_exists(connection: &mut DbConnection, id: &str) -> Result<(), App
 }
 
 /// The user's residence jurisdiction, or `None` for an unknown user.
-pub fn residence(connection: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+/// The user's residence jurisdiction and when their account was opened.
+pub fn residence(
+    connection: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<(String, NaiveDateTime)>> {
     users::table
         .find(id)
-        .select(users::residence_jurisdiction)
+        .select((users::residence_jurisdiction, users::created_at))
         .first(connection)
         .optional()
 }

@@ -72,6 +72,11 @@ pub fn validate(asset: &str, network: Network, address: &str) -> Result<(), Addr
                 .join(" or "),
         });
     }
+    validate_format(network, address)
+}
+
+/// The address's format and checksum on its network, whatever the asset.
+pub fn validate_format(network: Network, address: &str) -> Result<(), AddressError> {
     match network {
         Network::Bitcoin => bitcoin(address),
         Network::Ethereum => ethereum(address),

@@ -8,8 +8,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::addresses::BookStatus;
+use super::UnlistedAddress;
 use crate::kyc::rules::Limits;
 use crate::kyc::Tier;
+use crate::monitoring::rules::{RuleAction, RuleHit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -34,7 +37,9 @@ impl Decision {
 pub struct Reason {
     /// Stable code: `kyc_tier_insufficient`, `single_limit_exceeded`, `daily_limit_exceeded`,
     /// `monthly_limit_exceeded`, `insufficient_balance`, `sanctioned_address`,
-    /// `user_screening_hit`, `travel_rule_data_missing`, `valuation_unavailable`.
+    /// `user_screening_hit`, `travel_rule_data_missing`, `valuation_unavailable`,
+    /// `address_not_in_book`, `address_cooling_off`, and `aml_rule:<rule id>` for a monitoring
+    /// rule whose action is hold or reject.
     pub code: String,
     pub message: String,
     /// What the reason does to the withdrawal: `rejected` or `held`.
@@ -67,6 +72,11 @@ pub struct Facts<'a> {
     pub travel_rule_threshold: Decimal,
     /// Whether the request carries the beneficiary's data.
     pub beneficiary_given: bool,
+    /// The destination in the user's address book.
+    pub address_book: BookStatus,
+    pub unlisted_address: UnlistedAddress,
+    /// Monitoring rules this withdrawal triggers.
+    pub rule_hits: &'a [RuleHit],
 }
 
 pub fn decide(facts: &Facts) -> (Decision, Vec<Reason>) {
@@ -170,6 +180,33 @@ pub fn decide(facts: &Facts) -> (Decision, Vec<Reason>) {
             ),
         );
     }
+    match facts.address_book {
+        BookStatus::Usable => {}
+        BookStatus::CoolingOff { until } => reason(
+            "address_cooling_off",
+            Decision::Rejected,
+            format!(
+                "the address was added to the user's address book recently and can receive withdrawals from {} UTC",
+                until.format("%Y-%m-%d %H:%M")
+            ),
+        ),
+        BookStatus::Unlisted => reason(
+            "address_not_in_book",
+            match facts.unlisted_address {
+                UnlistedAddress::Hold => Decision::Held,
+                UnlistedAddress::Reject => Decision::Rejected,
+            },
+            "the address is not in the user's address book".into(),
+        ),
+    }
+    for hit in facts.rule_hits {
+        let effect = match hit.action {
+            RuleAction::Alert => continue,
+            RuleAction::Hold => Decision::Held,
+            RuleAction::Reject => Decision::Rejected,
+        };
+        reason(&hit.code(), effect, hit.message.clone());
+    }
     let decision = reasons
         .iter()
         .map(|reason| reason.effect)
@@ -237,6 +274,9 @@ mod tests {
             user_hits: 0,
             travel_rule_threshold: Decimal::from(8_000),
             beneficiary_given: false,
+            address_book: BookStatus::Usable,
+            unlisted_address: UnlistedAddress::Reject,
+            rule_hits: &[],
         }
     }
 
@@ -352,6 +392,81 @@ mod tests {
         assert_eq!(
             (decision, found),
             (Decision::Held, vec!["valuation_unavailable".to_string()])
+        );
+    }
+
+    #[test]
+    fn the_address_book_decides_per_jurisdiction() {
+        let until = NaiveDateTime::parse_from_str("2026-06-01 10:00", "%Y-%m-%d %H:%M").unwrap();
+        let (decision, found) = codes(&Facts {
+            address_book: BookStatus::CoolingOff { until },
+            ..facts()
+        });
+        assert_eq!(
+            (decision, found),
+            (Decision::Rejected, vec!["address_cooling_off".to_string()])
+        );
+        let unlisted = |rule| {
+            codes(&Facts {
+                address_book: BookStatus::Unlisted,
+                unlisted_address: rule,
+                ..facts()
+            })
+        };
+        let code = vec!["address_not_in_book".to_string()];
+        assert_eq!(
+            unlisted(UnlistedAddress::Reject),
+            (Decision::Rejected, code.clone())
+        );
+        assert_eq!(unlisted(UnlistedAddress::Hold), (Decision::Held, code));
+    }
+
+    #[test]
+    fn rule_hits_hold_or_reject_by_their_action_and_alerts_do_not_change_the_decision() {
+        use crate::monitoring::rules::Severity;
+        let hit = |id: &str, action| RuleHit {
+            rule_id: id.into(),
+            version: 1,
+            severity: Severity::High,
+            action,
+            message: format!("{id} fired"),
+            details: serde_json::Value::Null,
+        };
+        let alert_only = [hit("velocity", RuleAction::Alert)];
+        assert_eq!(
+            codes(&Facts {
+                rule_hits: &alert_only,
+                ..facts()
+            }),
+            (Decision::Approved, vec![])
+        );
+        let hold = [
+            hit("large", RuleAction::Hold),
+            hit("velocity", RuleAction::Alert),
+        ];
+        assert_eq!(
+            codes(&Facts {
+                rule_hits: &hold,
+                ..facts()
+            }),
+            (Decision::Held, vec!["aml_rule:large".to_string()])
+        );
+        let reject = [
+            hit("large", RuleAction::Hold),
+            hit("structuring", RuleAction::Reject),
+        ];
+        assert_eq!(
+            codes(&Facts {
+                rule_hits: &reject,
+                ..facts()
+            }),
+            (
+                Decision::Rejected,
+                vec![
+                    "aml_rule:large".to_string(),
+                    "aml_rule:structuring".to_string()
+                ]
+            )
         );
     }
 

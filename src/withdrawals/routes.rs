@@ -8,18 +8,41 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use super::address::{self, Network};
+use super::addresses::{AddressBook, AddressEntry, NewAddress};
+use super::review::{Review, Reviewer, Verdict};
 use super::service::{Gate, Request, WithdrawalView};
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
-use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, RequestId};
+use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
 use crate::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource("/v1/withdrawals").route(web::post().to(request_withdrawal)))
-        .service(web::resource("/v1/withdrawals/{id}").route(web::get().to(get_withdrawal)));
+        .service(
+            web::resource("/v1/withdrawals")
+                .route(web::post().to(request_withdrawal))
+                .route(web::get().to(list_withdrawals)),
+        )
+        .service(web::resource("/v1/withdrawals/{id}").route(web::get().to(get_withdrawal)))
+        .service(web::resource("/v1/withdrawals/{id}/release").route(web::post().to(release)))
+        .service(web::resource("/v1/withdrawals/{id}/reject").route(web::post().to(reject)))
+        .service(
+            web::resource("/v1/users/{id}/addresses")
+                .route(web::get().to(list_addresses))
+                .route(web::post().to(add_address)),
+        )
+        .service(
+            web::resource("/v1/users/{id}/addresses/{address_id}")
+                .route(web::delete().to(remove_address)),
+        )
+        .service(
+            web::resource("/v1/users/{id}/addresses/{address_id}/approval")
+                .route(web::post().to(approve_address)),
+        );
 }
+
+const OFFICERS: &[Role] = &[Role::Officer, Role::SeniorOfficer];
 
 fn gate(state: &AppState) -> Gate<'_> {
     Gate {
@@ -102,17 +125,8 @@ pub async fn request_withdrawal(
     }
     let body: WithdrawalRequest = body.parse()?;
     let user_id = parse_uuid("user_id", &body.user_id)?;
-    let network = Network::parse(&body.network).ok_or_else(|| {
-        AppError::invalid_field("network", "one_of", "must be bitcoin, ethereum or tron")
-    })?;
-    address::validate(&body.asset, network, &body.address).map_err(|error| {
-        let field = if matches!(error, address::AddressError::WrongNetwork { .. }) {
-            "network"
-        } else {
-            "address"
-        };
-        AppError::invalid_field(field, "invalid_address", error.to_string())
-    })?;
+    let network = parse_network(&body.network)?;
+    check_address(Some(&body.asset), network, &body.address)?;
     let beneficiary_complete = body.beneficiary.as_ref().is_some_and(|beneficiary| {
         beneficiary.wallet == "self_hosted" || beneficiary.vasp_name.is_some()
     });
@@ -164,4 +178,348 @@ pub async fn get_withdrawal(
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+fn parse_network(network: &str) -> Result<Network, AppError> {
+    Network::parse(network).ok_or_else(|| {
+        AppError::invalid_field("network", "one_of", "must be bitcoin, ethereum or tron")
+    })
+}
+
+/// The address's checksum for its network, and (for a withdrawal) the asset on that network.
+fn check_address(asset: Option<&str>, network: Network, text: &str) -> Result<(), AppError> {
+    let checked = match asset {
+        Some(asset) => address::validate(asset, network, text),
+        None => address::validate_format(network, text),
+    };
+    checked.map_err(|error| {
+        let field = if matches!(error, address::AddressError::WrongNetwork { .. }) {
+            "network"
+        } else {
+            "address"
+        };
+        AppError::invalid_field(field, "invalid_address", error.to_string())
+    })
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalListQuery {
+    /// `held` (the default: the review queue), `release_pending`, `approved`, `released`,
+    /// `rejected`.
+    pub status: Option<String>,
+    pub user_id: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Withdrawals by status, oldest first: the officers' queue of held withdrawals.
+#[utoipa::path(get, path = "/v1/withdrawals", tag = "withdrawals",
+    params(("status" = Option<String>, Query, description = "held (default), release_pending, approved, released, rejected"),
+           ("user_id" = Option<String>, Query, description = "One user's withdrawals"),
+           ("limit" = Option<i64>, Query, description = "At most this many (default 100, at most 500)")),
+    responses((status = 200, body = [WithdrawalView])),
+    security(("bearer" = [])))]
+pub async fn list_withdrawals(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<WithdrawalListQuery>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(OFFICERS)?;
+    let query = query.0;
+    let status = query.status.unwrap_or_else(|| "held".into());
+    if ![
+        "held",
+        "release_pending",
+        "approved",
+        "released",
+        "rejected",
+    ]
+    .contains(&status.as_str())
+    {
+        return Err(AppError::invalid_field(
+            "status",
+            "one_of",
+            "must be held, release_pending, approved, released or rejected",
+        ));
+    }
+    let user_id = query
+        .user_id
+        .map(|id| parse_uuid("user_id", &id))
+        .transpose()?;
+    let limit = crate::http::page_limit(query.limit)?;
+    let views = state
+        .db
+        .run(move |connection| {
+            let assets = crate::ledger::store::load_assets(connection)?;
+            super::store::by_status(connection, &status, user_id.as_deref(), limit)?
+                .into_iter()
+                .map(|row| WithdrawalView::from_row(row, &assets))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// Why: recorded in the audit log and on the withdrawal.
+    #[validate(length(min = 3, max = 2000))]
+    pub reason: String,
+}
+
+/// Release a held withdrawal (officers). Above the jurisdiction's four-eyes amount the first
+/// release makes it `release_pending` and a second, senior officer completes it. Release settles
+/// the funds in flight; the user is e-mailed and the platform gets `withdrawal.released`.
+#[utoipa::path(post, path = "/v1/withdrawals/{id}/release", tag = "withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    request_body = ReviewBody,
+    responses((status = 200, body = WithdrawalView), (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn release(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    review(
+        state,
+        caller,
+        request_id,
+        idempotency_key,
+        path,
+        body,
+        Verdict::Release,
+    )
+    .await
+}
+
+/// Reject a held withdrawal (officers): the funds return to the user's available balance; the
+/// user is e-mailed (without the reason) and the platform gets `withdrawal.rejected`.
+#[utoipa::path(post, path = "/v1/withdrawals/{id}/reject", tag = "withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    request_body = ReviewBody,
+    responses((status = 200, body = WithdrawalView), (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn reject(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    review(
+        state,
+        caller,
+        request_id,
+        idempotency_key,
+        path,
+        body,
+        Verdict::Reject,
+    )
+    .await
+}
+
+async fn review(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+    verdict: Verdict,
+) -> Result<HttpResponse, AppError> {
+    caller.require(OFFICERS)?;
+    let id = parse_uuid("id", &path.into_inner())?;
+    let body: ReviewBody = body.parse()?;
+    let action = match verdict {
+        Verdict::Release => "release",
+        Verdict::Reject => "reject",
+    };
+    let path = format!("/v1/withdrawals/{id}/{action}");
+    let idempotent = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
+    let app_state = state.clone();
+    mutation::run(&state.db, idempotent, move |connection| {
+        let review = Review {
+            cipher: &app_state.cipher,
+            jurisdictions: &app_state.jurisdictions,
+        };
+        let actor = caller.actor();
+        let row = review.decide(
+            connection,
+            &id,
+            verdict,
+            &Reviewer {
+                actor: &actor,
+                role: caller.role,
+                reason: &body.reason,
+                request_id: Some(request_id.0.clone()),
+            },
+        )?;
+        let assets = crate::ledger::store::load_assets(connection)?;
+        Outcome::new(StatusCode::OK, &WithdrawalView::from_row(row, &assets)?)
+    })
+    .await
+}
+
+fn address_book(state: &AppState) -> AddressBook<'_> {
+    AddressBook {
+        cipher: &state.cipher,
+        jurisdictions: &state.jurisdictions,
+    }
+}
+
+/// A user's withdrawal address book, current entries first (platform, the user, officers).
+#[utoipa::path(get, path = "/v1/users/{id}/addresses", tag = "withdrawals",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = [AddressEntry])),
+    security(("bearer" = [])))]
+pub async fn list_addresses(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = parse_uuid("id", &path.into_inner())?;
+    caller.require_self_or(
+        &user_id,
+        &[Role::Platform, Role::Officer, Role::SeniorOfficer],
+    )?;
+    let entries = state
+        .db
+        .run(move |connection| Ok(super::addresses::list(connection, &user_id)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(entries))
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBody {
+    /// `bitcoin`, `ethereum` or `tron`.
+    #[validate(length(min = 1, max = 20))]
+    pub network: String,
+    #[validate(length(min = 14, max = 100))]
+    pub address: String,
+    #[validate(length(min = 1, max = 100))]
+    pub label: Option<String>,
+}
+
+/// Add a withdrawal address (platform, or the user). It can receive withdrawals after the
+/// jurisdiction's cooling-off period, or once an officer approves it; the user is e-mailed.
+#[utoipa::path(post, path = "/v1/users/{id}/addresses", tag = "withdrawals",
+    params(("id" = String, Path, description = "User id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    request_body = AddressBody,
+    responses((status = 201, body = AddressEntry), (status = 200, body = AddressEntry, description = "Already in the book"),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn add_address(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let user_id = parse_uuid("id", &path.into_inner())?;
+    caller.require_self_or(&user_id, &[Role::Platform])?;
+    let body: AddressBody = body.parse()?;
+    let network = parse_network(&body.network)?;
+    check_address(None, network, &body.address)?;
+    let path = format!("/v1/users/{user_id}/addresses");
+    let idempotent = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
+    let app_state = state.clone();
+    mutation::run(&state.db, idempotent, move |connection| {
+        let (entry, added) = address_book(&app_state).add(
+            connection,
+            NewAddress {
+                user_id: user_id.clone(),
+                network: network.as_str().to_string(),
+                address: body.address.clone(),
+                label: body.label.clone(),
+            },
+            &caller.actor(),
+            Some(request_id.0.clone()),
+        )?;
+        let status = if added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Outcome::new(status, &entry)
+    })
+    .await
+}
+
+/// Remove an address from the book (platform, or the user); the user is e-mailed.
+#[utoipa::path(delete, path = "/v1/users/{id}/addresses/{address_id}", tag = "withdrawals",
+    params(("id" = String, Path, description = "User id"), ("address_id" = String, Path, description = "Entry id")),
+    responses((status = 200, body = AddressEntry), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn remove_address(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (user_id, address_id) = path.into_inner();
+    let user_id = parse_uuid("id", &user_id)?;
+    let address_id = parse_uuid("address_id", &address_id)?;
+    caller.require_self_or(&user_id, &[Role::Platform])?;
+    let path = format!("/v1/users/{user_id}/addresses/{address_id}");
+    let idempotent = IdempotentRequest::new(&caller, idempotency_key, "DELETE", &path, &());
+    let app_state = state.clone();
+    mutation::run(&state.db, idempotent, move |connection| {
+        let entry = address_book(&app_state).remove(
+            connection,
+            &user_id,
+            &address_id,
+            &caller.actor(),
+            Some(request_id.0.clone()),
+        )?;
+        Outcome::new(StatusCode::OK, &entry)
+    })
+    .await
+}
+
+/// Let an address receive withdrawals before its cooling-off period ends (officers, with a
+/// reason, e.g. after calling the user back).
+#[utoipa::path(post, path = "/v1/users/{id}/addresses/{address_id}/approval", tag = "withdrawals",
+    params(("id" = String, Path, description = "User id"), ("address_id" = String, Path, description = "Entry id")),
+    request_body = ReviewBody,
+    responses((status = 200, body = AddressEntry), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn approve_address(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<(String, String)>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(OFFICERS)?;
+    let (user_id, address_id) = path.into_inner();
+    let user_id = parse_uuid("id", &user_id)?;
+    let address_id = parse_uuid("address_id", &address_id)?;
+    let body: ReviewBody = body.parse()?;
+    let path = format!("/v1/users/{user_id}/addresses/{address_id}/approval");
+    let idempotent = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
+    let app_state = state.clone();
+    mutation::run(&state.db, idempotent, move |connection| {
+        let entry = address_book(&app_state).approve(
+            connection,
+            &user_id,
+            &address_id,
+            &body.reason,
+            &caller.actor(),
+            Some(request_id.0.clone()),
+        )?;
+        Outcome::new(StatusCode::OK, &entry)
+    })
+    .await
 }

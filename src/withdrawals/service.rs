@@ -7,6 +7,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::addresses::{self, BookStatus};
 use super::gate::{self, Decision, Facts, Reason};
 use super::store::{self, WithdrawalRow};
 use crate::audit::{store as audit, Actor, NewAuditEntry};
@@ -17,6 +18,7 @@ use crate::jurisdiction::Jurisdictions;
 use crate::kyc::{effective_tier, Tier};
 use crate::ledger::store::{self as ledger, Transfer};
 use crate::ledger::{value_at, Account, EntryKind, Valuation};
+use crate::monitoring::service::{self as monitoring, Subject};
 
 /// What the gate needs beyond the connection.
 #[derive(Clone, Copy)]
@@ -61,6 +63,21 @@ pub struct WithdrawalView {
     pub fx_rate: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub requested_at: NaiveDateTime,
+    /// Where the withdrawal is now: `approved`, `held`, `release_pending` (one of two officers
+    /// released it), `released` or `rejected`.
+    pub status: String,
+    /// The officer's review of a held withdrawal, once done.
+    pub review: Option<ReviewView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    pub first_reviewer: Option<String>,
+    pub reviewed_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub reviewed_at: Option<NaiveDateTime>,
+    pub reason: Option<String>,
+    pub ledger_seq: Option<i64>,
 }
 
 impl WithdrawalView {
@@ -90,6 +107,16 @@ impl WithdrawalView {
             usd_price: row.usd_price,
             fx_rate: row.fx_rate,
             requested_at: row.requested_at,
+            review: (row.first_reviewer.is_some() || row.reviewed_by.is_some()).then_some(
+                ReviewView {
+                    first_reviewer: row.first_reviewer,
+                    reviewed_by: row.reviewed_by,
+                    reviewed_at: row.reviewed_at,
+                    reason: row.review_reason,
+                    ledger_seq: row.outcome_seq,
+                },
+            ),
+            status: row.status,
         })
     }
 }
@@ -158,7 +185,7 @@ impl Gate<'_> {
         actor: &Actor,
         request_id: Option<String>,
     ) -> Result<WithdrawalView, AppError> {
-        let residence =
+        let (residence, account_opened_at) =
             crate::users::store::residence(connection, &request.user_id)?.ok_or_else(|| {
                 AppError::invalid_field(
                     "user_id",
@@ -238,6 +265,30 @@ impl Gate<'_> {
             .screen_address(&request.address)
             .is_empty();
         let user_hits = store::open_sanctions_hits(connection, &request.user_id)?;
+        let address_book = addresses::current(
+            connection,
+            &request.user_id,
+            &request.network,
+            &request.address,
+        )?
+        .map_or(BookStatus::Unlisted, |entry| entry.status(now));
+        let rule_hits = monitoring::rule_hits(
+            connection,
+            jurisdiction,
+            currency_scale,
+            &Subject {
+                user_id: &request.user_id,
+                asset: &request.asset,
+                address: &request.address,
+                amount_local: local.as_ref().map(|value| value.amount),
+                amount_atoms: amount,
+                available_atoms,
+                requested_at: now,
+                account_opened_at,
+                risk_level: profile.as_ref().map(|p| p.risk_level.as_str()),
+                next_review_at: profile.as_ref().map(|p| p.next_review_at),
+            },
+        )?;
         let amount_text = asset_amount.to_string();
         let available_text = asset.from_atoms(available_atoms).to_string();
         let (decision, reasons) = gate::decide(&Facts {
@@ -257,6 +308,9 @@ impl Gate<'_> {
             user_hits: usize::try_from(user_hits).unwrap_or(usize::MAX),
             travel_rule_threshold: jurisdiction.withdrawals.travel_rule_threshold,
             beneficiary_given: request.beneficiary_complete,
+            address_book,
+            unlisted_address: jurisdiction.withdrawals.unlisted_address,
+            rule_hits: &rule_hits,
         });
         let id = uuid::Uuid::new_v4().to_string();
         let hold_seq = if decision == Decision::Rejected {
@@ -312,8 +366,23 @@ impl Gate<'_> {
             hold_seq,
             requested_at: now,
             requested_by: actor.id.clone(),
+            status: decision.as_str().to_string(),
+            first_reviewer: None,
+            first_reviewed_at: None,
+            reviewed_by: None,
+            reviewed_at: None,
+            review_reason: None,
+            outcome_seq: None,
         };
         store::insert(connection, &row)?;
+        monitoring::record_alerts(
+            connection,
+            &rule_hits,
+            &request.user_id,
+            &jurisdiction.code,
+            &id,
+            "withdrawal",
+        )?;
         audit::append(
             connection,
             NewAuditEntry::new(

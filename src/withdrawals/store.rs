@@ -19,7 +19,10 @@ pub fn lock_user(connection: &mut DbConnection, user_id: &str) -> QueryResult<()
     Ok(())
 }
 
-/// Local-currency atoms of the user's approved and held withdrawals requested in `[from, to)`.
+/// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
+pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];
+
+/// Local-currency atoms of the user's counted withdrawals requested in `[from, to)`.
 pub fn spent_between(
     connection: &mut DbConnection,
     user_id: &str,
@@ -28,12 +31,73 @@ pub fn spent_between(
 ) -> QueryResult<i64> {
     withdrawals::table
         .filter(withdrawals::user_id.eq(user_id))
-        .filter(withdrawals::decision.eq_any(["approved", "held"]))
+        .filter(withdrawals::status.eq_any(COUNTED))
         .filter(withdrawals::requested_at.ge(from))
         .filter(withdrawals::requested_at.lt(to))
         .select(diesel::dsl::sql::<BigInt>(
             "CAST(COALESCE(SUM(amount_local), 0) AS BIGINT)",
         ))
+        .first(connection)
+}
+
+/// The user's counted withdrawals requested in `[since, before)`: time and local-currency atoms.
+pub fn counted_between(
+    connection: &mut DbConnection,
+    user_id: &str,
+    since: NaiveDateTime,
+    before: NaiveDateTime,
+) -> QueryResult<Vec<(NaiveDateTime, Option<i64>)>> {
+    withdrawals::table
+        .filter(withdrawals::user_id.eq(user_id))
+        .filter(withdrawals::status.eq_any(COUNTED))
+        .filter(withdrawals::requested_at.ge(since))
+        .filter(withdrawals::requested_at.lt(before))
+        .select((withdrawals::requested_at, withdrawals::amount_local))
+        .load(connection)
+}
+
+/// Every counted withdrawal requested in `[from, to)`, oldest first.
+pub fn counted_in_window(
+    connection: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<WithdrawalRow>> {
+    withdrawals::table
+        .filter(withdrawals::status.eq_any(COUNTED))
+        .filter(withdrawals::requested_at.ge(from))
+        .filter(withdrawals::requested_at.lt(to))
+        .order((withdrawals::requested_at.asc(), withdrawals::id.asc()))
+        .select(WithdrawalRow::as_select())
+        .load(connection)
+}
+
+/// Whether the user sent a counted withdrawal to `address` before `before`.
+pub fn address_used(
+    connection: &mut DbConnection,
+    user_id: &str,
+    address: &str,
+    before: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        withdrawals::table
+            .filter(withdrawals::user_id.eq(user_id))
+            .filter(withdrawals::address.eq(address))
+            .filter(withdrawals::status.eq_any(COUNTED))
+            .filter(withdrawals::requested_at.lt(before)),
+    ))
+    .get_result(connection)
+}
+
+/// The user's latest withdrawal request before `before`, whatever its decision.
+pub fn last_request_before(
+    connection: &mut DbConnection,
+    user_id: &str,
+    before: NaiveDateTime,
+) -> QueryResult<Option<NaiveDateTime>> {
+    withdrawals::table
+        .filter(withdrawals::user_id.eq(user_id))
+        .filter(withdrawals::requested_at.lt(before))
+        .select(diesel::dsl::max(withdrawals::requested_at))
         .first(connection)
 }
 
@@ -70,6 +134,16 @@ pub struct WithdrawalRow {
     pub hold_seq: Option<i64>,
     pub requested_at: NaiveDateTime,
     pub requested_by: String,
+    /// Where the withdrawal is now: the gate's decision, or an officer's review of a held one
+    /// (`release_pending`, `released`, `rejected`).
+    pub status: String,
+    pub first_reviewer: Option<String>,
+    pub first_reviewed_at: Option<NaiveDateTime>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<NaiveDateTime>,
+    pub review_reason: Option<String>,
+    /// The ledger entry that settled (released) or returned (rejected) the held funds.
+    pub outcome_seq: Option<i64>,
 }
 
 pub fn insert(connection: &mut DbConnection, withdrawal: &WithdrawalRow) -> QueryResult<()> {
@@ -77,6 +151,26 @@ pub fn insert(connection: &mut DbConnection, withdrawal: &WithdrawalRow) -> Quer
         .values(withdrawal)
         .execute(connection)?;
     Ok(())
+}
+
+/// Withdrawals in a status, oldest first (the review queue works from the oldest).
+pub fn by_status(
+    connection: &mut DbConnection,
+    status: &str,
+    user_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<WithdrawalRow>> {
+    let mut query = withdrawals::table
+        .filter(withdrawals::status.eq(status.to_string()))
+        .select(WithdrawalRow::as_select())
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(withdrawals::user_id.eq(user_id.to_string()));
+    }
+    query
+        .order((withdrawals::requested_at.asc(), withdrawals::id.asc()))
+        .limit(limit)
+        .load(connection)
 }
 
 pub fn find(connection: &mut DbConnection, id: &str) -> QueryResult<Option<WithdrawalRow>> {

@@ -12,6 +12,7 @@ mod idempotency;
 mod import;
 mod kyc;
 mod ledger;
+mod monitoring;
 mod roles;
 mod screening;
 mod service;

@@ -17,15 +17,15 @@ backend_tests!(
 );
 
 /// Bitcoin addresses for tests: real mainnet formats, not on any list.
-const ADDRESS: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+pub const ADDRESS: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 const LISTED_ADDRESS: &str = "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h";
 
-struct Setup {
-    platform: String,
-    officer: String,
+pub struct Setup {
+    pub platform: String,
+    pub officer: String,
 }
 
-fn setup(app: &TestApp) -> Setup {
+pub fn setup(app: &TestApp) -> Setup {
     let platform = app.token(Role::Platform, None, None);
     let officer = app.token(Role::Officer, None, None);
     // BTC at 100,000 USD, 7.8 HKD to the dollar: 0.01 BTC is 7,800 HKD.
@@ -43,7 +43,7 @@ fn setup(app: &TestApp) -> Setup {
 }
 
 /// A Hong Kong user approved for tier 2 (single 400,000, daily 800,000 HKD), paid `btc`.
-fn verified_user(app: &TestApp, setup: &Setup, btc: &str) -> String {
+pub fn verified_user(app: &TestApp, setup: &Setup, btc: &str) -> String {
     let user_id = app.create_user(
         &setup.platform,
         &format!("w-{}", uuid::Uuid::new_v4().simple()),
@@ -77,10 +77,29 @@ fn verified_user(app: &TestApp, setup: &Setup, btc: &str) -> String {
     );
     assert_eq!(approved.status, 200, "{}", approved.body);
     fund(app, setup, &user_id, btc);
+    book(app, setup, &user_id, "bitcoin", ADDRESS);
     user_id
 }
 
-fn fund(app: &TestApp, setup: &Setup, user_id: &str, btc: &str) {
+/// Puts an address in the user's book and has an officer waive the cooling-off period.
+pub fn book(app: &TestApp, setup: &Setup, user_id: &str, network: &str, address: &str) -> String {
+    let added = app.post(
+        &format!("/v1/users/{user_id}/addresses"),
+        Some(&setup.platform),
+        &json!({"network": network, "address": address, "label": "own wallet"}),
+    );
+    assert!(added.status == 201 || added.status == 200, "{}", added.body);
+    let id = added.json()["id"].as_str().unwrap().to_string();
+    let approved = app.post(
+        &format!("/v1/users/{user_id}/addresses/{id}/approval"),
+        Some(&setup.officer),
+        &json!({"reason": "called the user back on the number on file"}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    id
+}
+
+pub fn fund(app: &TestApp, setup: &Setup, user_id: &str, btc: &str) {
     let occurred_at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
     let paid = app.post(
         "/v1/payouts",
@@ -94,7 +113,7 @@ fn fund(app: &TestApp, setup: &Setup, user_id: &str, btc: &str) {
     assert_eq!(paid.status, 200, "{}", paid.body);
 }
 
-fn withdraw(app: &TestApp, setup: &Setup, body: Value) -> Response {
+pub fn withdraw(app: &TestApp, setup: &Setup, body: Value) -> Response {
     let key = uuid::Uuid::new_v4().to_string();
     app.post_with(
         "/v1/withdrawals",
@@ -104,12 +123,12 @@ fn withdraw(app: &TestApp, setup: &Setup, body: Value) -> Response {
     )
 }
 
-fn btc(user_id: &str, amount: &str, address: &str) -> Value {
+pub fn btc(user_id: &str, amount: &str, address: &str) -> Value {
     json!({"user_id": user_id, "asset": "BTC", "amount": amount, "network": "bitcoin", "address": address})
 }
 
 /// (decision, reason codes) of a 201 answer.
-fn decision(response: &Response) -> (String, Vec<String>) {
+pub fn decision(response: &Response) -> (String, Vec<String>) {
     assert_eq!(response.status, 201, "{}", response.body);
     let body = response.json();
     let codes = body["reasons"]
@@ -122,7 +141,7 @@ fn decision(response: &Response) -> (String, Vec<String>) {
 }
 
 /// (available, held) BTC of a user.
-fn balance(app: &TestApp, setup: &Setup, user_id: &str) -> (String, String) {
+pub fn balance(app: &TestApp, setup: &Setup, user_id: &str) -> (String, String) {
     let balances = app
         .get(
             &format!("/v1/users/{user_id}/balances"),
@@ -142,7 +161,7 @@ fn balance(app: &TestApp, setup: &Setup, user_id: &str) -> (String, String) {
     )
 }
 
-fn beneficiary() -> Value {
+pub fn beneficiary() -> Value {
     json!({"name": "Grace Hopper", "wallet": "hosted", "vasp_name": "Example Exchange Ltd", "country": "SG"})
 }
 
@@ -170,16 +189,28 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
     with_data["beneficiary"] = beneficiary();
     assert_eq!(decision(&withdraw(app, &setup, with_data)).0, "approved");
 
-    // 0.52 BTC = 405,600 HKD: over tier 2's single limit of 400,000 HKD; 0.51 is not.
+    // 0.52 BTC = 405,600 HKD: over tier 2's single limit of 400,000 HKD; 0.51 is not, but at
+    // 397,800 HKD it is a large withdrawal (HK rule: at least 120,000 HKD), held for an officer.
     let mut over = btc(&user, "0.52", ADDRESS);
     over["beneficiary"] = beneficiary();
     assert_eq!(
         decision(&withdraw(app, &setup, over)),
-        ("rejected".into(), vec!["single_limit_exceeded".into()])
+        (
+            "rejected".into(),
+            vec![
+                "single_limit_exceeded".into(),
+                "aml_rule:large-withdrawal".into()
+            ]
+        )
     );
     let mut under = btc(&user, "0.51", ADDRESS);
     under["beneficiary"] = beneficiary();
-    assert_eq!(decision(&withdraw(app, &setup, under)).0, "approved");
+    let held = withdraw(app, &setup, under);
+    assert_eq!(
+        decision(&held),
+        ("held".into(), vec!["aml_rule:large-withdrawal".into()])
+    );
+    assert_eq!(held.json()["status"], "held");
 
     // More than is left: refused, and nothing moves.
     let before = balance(app, &setup, &user);
@@ -196,12 +227,20 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
     // A user without KYC cannot withdraw at all.
     let unverified = app.create_user(&setup.platform, "w-unverified");
     fund(app, &setup, &unverified, "1");
+    book(app, &setup, &unverified, "bitcoin", ADDRESS);
     assert_eq!(
         decision(&withdraw(app, &setup, btc(&unverified, "0.001", ADDRESS))),
         ("rejected".into(), vec!["kyc_tier_insufficient".into()])
     );
 
     // Without a USDT price the limits cannot be counted: held for an officer.
+    book(
+        app,
+        &setup,
+        &user,
+        "tron",
+        "TBHTJqAy4DhHhmT3dNceJYNRz4SdLofLre",
+    );
     let usdt = json!({"user_id": user, "asset": "USDT", "amount": "10", "network": "tron",
                       "address": "TBHTJqAy4DhHhmT3dNceJYNRz4SdLofLre"});
     let (verdict, codes) = decision(&withdraw(app, &setup, usdt));
@@ -223,9 +262,13 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
         "{}",
         String::from_utf8_lossy(&imported.stderr)
     );
+    // A sanctioned destination (never booked: Hong Kong rejects unlisted addresses too).
     assert_eq!(
         decision(&withdraw(app, &setup, btc(&user, "0.001", LISTED_ADDRESS))),
-        ("rejected".into(), vec!["sanctioned_address".into()])
+        (
+            "rejected".into(),
+            vec!["sanctioned_address".into(), "address_not_in_book".into()]
+        )
     );
 
     // Every decision is stored with its reasons, readable by id, and audited.
@@ -364,13 +407,25 @@ fn two_hundred_simultaneous_withdrawals_never_overdraw(app: &TestApp) {
             .map(|handle| handle.join().unwrap())
             .collect()
     });
+    // 7,800 HKD each is just under the 8,000 HKD travel-rule threshold: from the third, the
+    // structuring rule holds them for an officer (held funds are debited all the same).
     let approved = outcomes.iter().filter(|(d, _)| d == "approved").count();
+    let held: Vec<_> = outcomes.iter().filter(|(d, _)| d == "held").collect();
     let rejected: Vec<_> = outcomes.iter().filter(|(d, _)| d == "rejected").collect();
-    assert_eq!(approved, 50);
-    assert_eq!(rejected.len(), 150);
-    assert!(rejected
+    assert_eq!(approved + held.len(), 50);
+    assert_eq!(approved, 2, "the first two are not yet structuring");
+    assert!(held
         .iter()
-        .all(|(_, codes)| codes == &vec!["insufficient_balance".to_string()]));
+        .all(|(_, codes)| codes == &vec!["aml_rule:structuring".to_string()]));
+    assert_eq!(rejected.len(), 150);
+    assert!(
+        rejected.iter().all(|(_, codes)| codes
+            == &vec![
+                "insufficient_balance".to_string(),
+                "aml_rule:structuring".to_string()
+            ]),
+        "{rejected:?}"
+    );
     assert_eq!(
         balance(app, &setup, &user),
         ("0.00000000".into(), "0.50000000".into())

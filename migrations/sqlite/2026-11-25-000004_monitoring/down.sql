@@ -1,0 +1,14 @@
+DROP TABLE webhook_outbox;
+DROP TABLE withdrawal_addresses;
+DROP TABLE case_notes;
+DROP TABLE alerts;
+DROP TABLE cases;
+DROP INDEX withdrawals_user_address;
+DROP INDEX withdrawals_status;
+ALTER TABLE withdrawals DROP COLUMN outcome_seq;
+ALTER TABLE withdrawals DROP COLUMN review_reason;
+ALTER TABLE withdrawals DROP COLUMN reviewed_at;
+ALTER TABLE withdrawals DROP COLUMN reviewed_by;
+ALTER TABLE withdrawals DROP COLUMN first_reviewed_at;
+ALTER TABLE withdrawals DROP COLUMN first_reviewer;
+ALTER TABLE withdrawals DROP COLUMN status;

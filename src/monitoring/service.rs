@@ -1,0 +1,99 @@
+//! Gathering what the monitoring rules look at for one withdrawal, at the gate and in the daily
+//! batch, and recording their hits as alerts.
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+
+use super::rules::{evaluate, Activity, PastWithdrawal, RuleHit};
+use super::store::{self, Alert};
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::jurisdiction::Jurisdiction;
+use crate::withdrawals::store as withdrawals;
+
+/// One withdrawal as the rules see it, at the moment it was requested.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub asset: &'a str,
+    pub address: &'a str,
+    pub amount_local: Option<Decimal>,
+    pub amount_atoms: i64,
+    /// The user's available balance of the asset just before the withdrawal.
+    pub available_atoms: i64,
+    pub requested_at: NaiveDateTime,
+    pub account_opened_at: NaiveDateTime,
+    pub risk_level: Option<&'a str>,
+    pub next_review_at: Option<NaiveDateTime>,
+}
+
+/// The jurisdiction's rules that the withdrawal triggers, judged on the history before it.
+pub fn rule_hits(
+    connection: &mut DbConnection,
+    jurisdiction: &Jurisdiction,
+    currency_scale: u32,
+    subject: &Subject,
+) -> Result<Vec<RuleHit>, AppError> {
+    let rules = &jurisdiction.monitoring;
+    if rules.rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = subject.requested_at;
+    let since = now - rules.look_back();
+    let to_local = |atoms: i64| Decimal::from_i128_with_scale(i128::from(atoms), currency_scale);
+    let recent_withdrawals: Vec<PastWithdrawal> =
+        withdrawals::counted_between(connection, subject.user_id, since, now)?
+            .into_iter()
+            .map(|(requested_at, amount_local)| PastWithdrawal {
+                requested_at,
+                amount_local: amount_local.map(to_local),
+            })
+            .collect();
+    let recent_payouts = crate::ledger::store::payouts_recorded_between(
+        connection,
+        subject.user_id,
+        subject.asset,
+        since,
+        now,
+    )?;
+    let activity = Activity {
+        now,
+        currency: &jurisdiction.currency,
+        amount_local: subject.amount_local,
+        amount_atoms: subject.amount_atoms,
+        available_atoms: subject.available_atoms,
+        recent_withdrawals: &recent_withdrawals,
+        recent_payouts: &recent_payouts,
+        address_used_before: withdrawals::address_used(
+            connection,
+            subject.user_id,
+            subject.address,
+            now,
+        )?,
+        last_withdrawal_at: withdrawals::last_request_before(connection, subject.user_id, now)?,
+        account_opened_at: subject.account_opened_at,
+        risk_level: subject.risk_level,
+        review_due: subject.next_review_at.is_some_and(|due| due <= now),
+    };
+    Ok(evaluate(rules, &activity))
+}
+
+/// Records each hit as an alert on the withdrawal (once per rule version); returns the new ones.
+pub fn record_alerts(
+    connection: &mut DbConnection,
+    hits: &[RuleHit],
+    user_id: &str,
+    jurisdiction: &str,
+    withdrawal_id: &str,
+    detected_by: &str,
+) -> Result<usize, AppError> {
+    let now = crate::db::now();
+    let mut created = 0;
+    for hit in hits {
+        let alert =
+            Alert::for_rule_hit(hit, user_id, jurisdiction, withdrawal_id, detected_by, now);
+        if store::insert_alert(connection, &alert)? {
+            created += 1;
+        }
+    }
+    Ok(created)
+}
