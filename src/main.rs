@@ -325,6 +325,36 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             let mut connection = state.db.connection()?;
             let demo = hashgate::demo::seed(&mut connection, &state.cipher)?;
             drop(connection);
+            let actor_of = |role: Role| -> anyhow::Result<Actor> {
+                let secret = demo
+                    .tokens
+                    .iter()
+                    .find(|t| t.role == role)
+                    .map(|t| t.secret.clone())
+                    .unwrap_or_default();
+                let mut connection = state.db.connection()?;
+                let caller = hashgate::auth::store::authenticate(
+                    &mut connection,
+                    &hashgate::auth::hash_token(&secret),
+                )?
+                .ok_or_else(|| anyhow::anyhow!("the demo {role} token is missing"))?;
+                Ok(caller.actor())
+            };
+            let (platform, officer, senior) = (
+                actor_of(Role::Platform)?,
+                actor_of(Role::Officer)?,
+                actor_of(Role::SeniorOfficer)?,
+            );
+            // Before the lists load: the demo's withdrawing users are not meant to be hits.
+            let withdrawals = hashgate::demo::withdrawals::seed(
+                &state,
+                &demo.user_ids,
+                &hashgate::demo::withdrawals::Actors {
+                    platform: &platform,
+                    officer: &officer,
+                    senior: &senior,
+                },
+            )?;
             let lists = lists.or_else(|| {
                 let shared = PathBuf::from("../shared/data/sanctions");
                 shared.is_dir().then_some(shared)
@@ -341,21 +371,6 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                     "no sanctions lists found (pass --lists DIR): screening finds no hits".into()
                 }
             };
-            let actor_of = |role: Role| -> anyhow::Result<Actor> {
-                let secret = demo
-                    .tokens
-                    .iter()
-                    .find(|t| t.role == role)
-                    .map(|t| t.secret.clone())
-                    .unwrap_or_default();
-                let mut connection = state.db.connection()?;
-                let caller = hashgate::auth::store::authenticate(
-                    &mut connection,
-                    &hashgate::auth::hash_token(&secret),
-                )?
-                .ok_or_else(|| anyhow::anyhow!("the demo {role} token is missing"))?;
-                Ok(caller.actor())
-            };
             let applications = hashgate::demo::kyc::seed_applications(
                 &state.db,
                 hashgate::kyc::service::Kyc {
@@ -363,7 +378,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                     screener: &state.screener,
                     jurisdictions: &state.jurisdictions,
                 },
-                (&actor_of(Role::Officer)?, &actor_of(Role::SeniorOfficer)?),
+                (&officer, &senior),
             )?;
             let base = format!("http://{}", settings.bind);
             println!("hashgate demo — database {}", settings.database_url);
@@ -405,6 +420,10 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             println!("  open {base}/docs   (API docs; paste a token at the top)");
             println!(
                 "\nKYC: {applications} applications submitted and screened against the {lists_loaded}."
+            );
+            println!(
+                "Withdrawals: {} through the gate, {} held for review, {} open alerts, {} case.",
+                withdrawals.withdrawals, withdrawals.held, withdrawals.alerts, withdrawals.cases
             );
             println!(
                 "  open {base}/console   (the officers' console; log in with the officer or senior officer token)\n"

@@ -6,11 +6,10 @@ use std::fmt::Write;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use validator::Validate;
 
 use super::html::{self, escape, format_time};
-use super::{parse_form, secure_headers, ConsoleError, Officer};
+use super::{error_text, parse_form, redirect_with, secure_headers, ConsoleError, Notice, Officer};
 use crate::aml::review::ReviewRequest;
 use crate::aml::routes::apply_hit_review;
 use crate::http::extract::{parse_uuid, validation_problem, RequestId};
@@ -30,12 +29,6 @@ fn kyc(state: &AppState) -> Kyc<'_> {
     }
 }
 
-#[derive(Deserialize)]
-pub struct Notice {
-    notice: Option<String>,
-    error: Option<String>,
-}
-
 pub async fn page(
     state: web::Data<AppState>,
     officer: Officer,
@@ -49,6 +42,10 @@ pub async fn page(
     Ok(secure_headers(HttpResponse::Ok()).body(html::page(&title, &officer.frame(), &body)))
 }
 
+fn back_to(id: &str, result: Result<String, String>) -> HttpResponse {
+    redirect_with(&format!("/console/applications/{id}"), result)
+}
+
 fn render(detail: &ApplicationDetail, officer: &Officer, notice: &Notice) -> String {
     let application = &detail.application;
     let data = &application.personal_data;
@@ -57,21 +54,7 @@ fn render(detail: &ApplicationDetail, officer: &Officer, notice: &Notice) -> Str
         && application
             .claim_expires_at
             .is_some_and(|until| until > now);
-    let mut body = String::new();
-    if let Some(text) = &notice.notice {
-        let _ = write!(
-            body,
-            r#"<p class="notice" role="status" id="notice">{}</p>"#,
-            escape(text)
-        );
-    }
-    if let Some(text) = &notice.error {
-        let _ = write!(
-            body,
-            r#"<p class="notice error" role="alert" id="error">{}</p>"#,
-            escape(text)
-        );
-    }
+    let mut body = notice.html();
     let status = application.status.as_str();
     let _ = write!(
         body,
@@ -649,32 +632,6 @@ pub async fn act(
         })
         .await?;
     Ok(back_to(&id, result))
-}
-
-/// Back to the application page with a notice or an error.
-fn back_to(id: &str, result: Result<String, String>) -> HttpResponse {
-    let query = match result {
-        Ok(message) => serde_urlencoded::to_string([("notice", message)]),
-        Err(message) => serde_urlencoded::to_string([("error", message)]),
-    }
-    .unwrap_or_default();
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/console/applications/{id}?{query}"),
-        ))
-        .finish()
-}
-
-fn error_text(error: &crate::error::AppError) -> String {
-    match error {
-        crate::error::AppError::Validation(fields) => fields
-            .iter()
-            .map(|field| format!("{}: {}", field.field, field.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
-    }
 }
 
 /// A document, shown inline to an officer (and audited like an API download).

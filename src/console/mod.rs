@@ -4,6 +4,7 @@
 
 mod application;
 pub mod html;
+mod monitoring;
 mod queue;
 pub mod session;
 
@@ -49,6 +50,29 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/console/hits/{hit_id}/review")
                 .route(web::post().to(application::review_hit)),
         )
+        .service(web::resource("/console/alerts").route(web::get().to(monitoring::alerts)))
+        .service(
+            web::resource("/console/cases")
+                .route(web::get().to(monitoring::cases_page))
+                .route(web::post().to(monitoring::open_case)),
+        )
+        .service(web::resource("/console/cases/{id}").route(web::get().to(monitoring::case_page)))
+        .service(
+            web::resource("/console/cases/{id}/notes/{note_id}")
+                .route(web::get().to(monitoring::evidence)),
+        )
+        .service(
+            web::resource("/console/cases/{id}/{action}")
+                .route(web::post().to(monitoring::case_action)),
+        )
+        .service(
+            web::resource("/console/withdrawals").route(web::get().to(monitoring::withdrawals)),
+        )
+        .service(
+            web::resource("/console/withdrawals/{id}/review")
+                .route(web::post().to(monitoring::review_withdrawal)),
+        )
+        .service(web::resource("/console/users/{id}").route(web::get().to(monitoring::user_view)))
         .service(web::resource("/console/assets/console.css").route(web::get().to(stylesheet)))
         .service(web::resource("/console/assets/console.js").route(web::get().to(script)));
 }
@@ -206,6 +230,56 @@ fn check_origin(request: &HttpRequest) -> Result<(), ConsoleError> {
 
 fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
+}
+
+/// A one-line outcome shown at the top of the page a form returns to.
+#[derive(Deserialize)]
+pub struct Notice {
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+impl Notice {
+    pub fn html(&self) -> String {
+        let mut html = String::new();
+        if let Some(text) = &self.notice {
+            html.push_str(&format!(
+                r#"<p class="notice" role="status" id="notice">{}</p>"#,
+                escape(text)
+            ));
+        }
+        if let Some(text) = &self.error {
+            html.push_str(&format!(
+                r#"<p class="notice error" role="alert" id="error">{}</p>"#,
+                escape(text)
+            ));
+        }
+        html
+    }
+}
+
+/// Back to `location` with a notice or an error.
+pub fn redirect_with(location: &str, result: Result<String, String>) -> HttpResponse {
+    let query = match result {
+        Ok(message) => serde_urlencoded::to_string([("notice", message)]),
+        Err(message) => serde_urlencoded::to_string([("error", message)]),
+    }
+    .unwrap_or_default();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{location}?{query}")))
+        .finish()
+}
+
+/// An error as one line for a notice.
+pub fn error_text(error: &crate::error::AppError) -> String {
+    match error {
+        crate::error::AppError::Validation(fields) => fields
+            .iter()
+            .map(|field| format!("{}: {}", field.field, field.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
 }
 
 /// Parses a URL-encoded form body.

@@ -212,7 +212,7 @@ fn file(kind: DocumentKind, name: &str, bytes: &[u8]) -> Result<DocumentFile, Ap
     })
 }
 
-fn documents_for(tier: u8) -> Result<Vec<DocumentFile>, AppError> {
+pub(crate) fn documents_for(tier: u8) -> Result<Vec<DocumentFile>, AppError> {
     let mut files = Vec::new();
     if tier >= 2 {
         files.push(file(

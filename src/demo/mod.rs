@@ -2,6 +2,7 @@
 //! sanctions lists when they are at hand, and a queue of KYC applications.
 
 pub mod kyc;
+pub mod withdrawals;
 
 use chrono::NaiveDate;
 

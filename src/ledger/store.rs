@@ -877,8 +877,9 @@ pub fn entries(
         .collect()
 }
 
-/// Payouts of `asset` credited to the user (recorded) in `(since, before]`: time and atoms.
-pub fn payouts_recorded_between(
+/// Payouts of `asset` the user received in `(since, before]`: time of receipt and atoms. The
+/// receipt time, not the recording time: a backfilled import is not fresh money.
+pub fn payouts_received_between(
     connection: &mut DbConnection,
     user_id: &str,
     asset: &str,
@@ -889,9 +890,9 @@ pub fn payouts_recorded_between(
         .filter(ledger_entries::user_id.eq(user_id))
         .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
         .filter(ledger_entries::asset.eq(asset))
-        .filter(ledger_entries::recorded_at.gt(since))
-        .filter(ledger_entries::recorded_at.le(before))
-        .select((ledger_entries::recorded_at, ledger_entries::amount))
+        .filter(ledger_entries::occurred_at.gt(since))
+        .filter(ledger_entries::occurred_at.le(before))
+        .select((ledger_entries::occurred_at, ledger_entries::amount))
         .load(connection)
 }
 

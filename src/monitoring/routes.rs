@@ -370,7 +370,17 @@ pub async fn evidence(
     let (id, note_id) = path.into_inner();
     let id = parse_uuid("id", &id)?;
     let note_id = parse_uuid("note_id", &note_id)?;
-    let actor = caller.actor();
+    evidence_download(&state, caller.actor(), id, note_id, request_id).await
+}
+
+/// Reads an evidence file for an officer, audits the read, and sends it (API and console).
+pub async fn evidence_download(
+    state: &web::Data<AppState>,
+    actor: crate::audit::Actor,
+    case_id: String,
+    note_id: String,
+    request_id: RequestId,
+) -> Result<HttpResponse, AppError> {
     let app_state = state.clone();
     let (note, bytes) = state
         .db
@@ -379,7 +389,7 @@ pub async fn evidence(
                 cases::read_evidence(
                     connection,
                     &app_state.cipher,
-                    &id,
+                    &case_id,
                     &note_id,
                     &actor,
                     Some(request_id.0.clone()),

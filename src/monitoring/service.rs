@@ -48,7 +48,7 @@ pub fn rule_hits(
                 amount_local: amount_local.map(to_local),
             })
             .collect();
-    let recent_payouts = crate::ledger::store::payouts_recorded_between(
+    let recent_payouts = crate::ledger::store::payouts_received_between(
         connection,
         subject.user_id,
         subject.asset,

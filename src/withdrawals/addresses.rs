@@ -78,6 +78,13 @@ pub fn current(
         .optional()
 }
 
+pub fn insert(connection: &mut DbConnection, entry: &AddressEntry) -> QueryResult<()> {
+    diesel::insert_into(withdrawal_addresses::table)
+        .values(entry)
+        .execute(connection)?;
+    Ok(())
+}
+
 /// The user's book, current entries first, newest first.
 pub fn list(connection: &mut DbConnection, user_id: &str) -> QueryResult<Vec<AddressEntry>> {
     let mut entries: Vec<AddressEntry> = withdrawal_addresses::table
@@ -144,9 +151,7 @@ impl AddressBook<'_> {
             removed_by: None,
             removed_at: None,
         };
-        diesel::insert_into(withdrawal_addresses::table)
-            .values(&entry)
-            .execute(connection)?;
+        insert(connection, &entry)?;
         let usable_from = entry
             .usable_from
             .and_utc()

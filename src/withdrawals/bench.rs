@@ -255,6 +255,25 @@ fn verified_users(state: &crate::AppState, count: usize) -> anyhow::Result<Vec<S
                         updated_at: now,
                     },
                 )?;
+                // The bench address, approved in the user's book.
+                super::addresses::insert(
+                    connection,
+                    &super::addresses::AddressEntry {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        user_id: user.id.clone(),
+                        network: "bitcoin".into(),
+                        address: ADDRESS.into(),
+                        label: None,
+                        added_by: actor.id.clone(),
+                        added_at: now,
+                        usable_from: now,
+                        approved_by: Some(actor.id.clone()),
+                        approved_at: Some(now),
+                        approval_reason: Some("bench".into()),
+                        removed_by: None,
+                        removed_at: None,
+                    },
+                )?;
                 ids.push(user.id);
             }
             Ok::<_, crate::error::AppError>(ids)

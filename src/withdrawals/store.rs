@@ -153,6 +153,20 @@ pub fn insert(connection: &mut DbConnection, withdrawal: &WithdrawalRow) -> Quer
     Ok(())
 }
 
+/// The user's latest withdrawals, newest first.
+pub fn recent_for_user(
+    connection: &mut DbConnection,
+    user_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<WithdrawalRow>> {
+    withdrawals::table
+        .filter(withdrawals::user_id.eq(user_id))
+        .order((withdrawals::requested_at.desc(), withdrawals::id.desc()))
+        .limit(limit)
+        .select(WithdrawalRow::as_select())
+        .load(connection)
+}
+
 /// Withdrawals in a status, oldest first (the review queue works from the oldest).
 pub fn by_status(
     connection: &mut DbConnection,

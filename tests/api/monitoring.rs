@@ -22,6 +22,7 @@ backend_tests!(
     officers_release_or_reject_held_withdrawals_with_four_eyes_above_the_amount,
     rule_and_screening_hits_become_alerts_that_officers_work_in_cases,
     the_daily_batch_judges_withdrawals_again_under_the_current_rules,
+    officers_work_alerts_cases_and_held_withdrawals_in_the_console,
 );
 
 /// BIP-173's mainnet P2WPKH example and a P2PKH address: valid, on no list.
@@ -793,5 +794,179 @@ fn sqlite_webhooks_are_signed_and_retried_until_the_platform_takes_them() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A logged-in console session over plain HTTP, redirects not followed.
+struct Console<'a> {
+    app: &'a TestApp,
+    agent: ureq::Agent,
+    session: String,
+}
+
+impl<'a> Console<'a> {
+    fn login(app: &'a TestApp, token: &str) -> Console<'a> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let page = agent
+            .get(&format!("{}/console/login", app.base))
+            .call()
+            .unwrap();
+        let cookie = |response: &ureq::http::Response<ureq::Body>, name: &str| {
+            response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find(|value| value.starts_with(&format!("{name}=")))
+                .map(|value| value.split(';').next().unwrap()[name.len() + 1..].to_string())
+                .unwrap()
+        };
+        let login_csrf = cookie(&page, "hg_login_csrf");
+        let response = agent
+            .post(&format!("{}/console/login", app.base))
+            .header("Cookie", &format!("hg_login_csrf={login_csrf}"))
+            .content_type("application/x-www-form-urlencoded")
+            .send(
+                serde_urlencoded::to_string([("csrf", login_csrf.as_str()), ("token", token)])
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303);
+        let session = cookie(&response, "hg_session");
+        Console {
+            app,
+            agent,
+            session,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .agent
+            .get(&format!("{}{path}", self.app.base))
+            .header("Cookie", &format!("hg_session={}", self.session))
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    /// Posts a form with the CSRF token found on `from`; returns the status and the Location.
+    fn post(&self, from: &str, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let (_, page) = self.get(from);
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut pairs = vec![("csrf", csrf.as_str())];
+        pairs.extend_from_slice(fields);
+        self.post_raw(path, &serde_urlencoded::to_string(&pairs).unwrap())
+    }
+
+    fn post_raw(&self, path: &str, form: &str) -> (u16, String) {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.app.base))
+            .header("Cookie", &format!("hg_session={}", self.session))
+            .content_type("application/x-www-form-urlencoded")
+            .send(form.to_string())
+            .unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (response.status().as_u16(), location)
+    }
+}
+
+fn officers_work_alerts_cases_and_held_withdrawals_in_the_console(app: &TestApp) {
+    let setup = setup(app);
+    let user = verified_user(app, &setup, "1");
+    let held = large_held(app, &setup, &user);
+    let console = Console::login(app, &setup.officer);
+
+    let (status, alerts) = console.get("/console/alerts");
+    assert_eq!(status, 200);
+    assert!(alerts.contains("large-withdrawal v1"), "{alerts}");
+    let open_ids: Vec<String> = app
+        .get(
+            &format!("/v1/alerts?user_id={user}&status=open"),
+            Some(&setup.officer),
+        )
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alert| alert["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut fields = vec![("title", "Large withdrawal right after payouts")];
+    fields.extend(open_ids.iter().map(|id| ("alert_id", id.as_str())));
+    let (status, location) = console.post("/console/alerts", "/console/cases", &fields);
+    assert_eq!(status, 303, "{location}");
+    assert!(location.starts_with("/console/cases/"), "{location}");
+    let case_path = location.split('?').next().unwrap().to_string();
+    let (_, case_page) = console.get(&case_path);
+    assert!(case_page.contains("Large withdrawal right after payouts"));
+    let (status, _) = console.post(
+        &case_path,
+        &format!("{case_path}/notes"),
+        &[("body", "Mining income matches the rented hashrate.")],
+    );
+    assert_eq!(status, 303);
+    let (status, location) = console.post(
+        &case_path,
+        &format!("{case_path}/close"),
+        &[
+            ("outcome", "no_action"),
+            ("reason", "explained by the payouts"),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert!(location.contains("notice="), "{location}");
+    let (_, closed) = console.get(&case_path);
+    assert!(closed.contains("Mining income matches"), "{closed}");
+    assert!(closed.contains("no action"), "{closed}");
+
+    // The held queue: a forged form changes nothing; a real one rejects.
+    let (_, queue) = console.get("/console/withdrawals");
+    assert!(queue.contains(&held), "{queue}");
+    let review_path = format!("/console/withdrawals/{held}/review");
+    let (status, _) = console.post_raw(&review_path, "verdict=reject&reason=forged");
+    assert_eq!(status, 403);
+    let (status, location) = console.post(
+        "/console/withdrawals",
+        &review_path,
+        &[
+            ("verdict", "reject"),
+            ("reason", "beneficiary could not be verified"),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert!(location.contains("rejected"), "{location}");
+    let read = app.get(&format!("/v1/withdrawals/{held}"), Some(&setup.platform));
+    assert_eq!(read.json()["status"], "rejected");
+
+    // The user's 360° view.
+    let (status, view) = console.get(&format!("/console/users/{user}"));
+    assert_eq!(status, 200);
+    for expected in [
+        "KYC tier <strong>2</strong>",
+        "Balances",
+        ADDRESS,
+        "large-withdrawal",
+        "Large withdrawal right after payouts",
+        "withdrawal_release",
+    ] {
+        assert!(view.contains(expected), "{expected} missing from {view}");
     }
 }
