@@ -377,6 +377,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    withdrawal_settlements (withdrawal_id) {
+        withdrawal_id -> Text,
+        outcome -> Text,
+        tx_hash -> Nullable<Text>,
+        failure_reason -> Nullable<Text>,
+        ledger_seq -> Nullable<BigInt>,
+        reported_by -> Text,
+        reported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     cases (id) {
         id -> Text,
         jurisdiction -> Text,
@@ -478,6 +490,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     case_notes,
     withdrawal_addresses,
+    withdrawal_settlements,
     webhook_outbox,
     api_tokens,
     audit_log,

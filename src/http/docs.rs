@@ -52,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         crate::withdrawals::routes::list_withdrawals,
         crate::withdrawals::routes::release,
         crate::withdrawals::routes::reject,
+        crate::withdrawals::routes::settle,
         crate::withdrawals::routes::list_addresses,
         crate::withdrawals::routes::add_address,
         crate::withdrawals::routes::remove_address,

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod review;
 pub mod routes;
 pub mod service;
+pub mod settlement;
 pub mod store;
 
 use rust_decimal::Decimal;

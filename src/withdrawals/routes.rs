@@ -27,6 +27,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/withdrawals/{id}").route(web::get().to(get_withdrawal)))
         .service(web::resource("/v1/withdrawals/{id}/release").route(web::post().to(release)))
         .service(web::resource("/v1/withdrawals/{id}/reject").route(web::post().to(reject)))
+        .service(web::resource("/v1/withdrawals/{id}/settlement").route(web::post().to(settle)))
         .service(
             web::resource("/v1/users/{id}/addresses")
                 .route(web::get().to(list_addresses))
@@ -174,7 +175,9 @@ pub async fn get_withdrawal(
             let row = super::store::find(connection, &id)?
                 .ok_or_else(|| AppError::NotFound(format!("no withdrawal {id}")))?;
             let assets = crate::ledger::store::load_assets(connection)?;
-            WithdrawalView::from_row(row, &assets)
+            let mut view = WithdrawalView::from_row(row, &assets)?;
+            view.settlement = super::settlement::find(connection, &id)?;
+            Ok(view)
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -520,6 +523,109 @@ pub async fn approve_address(
             Some(request_id.0.clone()),
         )?;
         Outcome::new(StatusCode::OK, &entry)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementBody {
+    /// `broadcast` (with `tx_hash`) or `failed` (with `reason`).
+    pub outcome: String,
+    /// The transaction hash on the withdrawal's network.
+    #[validate(length(min = 64, max = 66))]
+    pub tx_hash: Option<String>,
+    #[validate(length(min = 3, max = 500))]
+    pub reason: Option<String>,
+}
+
+/// Report what happened on chain to an approved or released withdrawal (platform;
+/// `Idempotency-Key` required). `broadcast` settles an approved withdrawal's funds in flight and
+/// keeps the transaction hash; `failed` returns the funds to the user's available balance.
+#[utoipa::path(post, path = "/v1/withdrawals/{id}/settlement", tag = "withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id"),
+           ("Idempotency-Key" = String, Header, description = "Required: a retry moves no money")),
+    request_body = SettlementBody,
+    responses((status = 200, body = WithdrawalView), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn settle(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Platform])?;
+    if idempotency_key.0.is_none() {
+        return Err(AppError::bad_field(
+            "Idempotency-Key",
+            "a settlement report needs an Idempotency-Key header, so that a retry never moves money twice",
+        ));
+    }
+    let id = parse_uuid("id", &path.into_inner())?;
+    let body: SettlementBody = body.parse()?;
+    let path = format!("/v1/withdrawals/{id}/settlement");
+    let idempotent = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
+    mutation::run(&state.db, idempotent, move |connection| {
+        let report = match (body.outcome.as_str(), &body.tx_hash, &body.reason) {
+            ("broadcast", Some(tx_hash), _) => {
+                let row = super::store::find(connection, &id)?
+                    .ok_or_else(|| AppError::NotFound(format!("no withdrawal {id}")))?;
+                let network = Network::parse(&row.network).ok_or_else(|| {
+                    AppError::internal(anyhow::anyhow!(
+                        "withdrawal {id} has network {}",
+                        row.network
+                    ))
+                })?;
+                if !super::settlement::valid_tx_hash(network, tx_hash) {
+                    return Err(AppError::invalid_field(
+                        "tx_hash",
+                        "invalid_tx_hash",
+                        format!("not a transaction hash on {}", row.network),
+                    ));
+                }
+                super::settlement::Report::Broadcast {
+                    tx_hash: tx_hash.clone(),
+                }
+            }
+            ("broadcast", None, _) => {
+                return Err(AppError::invalid_field(
+                    "tx_hash",
+                    "required",
+                    "a broadcast withdrawal needs its transaction hash",
+                ))
+            }
+            ("failed", _, Some(reason)) => super::settlement::Report::Failed {
+                reason: reason.clone(),
+            },
+            ("failed", _, None) => {
+                return Err(AppError::invalid_field(
+                    "reason",
+                    "required",
+                    "say why the withdrawal failed",
+                ))
+            }
+            _ => {
+                return Err(AppError::invalid_field(
+                    "outcome",
+                    "one_of",
+                    "must be broadcast or failed",
+                ))
+            }
+        };
+        let (row, settlement) = super::settlement::report(
+            connection,
+            &id,
+            report,
+            &caller.actor(),
+            Some(request_id.0.clone()),
+        )?;
+        let assets = crate::ledger::store::load_assets(connection)?;
+        let mut view = WithdrawalView::from_row(row, &assets)?;
+        view.settlement = Some(settlement);
+        Outcome::new(StatusCode::OK, &view)
     })
     .await
 }

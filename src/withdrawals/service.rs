@@ -68,6 +68,8 @@ pub struct WithdrawalView {
     pub status: String,
     /// The officer's review of a held withdrawal, once done.
     pub review: Option<ReviewView>,
+    /// The platform's report of the withdrawal on chain, once sent.
+    pub settlement: Option<super::settlement::Settlement>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -117,6 +119,7 @@ impl WithdrawalView {
                 },
             ),
             status: row.status,
+            settlement: None,
         })
     }
 }

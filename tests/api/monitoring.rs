@@ -301,6 +301,21 @@ fn officers_release_or_reject_held_withdrawals_with_four_eyes_above_the_amount(a
     );
     assert_eq!(released.status, 200, "{}", released.body);
     assert_eq!(released.json()["status"], "released");
+    // The platform could not send it: the settlement made at release is reversed and the
+    // funds return.
+    let before = balance(app, &setup, &user);
+    let failed = app.post_with(
+        &format!("/v1/withdrawals/{id}/settlement"),
+        Some(&setup.platform),
+        &json!({"outcome": "failed", "reason": "destination wallet rejected the transfer"}),
+        &[("Idempotency-Key", "failed-after-release")],
+    );
+    assert_eq!(failed.status, 200, "{}", failed.body);
+    let available = |pair: (String, String)| pair.0.parse::<rust_decimal::Decimal>().unwrap();
+    assert_eq!(
+        available(balance(app, &setup, &user)) - available(before),
+        rust_decimal::Decimal::new(1, 2)
+    );
 
     let audited = app.query_text(
         "SELECT action AS value FROM audit_log WHERE action LIKE 'withdrawal.re%' AND action <> 'withdrawal.request' ORDER BY seq",

@@ -14,6 +14,7 @@ backend_tests!(
     a_retry_returns_the_same_decision_and_moves_no_money,
     bad_requests_are_refused_and_write_nothing,
     two_hundred_simultaneous_withdrawals_never_overdraw,
+    the_platform_reports_each_withdrawal_on_chain,
 );
 
 /// Bitcoin addresses for tests: real mainnet formats, not on any list.
@@ -434,6 +435,105 @@ fn two_hundred_simultaneous_withdrawals_never_overdraw(app: &TestApp) {
         "SELECT account AS value FROM balances WHERE atoms < 0 AND account LIKE 'user:%'",
     );
     assert!(negative.is_empty(), "{negative:?}");
+    let verify = app.command(&["verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+fn settle(app: &TestApp, setup: &Setup, id: &str, body: Value, key: Option<&str>) -> Response {
+    let headers: Vec<(&str, &str)> = key
+        .map(|key| ("Idempotency-Key", key))
+        .into_iter()
+        .collect();
+    app.post_with(
+        &format!("/v1/withdrawals/{id}/settlement"),
+        Some(&setup.platform),
+        &body,
+        &headers,
+    )
+}
+
+fn the_platform_reports_each_withdrawal_on_chain(app: &TestApp) {
+    let setup = setup(app);
+    let user = verified_user(app, &setup, "1");
+    let sent = withdraw(app, &setup, btc(&user, "0.01", ADDRESS));
+    assert_eq!(decision(&sent).0, "approved");
+    let id = sent.json()["id"].as_str().unwrap().to_string();
+    let tx_hash = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
+    let broadcast = json!({"outcome": "broadcast", "tx_hash": tx_hash});
+
+    settle(app, &setup, &id, broadcast.clone(), None).problem(400);
+    for (body, field) in [
+        (json!({"outcome": "broadcast"}), "tx_hash"),
+        (
+            json!({"outcome": "broadcast", "tx_hash": format!("0x{}", &tx_hash[2..])}),
+            "tx_hash",
+        ),
+        (json!({"outcome": "failed"}), "reason"),
+        (json!({"outcome": "lost", "reason": "gone"}), "outcome"),
+    ] {
+        let fields = settle(app, &setup, &id, body, Some("bad")).problem_fields(422);
+        assert_eq!(fields, vec![field]);
+    }
+    let own = app.token(Role::User, None, Some(&user));
+    app.post_with(
+        &format!("/v1/withdrawals/{id}/settlement"),
+        Some(&own),
+        &broadcast,
+        &[("Idempotency-Key", "u-1")],
+    )
+    .problem(403);
+    assert_eq!(
+        balance(app, &setup, &user),
+        ("0.99000000".into(), "0.01000000".into())
+    );
+
+    // Broadcast: the funds in flight leave; a retry moves nothing; a second report is refused.
+    let settled = settle(app, &setup, &id, broadcast.clone(), Some("s-1"));
+    assert_eq!(settled.status, 200, "{}", settled.body);
+    assert_eq!(settled.json()["settlement"]["outcome"], "broadcast");
+    assert_eq!(settled.json()["settlement"]["tx_hash"], tx_hash);
+    let again = settle(app, &setup, &id, broadcast.clone(), Some("s-1"));
+    assert_eq!(again.json(), settled.json());
+    settle(app, &setup, &id, broadcast, Some("s-2")).problem(409);
+    assert_eq!(
+        balance(app, &setup, &user),
+        ("0.99000000".into(), "0.00000000".into())
+    );
+    let read = app.get(&format!("/v1/withdrawals/{id}"), Some(&setup.platform));
+    assert_eq!(read.json()["settlement"]["tx_hash"], tx_hash);
+
+    // Failed: the funds return.
+    let failing = withdraw(app, &setup, btc(&user, "0.01", ADDRESS));
+    let failing_id = failing.json()["id"].as_str().unwrap().to_string();
+    let failed = settle(
+        app,
+        &setup,
+        &failing_id,
+        json!({"outcome": "failed", "reason": "fee too low, dropped from the mempool"}),
+        Some("f-1"),
+    );
+    assert_eq!(failed.status, 200, "{}", failed.body);
+    assert_eq!(
+        balance(app, &setup, &user),
+        ("0.99000000".into(), "0.00000000".into())
+    );
+
+    // A rejected withdrawal was never sent.
+    let refused = withdraw(app, &setup, btc(&user, "5", ADDRESS));
+    assert_eq!(decision(&refused).0, "rejected");
+    let refused_id = refused.json()["id"].as_str().unwrap().to_string();
+    settle(
+        app,
+        &setup,
+        &refused_id,
+        json!({"outcome": "broadcast", "tx_hash": tx_hash}),
+        Some("r-1"),
+    )
+    .problem(409);
     let verify = app.command(&["verify"]);
     assert!(
         verify.status.success(),
