@@ -51,7 +51,7 @@ fn user_link(user_id: &str) -> String {
     format!(
         r#"<a href="/console/users/{id}">{short}…</a>"#,
         id = escape(user_id),
-        short = escape(&user_id[..user_id.len().min(8)])
+        short = escape(&user_id.chars().take(8).collect::<String>())
     )
 }
 

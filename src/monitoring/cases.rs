@@ -133,6 +133,12 @@ fn attachable(
         ));
     }
     let alerts = store::find_alerts(connection, alert_ids)?;
+    // A new case is about the user of the first alert named.
+    let first_user = alert_ids
+        .first()
+        .and_then(|first| alerts.iter().find(|alert| &alert.id == first))
+        .map(|alert| alert.user_id.clone());
+    let expected = user_id.map(str::to_string).or(first_user);
     for (index, id) in alert_ids.iter().enumerate() {
         let field = format!("alert_ids[{index}]");
         let alert = alerts.iter().find(|alert| &alert.id == id).ok_or_else(|| {
@@ -145,8 +151,7 @@ fn attachable(
                 format!("alert {id} is {}", alert.status),
             ));
         }
-        let expected = user_id.unwrap_or(&alert.user_id);
-        if alert.user_id != expected {
+        if expected.as_deref() != Some(alert.user_id.as_str()) {
             return Err(AppError::invalid_field(
                 &field,
                 "other_user",

@@ -470,6 +470,23 @@ fn rule_and_screening_hits_become_alerts_that_officers_work_in_cases(app: &TestA
     );
     let problem = mixed.problem(422);
     assert!(problem.to_string().contains("other_user"), "{problem}");
+    // Nor can a new case mix two users' alerts.
+    withdraw(app, &setup, btc(&user, "0.01", ADDRESS));
+    let fresh = app
+        .get(
+            &format!("/v1/alerts?user_id={user}&status=open"),
+            Some(&setup.officer),
+        )
+        .json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mixed = app.post(
+        "/v1/cases",
+        Some(&setup.officer),
+        &json!({"title": "Two users", "alert_ids": [fresh, other_alert]}),
+    );
+    assert_eq!(mixed.problem_fields(422), vec!["alert_ids[1]"]);
 
     // Notes and an evidence file (stored encrypted, read back as sent, the read audited).
     let note = app.post(
