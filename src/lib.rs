@@ -17,7 +17,6 @@ pub mod jurisdiction;
 pub mod kyc;
 pub mod ledger;
 pub mod metrics;
-pub mod monitoring;
 pub mod notify;
 pub mod users;
 pub mod withdrawals;
@@ -121,7 +120,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     aml::list_routes::configure(config);
     kyc::routes::configure(config);
     withdrawals::routes::configure(config);
-    monitoring::routes::configure(config);
+    aml::monitoring::routes::configure(config);
     console::configure(config);
 }
 
@@ -181,7 +180,7 @@ impl Application {
             actix_web::rt::spawn(aml::monitor::work(self.state.clone())),
             actix_web::rt::spawn(notify::mailer::work(self.state.clone())),
             actix_web::rt::spawn(notify::webhooks::work(self.state.clone())),
-            actix_web::rt::spawn(monitoring::batch::schedule(self.state.clone())),
+            actix_web::rt::spawn(aml::monitoring::batch::schedule(self.state.clone())),
             actix_web::rt::spawn(kyc::review::schedule(self.state)),
         ];
         let served = self.server.await;

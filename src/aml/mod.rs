@@ -1,6 +1,7 @@
 //! Sanctions, PEP and crypto-address screening: list files (`lists`), name similarity
 //! (`names`), the in-memory index that answers queries (`matcher`), and the matcher's
-//! evaluation on labelled pairs (`eval`).
+//! evaluation on labelled pairs (`eval`). Transaction monitoring — rules, alerts and cases — is
+//! `monitoring`; ongoing rescreening after list changes is `monitor`.
 
 pub mod bench;
 pub mod eval;
@@ -9,6 +10,7 @@ pub mod list_routes;
 pub mod lists;
 pub mod matcher;
 pub mod monitor;
+pub mod monitoring;
 pub mod names;
 pub mod review;
 pub mod routes;

@@ -362,10 +362,10 @@ pub fn record_screening(
         if let (Some(user_id), Some(jurisdiction), HitStatus::Open) =
             (record.subject_ref, &user_jurisdiction, status)
         {
-            crate::monitoring::store::insert_alert(
+            crate::aml::monitoring::store::insert_alert(
                 connection,
-                &crate::monitoring::store::Alert::for_screening_hit(
-                    &crate::monitoring::store::ScreeningHitAlert {
+                &crate::aml::monitoring::store::Alert::for_screening_hit(
+                    &crate::aml::monitoring::store::ScreeningHitAlert {
                         hit_id: &hit_id,
                         user_id,
                         jurisdiction,

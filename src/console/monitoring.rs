@@ -7,11 +7,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::html::{self, escape, format_time};
 use super::{error_text, parse_form, redirect_with, secure_headers, ConsoleError, Notice, Officer};
+use crate::aml::monitoring::cases::{self, Outcome};
+use crate::aml::monitoring::store::{self, AlertFilter};
 use crate::error::AppError;
 use crate::http::extract::{parse_uuid, RequestId};
 use crate::ledger::store::EntryFilter;
-use crate::monitoring::cases::{self, Outcome};
-use crate::monitoring::store::{self, AlertFilter};
 use crate::withdrawals::review::{Review, Reviewer, Verdict};
 use crate::AppState;
 
@@ -417,7 +417,7 @@ pub async fn evidence(
     let (id, note_id) = path.into_inner();
     let id = parse_uuid("id", &id)?;
     let note_id = parse_uuid("note_id", &note_id)?;
-    Ok(crate::monitoring::routes::evidence_download(
+    Ok(crate::aml::monitoring::routes::evidence_download(
         &state,
         officer.0.caller.actor(),
         id,

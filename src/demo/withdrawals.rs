@@ -8,6 +8,7 @@ use chrono::{Duration, NaiveDate};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::kyc::documents_for;
+use crate::aml::monitoring::cases;
 use crate::audit::Actor;
 use crate::auth::Role;
 use crate::db::{write_transaction, DbConnection};
@@ -18,7 +19,6 @@ use crate::kyc::service::{Kyc, Submission};
 use crate::kyc::Tier;
 use crate::ledger::payouts::{validate_batch, PayoutInput};
 use crate::ledger::{store as ledger, value_at, Valuation};
-use crate::monitoring::cases;
 use crate::withdrawals::addresses::{AddressBook, NewAddress};
 use crate::withdrawals::gate::Decision as GateDecision;
 use crate::withdrawals::service::{Gate, Request};
@@ -174,9 +174,9 @@ pub fn seed(
             .filter(|view| view.decision == GateDecision::Held)
             .count();
     }
-    let open = crate::monitoring::store::list_alerts(
+    let open = crate::aml::monitoring::store::list_alerts(
         &mut connection,
-        &crate::monitoring::store::AlertFilter {
+        &crate::aml::monitoring::store::AlertFilter {
             status: Some("open".into()),
             limit: 500,
             ..Default::default()

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::aml::monitoring::rules::MonitoringRules;
 use crate::kyc::risk::CountryRisk;
 use crate::kyc::rules::{KycRules, KycRulesFile};
-use crate::monitoring::rules::MonitoringRules;
 use crate::withdrawals::WithdrawalRules;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use super::addresses::BookStatus;
 use super::UnlistedAddress;
+use crate::aml::monitoring::rules::{RuleAction, RuleHit};
 use crate::kyc::rules::Limits;
 use crate::kyc::Tier;
-use crate::monitoring::rules::{RuleAction, RuleHit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn rule_hits_hold_or_reject_by_their_action_and_alerts_do_not_change_the_decision() {
-        use crate::monitoring::rules::Severity;
+        use crate::aml::monitoring::rules::Severity;
         let hit = |id: &str, action| RuleHit {
             rule_id: id.into(),
             version: 1,

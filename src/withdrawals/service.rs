@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::addresses::{self, BookStatus};
 use super::gate::{self, Decision, Facts, Reason};
 use super::store::{self, WithdrawalRow};
+use crate::aml::monitoring::service::{self as monitoring, Subject};
 use crate::audit::{store as audit, Actor, NewAuditEntry};
 use crate::crypto::FieldCipher;
 use crate::db::DbConnection;
@@ -18,7 +19,6 @@ use crate::jurisdiction::Jurisdictions;
 use crate::kyc::{effective_tier, Tier};
 use crate::ledger::store::{self as ledger, Transfer};
 use crate::ledger::{value_at, Account, EntryKind, Valuation};
-use crate::monitoring::service::{self as monitoring, Subject};
 
 /// What the gate needs beyond the connection.
 #[derive(Clone, Copy)]

@@ -671,10 +671,12 @@ fn the_daily_batch_judges_withdrawals_again_under_the_current_rules(app: &TestAp
         .unwrap();
     let window = (start, start + chrono::Duration::days(1));
     let summary =
-        hashgate::monitoring::batch::run(&app.state_db, &tightened, window.0, window.1).unwrap();
+        hashgate::aml::monitoring::batch::run(&app.state_db, &tightened, window.0, window.1)
+            .unwrap();
     assert_eq!((summary.withdrawals, summary.new_alerts), (2, 1));
     let again =
-        hashgate::monitoring::batch::run(&app.state_db, &tightened, window.0, window.1).unwrap();
+        hashgate::aml::monitoring::batch::run(&app.state_db, &tightened, window.0, window.1)
+            .unwrap();
     assert_eq!(again.new_alerts, 0);
     assert_eq!(structuring_alerts(), 1);
     let alerts = app
