@@ -91,7 +91,7 @@ where
         let work = work.clone();
         let request = request.clone();
         let attempt = db
-            .run(move |connection| {
+            .run_writer(move |connection| {
                 Ok(write_transaction(connection, |connection| {
                     attempt(connection, &request, work.as_ref())
                 }))
