@@ -49,16 +49,19 @@ pub fn enqueue(
 }
 
 /// The signature header's value for `body` sent at `timestamp` (Unix seconds).
-pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+pub fn signature(
+    secret: &str,
+    timestamp: i64,
+    body: &str,
+) -> Result<String, hmac::digest::InvalidLength> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())?;
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    format!(
+    Ok(format!(
         "t={timestamp},v1={}",
         hex::encode(mac.finalize().into_bytes())
-    )
+    ))
 }
 
 struct Due {
@@ -121,7 +124,7 @@ fn post(agent: &ureq::Agent, settings: (&str, &str), due: &Due) -> anyhow::Resul
         .header("Hashgate-Delivery", &due.id)
         .header(
             "Hashgate-Signature",
-            &signature(secret, timestamp, &due.payload),
+            &signature(secret, timestamp, &due.payload)?,
         )
         .send(due.payload.as_str())?;
     let status = response.status();
@@ -138,14 +141,17 @@ pub fn deliver_due(db: &Db, settings: &WebhookSettings) -> Result<usize, AppErro
         return Ok(0);
     };
     let mut connection = db.connection()?;
-    let now = crate::db::now();
+    let due = take_due(&mut connection, crate::db::now())?;
+    if due.is_empty() {
+        return Ok(0);
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .http_status_as_error(false)
         .build()
         .into();
     let mut delivered = 0;
-    for due in take_due(&mut connection, now)? {
+    for due in due {
         let outcome = post(&agent, (url, secret), &due);
         let finished = crate::db::now();
         match outcome {
@@ -208,7 +214,7 @@ mod tests {
     #[test]
     fn the_signature_is_hmac_sha256_of_time_and_body() {
         // RFC 4231 test case 2 shape: key "Jefe", message "what do ya want for nothing?".
-        let signature = signature("Jefe", 0, "what do ya want for nothing?");
+        let signature = signature("Jefe", 0, "what do ya want for nothing?").unwrap();
         // HMAC over "0.what do ya want for nothing?": recomputed independently below.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"0.what do ya want for nothing?");

@@ -18,7 +18,7 @@ use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::jurisdiction::Jurisdictions;
 use crate::ledger::store::{self as ledger, Transfer};
-use crate::ledger::EntryKind;
+use crate::ledger::{Assets, EntryKind};
 use crate::notify::outbox::{self, Related};
 use crate::notify::webhooks;
 
@@ -77,9 +77,9 @@ impl Review<'_> {
         let currency_scale = assets.get(&row.currency).map_or(2, |asset| asset.scale);
         let now = crate::db::now();
         match verdict {
-            Verdict::Reject => self.finish(connection, row, verdict, reviewer, now),
+            Verdict::Reject => self.finish(connection, row, verdict, reviewer, (&assets, now)),
             Verdict::Release if !self.needs_four_eyes(&row, currency_scale) => {
-                self.finish(connection, row, verdict, reviewer, now)
+                self.finish(connection, row, verdict, reviewer, (&assets, now))
             }
             Verdict::Release if row.status == "held" => {
                 self.first_approval(connection, row, reviewer, now)
@@ -95,7 +95,7 @@ impl Review<'_> {
                         "four eyes: the second approval needs a senior officer".into(),
                     ));
                 }
-                self.finish(connection, row, verdict, reviewer, now)
+                self.finish(connection, row, verdict, reviewer, (&assets, now))
             }
         }
     }
@@ -142,7 +142,7 @@ impl Review<'_> {
         mut row: WithdrawalRow,
         verdict: Verdict,
         reviewer: &Reviewer,
-        now: NaiveDateTime,
+        (assets, now): (&Assets, NaiveDateTime),
     ) -> Result<WithdrawalRow, AppError> {
         let (status, kind, action, template, event) = match verdict {
             Verdict::Release => (
@@ -200,7 +200,7 @@ impl Review<'_> {
         row.reviewed_at = Some(now);
         row.review_reason = Some(reviewer.reason.to_string());
         row.outcome_seq = Some(entry.seq);
-        self.notify_user(connection, &row, template, now)?;
+        self.notify_user(connection, &row, template, (assets, now))?;
         webhooks::enqueue(
             connection,
             event,
@@ -225,10 +225,9 @@ impl Review<'_> {
         connection: &mut DbConnection,
         row: &WithdrawalRow,
         template: &str,
-        now: NaiveDateTime,
+        (assets, now): (&Assets, NaiveDateTime),
     ) -> Result<(), AppError> {
         let user = crate::users::store::find(connection, self.cipher, &row.user_id)?;
-        let assets = ledger::load_assets(connection)?;
         let amount = assets.get(&row.asset).map_or_else(
             || row.amount.to_string(),
             |asset| asset.from_atoms(row.amount).to_string(),

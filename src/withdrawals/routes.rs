@@ -570,26 +570,9 @@ pub async fn settle(
     let idempotent = IdempotentRequest::new(&caller, idempotency_key, "POST", &path, &body);
     mutation::run(&state.db, idempotent, move |connection| {
         let report = match (body.outcome.as_str(), &body.tx_hash, &body.reason) {
-            ("broadcast", Some(tx_hash), _) => {
-                let row = super::store::find(connection, &id)?
-                    .ok_or_else(|| AppError::NotFound(format!("no withdrawal {id}")))?;
-                let network = Network::parse(&row.network).ok_or_else(|| {
-                    AppError::internal(anyhow::anyhow!(
-                        "withdrawal {id} has network {}",
-                        row.network
-                    ))
-                })?;
-                if !super::settlement::valid_tx_hash(network, tx_hash) {
-                    return Err(AppError::invalid_field(
-                        "tx_hash",
-                        "invalid_tx_hash",
-                        format!("not a transaction hash on {}", row.network),
-                    ));
-                }
-                super::settlement::Report::Broadcast {
-                    tx_hash: tx_hash.clone(),
-                }
-            }
+            ("broadcast", Some(tx_hash), _) => super::settlement::Report::Broadcast {
+                tx_hash: tx_hash.clone(),
+            },
             ("broadcast", None, _) => {
                 return Err(AppError::invalid_field(
                     "tx_hash",

@@ -105,6 +105,19 @@ pub fn report(
     let released = row.status == "released";
     let (outcome, tx_hash, failure_reason, ledger_seq) = match report {
         Report::Broadcast { tx_hash } => {
+            let network = Network::parse(&row.network).ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!(
+                    "withdrawal {id} has network {}",
+                    row.network
+                ))
+            })?;
+            if !valid_tx_hash(network, &tx_hash) {
+                return Err(AppError::invalid_field(
+                    "tx_hash",
+                    "invalid_tx_hash",
+                    format!("not a transaction hash on {}", row.network),
+                ));
+            }
             // A released withdrawal settled at its release; an approved one settles now.
             let seq = if released {
                 None

@@ -621,6 +621,21 @@ fn claims_expire_and_reviews_lapse(app: &TestApp) {
 
 /// Makes the user's periodic review due `days` days before their approval.
 fn move_review_back(app: &TestApp, user_id: &str, days: u32) {
+    // The server's scheduler runs today's review once at start; under load it may start late.
+    // Wait for it, so that the review the test triggers is the one it checks.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
+        .query_text(
+            "SELECT job AS value FROM scheduled_runs WHERE job = 'kyc_review' AND finished_at IS NOT NULL",
+        )
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server's daily KYC review never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let earlier = match app.backend {
         hashgate::db::Backend::Sqlite => format!("datetime(approved_at, '-{days} days')"),
         hashgate::db::Backend::Postgres => format!("approved_at - INTERVAL '{days} days'"),

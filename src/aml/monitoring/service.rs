@@ -77,7 +77,8 @@ pub fn rule_hits(
     Ok(evaluate(rules, &activity))
 }
 
-/// Records each hit as an alert on the withdrawal (once per rule version); returns the new ones.
+/// Records each hit as an alert on the withdrawal (once per rule version); returns how many were
+/// new.
 pub fn record_alerts(
     connection: &mut DbConnection,
     hits: &[RuleHit],
