@@ -18,7 +18,7 @@ use crate::kyc::decision::Decision;
 use crate::kyc::service::{Kyc, Submission};
 use crate::kyc::Tier;
 use crate::ledger::payouts::{validate_batch, PayoutInput};
-use crate::ledger::{store as ledger, value_at, Valuation};
+use crate::ledger::store as ledger;
 use crate::withdrawals::addresses::{AddressBook, NewAddress};
 use crate::withdrawals::gate::Decision as GateDecision;
 use crate::withdrawals::service::{Gate, Request};
@@ -329,13 +329,13 @@ fn amount_for(
 ) -> Result<String, AppError> {
     let now = crate::db::now();
     let mut rate = |base: &str, quote: &str| -> Result<Decimal, AppError> {
-        let points = ledger::rate_points(connection, base, quote, now, now)?;
-        match value_at(Decimal::ONE, now, &points, state.price_staleness) {
-            Valuation::Priced { usd_price, .. } => Ok(usd_price),
-            _ => Err(AppError::internal(anyhow::anyhow!(
-                "the demo has no current {base}/{quote} rate"
-            ))),
-        }
+        ledger::current_rate(connection, base, quote, now, state.price_staleness)?
+            .map(|(rate, _)| rate)
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!(
+                    "the demo has no current {base}/{quote} rate"
+                ))
+            })
     };
     let per_unit = rate(asset, "USD")? * rate("USD", currency)?;
     let scale = ledger::load_assets(connection)?

@@ -734,6 +734,45 @@ pub fn rate_points(
         .collect()
 }
 
+/// The latest usable `base`→`quote` rate at `at` (one query): the newest observation at or
+/// before `at`, unless it is older than `staleness`. A currency against itself is 1.
+pub fn current_rate(
+    connection: &mut DbConnection,
+    base: &str,
+    quote: &str,
+    at: NaiveDateTime,
+    staleness: chrono::Duration,
+) -> Result<Option<(Decimal, NaiveDateTime)>, AppError> {
+    if base == quote {
+        return Ok(Some((Decimal::ONE, at)));
+    }
+    let latest: Option<(NaiveDateTime, String)> = rates::table
+        .filter(rates::base.eq(base))
+        .filter(rates::quote.eq(quote))
+        .filter(rates::as_of.le(at))
+        .order(rates::as_of.desc())
+        .select((rates::as_of, rates::rate))
+        .first(connection)
+        .optional()?;
+    let Some((as_of, rate)) = latest else {
+        return Ok(None);
+    };
+    let point = PricePoint {
+        as_of,
+        rate: rate.parse::<Decimal>().map_err(AppError::internal)?,
+    };
+    Ok(
+        match super::value_at(Decimal::ONE, at, &[point], staleness) {
+            super::Valuation::Priced {
+                usd_price,
+                price_at,
+                ..
+            } => Some((usd_price, price_at)),
+            _ => None,
+        },
+    )
+}
+
 /// A rate observation to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRate {

@@ -18,7 +18,7 @@ use crate::error::AppError;
 use crate::jurisdiction::Jurisdictions;
 use crate::kyc::{effective_tier, Tier};
 use crate::ledger::store::{self as ledger, Transfer};
-use crate::ledger::{value_at, Account, EntryKind, Valuation};
+use crate::ledger::{Account, EntryKind};
 
 /// What the gate needs beyond the connection.
 #[derive(Clone, Copy)]
@@ -133,30 +133,6 @@ struct LocalValue {
 }
 
 impl Gate<'_> {
-    /// The latest usable `base`→`quote` rate at `now`.
-    fn rate(
-        &self,
-        connection: &mut DbConnection,
-        base: &str,
-        quote: &str,
-        now: NaiveDateTime,
-    ) -> Result<Option<(Decimal, NaiveDateTime)>, AppError> {
-        if base == quote {
-            return Ok(Some((Decimal::ONE, now)));
-        }
-        let points = ledger::rate_points(connection, base, quote, now, now)?;
-        Ok(
-            match value_at(Decimal::ONE, now, &points, self.price_staleness) {
-                Valuation::Priced {
-                    usd_price,
-                    price_at,
-                    ..
-                } => Some((usd_price, price_at)),
-                _ => None,
-            },
-        )
-    }
-
     fn value(
         &self,
         connection: &mut DbConnection,
@@ -165,10 +141,14 @@ impl Gate<'_> {
         currency: (&str, u32),
         now: NaiveDateTime,
     ) -> Result<Option<LocalValue>, AppError> {
-        let Some((usd_price, price_at)) = self.rate(connection, asset, "USD", now)? else {
+        let Some((usd_price, price_at)) =
+            ledger::current_rate(connection, asset, "USD", now, self.price_staleness)?
+        else {
             return Ok(None);
         };
-        let Some((fx_rate, _)) = self.rate(connection, "USD", currency.0, now)? else {
+        let Some((fx_rate, _)) =
+            ledger::current_rate(connection, "USD", currency.0, now, self.price_staleness)?
+        else {
             return Ok(None);
         };
         let amount = (asset_amount * usd_price * fx_rate)
