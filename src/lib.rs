@@ -18,6 +18,8 @@ pub mod kyc;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
+pub mod reports;
+pub mod tax;
 pub mod users;
 pub mod withdrawals;
 
@@ -120,6 +122,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     aml::list_routes::configure(config);
     kyc::routes::configure(config);
     withdrawals::routes::configure(config);
+    tax::routes::configure(config);
     aml::monitoring::routes::configure(config);
     console::configure(config);
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::aml::monitoring::rules::MonitoringRules;
 use crate::kyc::risk::CountryRisk;
 use crate::kyc::rules::{KycRules, KycRulesFile};
+use crate::tax::rules::{TaxRules, TaxRulesFile};
 use crate::withdrawals::WithdrawalRules;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +23,7 @@ struct JurisdictionFile {
     withdrawals: WithdrawalRules,
     monitoring: MonitoringRules,
     kyc: KycRulesFile,
+    tax: TaxRulesFile,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -43,6 +45,7 @@ pub struct Jurisdiction {
     pub withdrawals: WithdrawalRules,
     pub monitoring: MonitoringRules,
     pub kyc: KycRules,
+    pub tax: TaxRules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,7 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
     let kyc = KycRules::from_file(file.kyc)?;
     file.withdrawals.validate()?;
     file.monitoring.validate()?;
+    let tax = TaxRules::from_file(file.tax)?;
     Ok(Jurisdiction {
         code: file.code,
         name: file.name,
@@ -119,6 +123,7 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
         withdrawals: file.withdrawals,
         monitoring: file.monitoring,
         kyc,
+        tax,
     })
 }
 
@@ -208,7 +213,8 @@ mod tests {
     #[test]
     fn kyc_tiers_are_checked() {
         let missing = VALID.rfind("[[kyc.tiers]]").unwrap();
-        let error = parse("HK", &VALID[..missing]).unwrap_err();
+        let tax = VALID.find("\n# Tax on mining income").unwrap();
+        let error = parse("HK", &format!("{}{}", &VALID[..missing], &VALID[tax..])).unwrap_err();
         assert!(error.contains("tier 3 is missing"), "{error}");
         let flat = VALID.replace(
             "single = \"400000\", daily = \"800000\"",
