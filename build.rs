@@ -1,10 +1,12 @@
 // Suites that need an outside program are compiled in only when it is there; otherwise their
 // tests show as ignored, with the reason, in the test output:
 // - PostgreSQL: when HASHGATE_TEST_POSTGRES_URL names a server;
-// - the browser: when chromedriver is on the PATH (or HASHGATE_TEST_CHROMEDRIVER names it).
+// - the browser: when chromedriver is on the PATH (or HASHGATE_TEST_CHROMEDRIVER names it);
+// - PDF text: when poppler's pdftotext is on the PATH (an independent reader of our PDFs).
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(hashgate_postgres_tests)");
     println!("cargo:rustc-check-cfg=cfg(hashgate_browser_tests)");
+    println!("cargo:rustc-check-cfg=cfg(hashgate_pdf_tests)");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_POSTGRES_URL");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_CHROMEDRIVER");
     println!("cargo:rerun-if-env-changed=PATH");
@@ -15,13 +17,20 @@ fn main() {
     if chromedriver().is_some() {
         println!("cargo:rustc-cfg=hashgate_browser_tests");
     }
+    if on_path("pdftotext").is_some() {
+        println!("cargo:rustc-cfg=hashgate_pdf_tests");
+    }
+}
+
+fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|directory| directory.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 fn chromedriver() -> Option<std::path::PathBuf> {
     if let Some(path) = std::env::var_os("HASHGATE_TEST_CHROMEDRIVER").filter(|p| !p.is_empty()) {
         return Some(path.into());
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|directory| directory.join("chromedriver"))
-        .find(|candidate| candidate.is_file())
+    on_path("chromedriver")
 }

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         crate::audit::routes::list_audit,
         crate::ledger::routes::post_payouts,
         crate::ledger::routes::post_prices,
+        crate::ledger::routes::post_fees,
         crate::ledger::routes::get_balances,
         crate::ledger::routes::get_ledger,
         crate::ledger::routes::get_summary,
@@ -66,6 +67,11 @@ use utoipa::{Modify, OpenApi};
         crate::aml::monitoring::routes::evidence,
         crate::aml::monitoring::routes::close_case,
         crate::aml::monitoring::routes::run_batch,
+        crate::tax::routes::list_jurisdictions,
+        crate::tax::routes::get_jurisdiction,
+        crate::tax::routes::get_tax,
+        crate::tax::routes::get_statement_csv,
+        crate::tax::routes::get_statement_pdf,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -78,6 +84,7 @@ use utoipa::{Modify, OpenApi};
         (name = "kyc", description = "KYC applications, the review queue, four-eyes decisions, status"),
         (name = "withdrawals", description = "The withdrawal gate: KYC, limits, balance, screening, travel rule, address book, held-withdrawal review"),
         (name = "monitoring", description = "Transaction monitoring: alerts from rules and screening, cases"),
+        (name = "tax", description = "Tax rules per jurisdiction, tax computations and statements"),
         (name = "service", description = "Health, readiness, metrics"),
     )
 )]

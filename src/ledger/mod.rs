@@ -1,6 +1,7 @@
 //! The payout ledger: assets and exact amounts, double-entry transfers, hash-chained entries,
 //! balances and fair market values.
 
+pub mod fees;
 pub mod import;
 pub mod payouts;
 pub mod rates;

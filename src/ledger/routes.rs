@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use super::fees::{validate_fees, FeeInput};
 use super::payouts::{validate_batch, PayoutInput};
 use super::rates::{validate_rates, RateInput};
 use super::store::{self, EntryFilter, IngestReport};
@@ -23,6 +24,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/v1/payouts").route(web::post().to(post_payouts)))
         .service(web::resource("/v1/prices").route(web::post().to(post_prices)))
+        .service(web::resource("/v1/fees").route(web::post().to(post_fees)))
         .service(web::resource("/v1/users/{id}/balances").route(web::get().to(get_balances)))
         .service(web::resource("/v1/users/{id}/ledger").route(web::get().to(get_ledger)))
         .service(web::resource("/v1/ledger/summary").route(web::get().to(get_summary)));
@@ -177,6 +179,80 @@ pub async fn post_prices(
                 unchanged,
             },
         )
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeeBatch {
+    /// 1 to 1,000 fees, written all or nothing.
+    pub fees: Vec<FeeInput>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeeReport {
+    /// The ledger sequence numbers of the fee entries, in the order sent.
+    pub entries: Vec<i64>,
+}
+
+/// Charge fees to users' wallets (platform): electricity, maintenance or hashrate rental. Each
+/// is a `fee` entry from the user's available balance to the platform's fees account; a fee
+/// larger than the balance rejects the batch, naming the row.
+#[utoipa::path(post, path = "/v1/fees", tag = "ledger", request_body = FeeBatch,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 200, body = FeeReport), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_fees(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Platform])?;
+    let batch: FeeBatch = body.parse()?;
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/fees", &batch);
+    let assets = assets(&state).await?;
+    let fees =
+        validate_fees(&batch.fees, &assets, crate::db::now()).map_err(AppError::Validation)?;
+    let actor = caller.actor();
+    mutation::run(&state.db, request, move |connection| {
+        let mut entries = Vec::with_capacity(fees.len());
+        for (index, fee) in fees.iter().cloned().enumerate() {
+            let rename = |error: AppError| match error {
+                AppError::Validation(errors) => AppError::Validation(
+                    errors
+                        .into_iter()
+                        .map(|mut error| {
+                            error.field = format!("fees[{index}].{}", error.field);
+                            error
+                        })
+                        .collect(),
+                ),
+                AppError::NotFound(detail) => AppError::invalid_field(
+                    format!("fees[{index}].user_id"),
+                    "unknown_user",
+                    detail,
+                ),
+                other => other,
+            };
+            crate::users::store::require_exists(connection, &fee.user_id).map_err(rename)?;
+            let transfer = store::Transfer {
+                kind: EntryKind::Fee,
+                user_id: fee.user_id,
+                asset: fee.asset,
+                amount: fee.amount,
+                occurred_at: fee.occurred_at,
+                to_user: false,
+                reason: Some(fee.purpose),
+            };
+            entries.push(
+                store::record(connection, transfer, &actor)
+                    .map_err(rename)?
+                    .seq,
+            );
+        }
+        Outcome::new(StatusCode::OK, &FeeReport { entries })
     })
     .await
 }

@@ -542,6 +542,16 @@ pub fn compute(
             .map(|line| line.amount)
             .sum::<Decimal>()
         + computation.rounding_adjustment;
+    // Decimal drops the scale of a zero sum: keep the precision of the parts (0.00, not 0).
+    let scale = surtaxes
+        .iter()
+        .map(|line| line.amount.scale())
+        .chain([income_tax.scale()])
+        .max()
+        .unwrap_or(0);
+    computation
+        .total_tax
+        .rescale(scale.max(computation.total_tax.scale()));
     computation.surtaxes = surtaxes;
     if gross_income > Decimal::ZERO {
         computation.effective_rate = (computation.total_tax / gross_income).round_dp(4);

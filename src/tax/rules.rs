@@ -89,7 +89,10 @@ impl RoundingRule {
             RoundingMode::HalfUp => units
                 .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
         };
-        (whole * self.step).normalize()
+        // The result keeps the step's scale: cents print as 12.30, whole euros as 12.
+        let mut rounded = whole.trunc() * self.step;
+        rounded.rescale(self.step.scale());
+        rounded
     }
 }
 

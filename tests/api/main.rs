@@ -17,6 +17,7 @@ mod roles;
 mod screening;
 mod service;
 mod smtp;
+mod tax;
 mod tax_golden;
 mod tokens;
 mod users;
