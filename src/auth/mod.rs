@@ -60,6 +60,11 @@ impl Role {
 
     /// Officers and senior officers work cases; several endpoints admit both.
     pub const OFFICERS: [Role; 2] = [Role::Officer, Role::SeniorOfficer];
+
+    /// Officers work the console's queues; users download their statements there.
+    pub fn may_use_console(self) -> bool {
+        Role::OFFICERS.contains(&self) || self == Role::User
+    }
 }
 
 impl std::fmt::Display for Role {

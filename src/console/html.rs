@@ -27,9 +27,14 @@ pub struct Frame<'a> {
 pub fn page(title: &str, frame: &Frame, body: &str) -> String {
     let mut header = String::new();
     if let (Some((name, role)), Some(csrf)) = (frame.officer, frame.csrf_token) {
+        let links = if role == "user" {
+            r#"<a href="/console/me" accesskey="s">My statements</a>"#
+        } else {
+            r#"<a href="/console/queue" accesskey="q">KYC queue</a> <a href="/console/alerts" accesskey="a">Alerts</a> <a href="/console/cases">Cases</a> <a href="/console/withdrawals" accesskey="w">Held withdrawals</a>"#
+        };
         let _ = write!(
             header,
-            r#"<nav><a href="/console/queue" accesskey="q">KYC queue</a> <a href="/console/alerts" accesskey="a">Alerts</a> <a href="/console/cases">Cases</a> <a href="/console/withdrawals" accesskey="w">Held withdrawals</a>
+            r#"<nav>{links}
 <span class="who">{name} · {role}</span>
 <form method="post" action="/console/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="link">Log out</button></form></nav>"#,
             name = escape(name),

@@ -1,12 +1,13 @@
-//! The officers' console: server-rendered pages served by the service itself. Officers log in
-//! with their API token; the session lives in an HTTP-only, same-site cookie, and every form
-//! carries the session's CSRF token.
+//! The console: server-rendered pages served by the service itself. Officers work the queues;
+//! platform users download their statements. Both log in with their API token; the session lives
+//! in an HTTP-only, same-site cookie, and every form carries the session's CSRF token.
 
 mod application;
 pub mod html;
 mod monitoring;
 mod queue;
 pub mod session;
+mod statements;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,6 +74,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(monitoring::review_withdrawal)),
         )
         .service(web::resource("/console/users/{id}").route(web::get().to(monitoring::user_view)))
+        .service(web::resource("/console/me").route(web::get().to(statements::page)))
+        .service(web::resource("/console/me/statement").route(web::get().to(statements::download)))
         .service(web::resource("/console/assets/console.css").route(web::get().to(stylesheet)))
         .service(web::resource("/console/assets/console.js").route(web::get().to(script)));
 }
@@ -178,7 +181,13 @@ impl FromRequest for Officer {
                 .db
                 .run(move |connection| session::find(connection, &secret, crate::db::now()))
                 .await?;
-            found.map(Officer).ok_or(ConsoleError::LoginRequired)
+            let session = found.ok_or(ConsoleError::LoginRequired)?;
+            if !Role::OFFICERS.contains(&session.caller.role) {
+                return Err(ConsoleError::Forbidden(
+                    "this page is for officers; your statements are at /console/me".into(),
+                ));
+            }
+            Ok(Officer(session))
         })
     }
 }
@@ -288,11 +297,20 @@ pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Cons
         .map_err(|error| ConsoleError::BadRequest(format!("the form could not be read: {error}")))
 }
 
-async fn home(officer: Result<Officer, ConsoleError>) -> HttpResponse {
-    let target = if officer.is_ok() {
-        "/console/queue"
+/// Where a role lands after logging in.
+fn landing_page(role: Role) -> &'static str {
+    if role == Role::User {
+        "/console/me"
     } else {
-        "/console/login"
+        "/console/queue"
+    }
+}
+
+async fn home(officer: Result<Officer, ConsoleError>) -> HttpResponse {
+    let target = match officer {
+        Ok(_) => "/console/queue",
+        Err(ConsoleError::Forbidden(_)) => "/console/me",
+        Err(_) => "/console/login",
     };
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
@@ -306,7 +324,7 @@ fn login_form(csrf: &str, message: Option<&str>) -> String {
     format!(
         r#"<section class="card login">
 <h1>Log in</h1>
-<p>Use your officer API token. The console keeps you logged in for {hours} hours on this browser.</p>
+<p>Use your API token (officers, or platform users for their statements). The console keeps you logged in for {hours} hours on this browser.</p>
 {notice}
 <form method="post" action="/console/login">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -381,8 +399,8 @@ async fn login(
             let Some(caller) = tokens::authenticate(connection, &token_hash)? else {
                 return Ok(Err("That token is unknown or revoked."));
             };
-            if !Role::OFFICERS.contains(&caller.role) {
-                return Ok(Err("The console is for officers and senior officers."));
+            if !Role::may_use_console(caller.role) {
+                return Ok(Err("The console is for officers and platform users."));
             }
             crate::db::write_transaction(connection, |connection| {
                 let secret = session::start(connection, &caller, crate::db::now())?;
@@ -396,7 +414,7 @@ async fn login(
                         None,
                     ),
                 )?;
-                Ok::<_, crate::error::AppError>(Ok(secret))
+                Ok::<_, crate::error::AppError>(Ok((secret, caller.role)))
             })
         })
         .await?;
@@ -406,8 +424,8 @@ async fn login(
             &request,
             Some(message),
         )),
-        Ok(secret) => Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/console/queue"))
+        Ok((secret, role)) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, landing_page(role)))
             .cookie(
                 Cookie::build(SESSION_COOKIE, secret)
                     .path("/console")

@@ -1,5 +1,5 @@
 //! Console sessions, kept in the database: the cookie carries a random secret, the table only its
-//! hash. A session is refused once it ends, expires, or its officer token is revoked.
+//! hash. A session is refused once it ends, expires, or its token is revoked.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -20,7 +20,7 @@ pub fn random_secret() -> String {
     hex::encode(bytes)
 }
 
-/// A logged-in officer and the CSRF token their forms must carry.
+/// A logged-in officer (or user) and the CSRF token their forms must carry.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub caller: Caller,
@@ -69,7 +69,7 @@ pub fn find(
         return Ok(None);
     };
     let token = tokens::find(connection, &token_id)?;
-    if token.revoked_at.is_some() || !Role::OFFICERS.contains(&token.role) {
+    if token.revoked_at.is_some() || !Role::may_use_console(token.role) {
         return Ok(None);
     }
     Ok(Some(Session {

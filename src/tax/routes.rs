@@ -158,7 +158,7 @@ fn tax_path(caller: &Caller, path: web::Path<(String, String)>) -> Result<(Strin
 }
 
 /// Computes the report of a user's tax year from the ledger.
-async fn build_report(
+pub(crate) async fn build_report(
     state: &AppState,
     user_id: String,
     year: i32,
@@ -255,7 +255,7 @@ pub async fn get_tax(
     Ok(HttpResponse::Ok().json(report))
 }
 
-fn attachment(report: &TaxReport, extension: &str) -> String {
+pub(crate) fn attachment(report: &TaxReport, extension: &str) -> String {
     format!(
         "attachment; filename=\"tax-statement-{}-{}.{extension}\"",
         report.jurisdiction,

@@ -317,6 +317,36 @@ fn the_console_refuses_forged_forms_planted_sessions_and_revoked_tokens(app: &Te
     ));
     assert_eq!(claimed, vec![officer_id.clone()]);
 
+    // A platform user logs in to their own statements, and to nothing else.
+    let user_id = app.create_user(&platform, "console-user");
+    let (status, user_session) = login(&app.token(Role::User, None, Some(&user_id)), None);
+    assert_eq!(status, 303);
+    let user_session = user_session.unwrap();
+    let mut statements = get("/console/me", &user_session);
+    assert_eq!(statements.status().as_u16(), 200);
+    let html = statements.body_mut().read_to_string().unwrap();
+    assert!(
+        html.contains("HK-2025/26.1") && html.contains("2026/27"),
+        "{html}"
+    );
+    let mut csv = get(
+        "/console/me/statement?year=2025&classification=business&format=csv",
+        &user_session,
+    );
+    assert_eq!(csv.status().as_u16(), 200);
+    assert!(csv
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .starts_with("kind,ledger_seq,"));
+    let pdf = get("/console/me/statement?year=2025&format=pdf", &user_session);
+    assert_eq!(
+        pdf.headers().get("content-type").unwrap(),
+        "application/pdf"
+    );
+    assert_eq!(get("/console/queue", &user_session).status().as_u16(), 403);
+    assert_eq!(get("/console/me", &session).status().as_u16(), 403);
+
     // Revoking the token ends its console session at the next request.
     let revoked = app.post(
         &format!("/v1/tokens/{officer_id}/revoke"),
