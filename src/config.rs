@@ -28,6 +28,19 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     /// Where the platform receives signed webhooks; without a URL, they wait in the outbox.
     pub webhook: WebhookSettings,
+    /// The platform as the reporting crypto-asset service provider in tax-authority exports.
+    pub reporting_entity: ReportingEntity,
+}
+
+/// The platform's identity in CARF exports (the RCASP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportingEntity {
+    pub name: String,
+    /// The platform's tax identification number; none is reported as unknown.
+    pub tin: Option<String>,
+    /// ISO 3166-1 alpha-2 country of tax residence.
+    pub country: String,
+    pub address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -105,6 +118,10 @@ struct FileSettings {
     mail_from: Option<String>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
+    reporting_entity_name: Option<String>,
+    reporting_entity_tin: Option<String>,
+    reporting_entity_country: Option<String>,
+    reporting_entity_address: Option<String>,
 }
 
 /// Environment variables that are not settings but are read by hashgate or its tests.
@@ -128,6 +145,10 @@ const SETTING_NAMES: &[&str] = &[
     "mail_from",
     "webhook_url",
     "webhook_secret",
+    "reporting_entity_name",
+    "reporting_entity_tin",
+    "reporting_entity_country",
+    "reporting_entity_address",
 ];
 
 impl Settings {
@@ -396,6 +417,36 @@ impl Settings {
             }
         }
 
+        let reporting_entity = ReportingEntity {
+            name: pick("reporting_entity_name", file_settings.reporting_entity_name)
+                .map(|(value, _)| value)
+                .unwrap_or_else(|| "hashgate demo platform".into()),
+            tin: pick("reporting_entity_tin", file_settings.reporting_entity_tin)
+                .map(|(value, _)| value),
+            country: pick(
+                "reporting_entity_country",
+                file_settings.reporting_entity_country,
+            )
+            .map(|(value, _)| value)
+            .unwrap_or_else(|| "HK".into()),
+            address: pick(
+                "reporting_entity_address",
+                file_settings.reporting_entity_address,
+            )
+            .map(|(value, _)| value)
+            .unwrap_or_else(|| "1 Harbour Road, Wan Chai, Hong Kong".into()),
+        };
+        if !crate::jurisdiction::is_country_code(&reporting_entity.country) {
+            return Err(ConfigError::new(
+                "reporting_entity_country",
+                "value",
+                format!(
+                    "`{}` is not an ISO 3166-1 alpha-2 code",
+                    reporting_entity.country
+                ),
+            ));
+        }
+
         Ok(Settings {
             bind,
             database_url,
@@ -409,6 +460,7 @@ impl Settings {
             price_staleness_seconds,
             smtp,
             webhook,
+            reporting_entity,
         })
     }
 

@@ -47,6 +47,7 @@ pub struct AppState {
     /// Delivers the e-mail outbox; `None` without a configured SMTP host.
     pub mailer: Option<Arc<notify::mailer::Mailer>>,
     pub webhook: config::WebhookSettings,
+    pub reporting_entity: config::ReportingEntity,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -107,6 +108,7 @@ impl AppState {
             jurisdictions: Arc::new(jurisdictions),
             mailer: notify::mailer::Mailer::from_settings(&settings.smtp)?.map(Arc::new),
             webhook: settings.webhook.clone(),
+            reporting_entity: settings.reporting_entity.clone(),
         })
     }
 }

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Exports for tax authorities.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Benchmarks on scratch databases.
     Bench {
         #[command(subcommand)]
@@ -171,6 +176,24 @@ enum ScreeningCommand {
     /// Rescreen every monitored subject against every active list entry (after a matcher or
     /// threshold change); new hits become alerts in the review queue.
     Rescreen,
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// OECD CARF XML (v1.5) of a jurisdiction's resident users for a calendar year: mining
+    /// payouts as CryptoTransferIn / CARF503 per user and asset. Streams in constant memory.
+    Carf {
+        #[arg(long)]
+        jurisdiction: String,
+        #[arg(long)]
+        year: i32,
+        /// Where to write; standard output without it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Mark the file as test data (DocTypeIndic OECD11).
+        #[arg(long)]
+        test: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -432,6 +455,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Token { command } => return token_command(command, &settings),
         Command::Import { command } => import_command(command, &settings)?,
+        Command::Export { command } => export_command(command, &settings)?,
         Command::Bench {
             command:
                 BenchCommand::Withdrawals {
@@ -729,6 +753,62 @@ fn token_command(command: TokenCommand, settings: &Settings) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn export_command(command: ExportCommand, settings: &Settings) -> anyhow::Result<()> {
+    let ExportCommand::Carf {
+        jurisdiction,
+        year,
+        output,
+        test,
+    } = command;
+    let jurisdictions = hashgate::jurisdiction::Jurisdictions::load_default()?;
+    let Some(found) = jurisdictions.get(&jurisdiction) else {
+        anyhow::bail!(
+            "no jurisdiction `{jurisdiction}`; known: {}",
+            jurisdictions.codes().collect::<Vec<_>>().join(", ")
+        );
+    };
+    let cipher = hashgate::load_cipher(settings)?;
+    let db = db::Db::open(&settings.database_url, 1)?;
+    let mut connection = db.connection()?;
+    let request = hashgate::tax::carf::CarfRequest {
+        jurisdiction: found,
+        year,
+        entity: &settings.reporting_entity,
+        staleness: chrono::Duration::seconds(settings.price_staleness_seconds),
+        now: db::now(),
+        test,
+    };
+    let started = std::time::Instant::now();
+    let summary = match &output {
+        Some(path) => hashgate::tax::carf::export(
+            &mut connection,
+            &cipher,
+            &request,
+            std::fs::File::create(path)
+                .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?,
+        ),
+        None => hashgate::tax::carf::export(
+            &mut connection,
+            &cipher,
+            &request,
+            std::io::stdout().lock(),
+        ),
+    }
+    .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "CARF {jurisdiction} {year}: {} users, {} user×asset aggregates from {} payouts ({} without a value, left out; {} users without a birth date); {} s, {} rows/s",
+        summary.users,
+        summary.aggregates,
+        summary.payouts,
+        summary.unvalued,
+        summary.without_birth_date,
+        hashgate::metrics::seconds_text(elapsed),
+        hashgate::metrics::per_second(summary.payouts, elapsed)
+    );
+    Ok(())
 }
 
 fn import_command(command: ImportCommand, settings: &Settings) -> anyhow::Result<()> {

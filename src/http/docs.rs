@@ -72,6 +72,7 @@ use utoipa::{Modify, OpenApi};
         crate::tax::routes::get_tax,
         crate::tax::routes::get_statement_csv,
         crate::tax::routes::get_statement_pdf,
+        crate::tax::routes::get_carf,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

@@ -408,6 +408,52 @@ pub fn applications_of(
         .collect()
 }
 
+/// The personal data each user gave in KYC: from their latest approved application, else their
+/// latest one. Users without an application are absent.
+pub fn identities(
+    connection: &mut DbConnection,
+    cipher: &FieldCipher,
+    user_ids: &[String],
+) -> Result<std::collections::HashMap<String, PersonalData>, AppError> {
+    let rows: Vec<(String, String, String, String)> = kyc_applications::table
+        .filter(kyc_applications::user_id.eq_any(user_ids))
+        .order((
+            kyc_applications::user_id.asc(),
+            kyc_applications::submitted_at.desc(),
+        ))
+        .select((
+            kyc_applications::user_id,
+            kyc_applications::id,
+            kyc_applications::status,
+            kyc_applications::personal_data_encrypted,
+        ))
+        .load(connection)?;
+    let mut chosen: std::collections::HashMap<String, (bool, String)> =
+        std::collections::HashMap::new();
+    for (user_id, id, status, encrypted) in rows {
+        let approved = status == ApplicationStatus::Approved.as_str();
+        // Each user's latest application comes first; an older approved one replaces it once.
+        let take = match chosen.get(&user_id) {
+            None => true,
+            Some((had_approved, _)) => approved && !had_approved,
+        };
+        if take {
+            let json = cipher
+                .decrypt(&encrypted, &context("personal_data", &id))
+                .map_err(AppError::internal)?;
+            chosen.insert(user_id, (approved, json));
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(user_id, (_, json))| {
+            let data: PersonalData =
+                serde_json::from_str(&json).map_err(|_| corrupt("personal data", &user_id))?;
+            Ok((user_id, data))
+        })
+        .collect()
+}
+
 /// Filters of the review queue.
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {

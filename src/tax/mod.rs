@@ -2,6 +2,7 @@
 //! currency, assigned to the tax year of its local time, and the tax computed on it by the
 //! jurisdiction's rules for that year (`jurisdictions/<CODE>.toml`, section `tax`).
 
+pub mod carf;
 pub mod compute;
 pub mod routes;
 pub mod rules;
@@ -41,7 +42,7 @@ pub struct TaxYear {
 }
 
 /// The UTC instant at which a local day starts (the first valid local time that day).
-fn local_midnight_utc(zone: chrono_tz::Tz, day: NaiveDate) -> NaiveDateTime {
+pub(crate) fn local_midnight_utc(zone: chrono_tz::Tz, day: NaiveDate) -> NaiveDateTime {
     let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     match zone.from_local_datetime(&midnight) {
         chrono::LocalResult::Single(at) | chrono::LocalResult::Ambiguous(at, _) => at.naive_utc(),

@@ -25,7 +25,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/users/{id}/tax/{year}/statement.pdf")
                 .route(web::get().to(get_statement_pdf)),
         )
-        .service(web::resource("/v1/users/{id}/tax/{year}").route(web::get().to(get_tax)));
+        .service(web::resource("/v1/users/{id}/tax/{year}").route(web::get().to(get_tax)))
+        .service(web::resource("/v1/exports/carf").route(web::get().to(get_carf)));
 }
 
 /// Everyone but regulators, whose tokens read their own jurisdiction's reports only.
@@ -311,4 +312,108 @@ pub async fn get_statement_pdf(
         .insert_header(("Content-Disposition", attachment(&report, "pdf")))
         .insert_header(("X-Data-SHA256", report.data_sha256.clone()))
         .body(pdf?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CarfQuery {
+    /// The jurisdiction whose resident users are reported, e.g. HK.
+    pub jurisdiction: String,
+    /// The calendar year reported.
+    pub year: i32,
+    /// Mark the file as test data (DocTypeIndic OECD11).
+    #[serde(default)]
+    pub test: bool,
+}
+
+/// The OECD CARF XML (v1.5) of a jurisdiction and calendar year (admin): mining payouts as
+/// `CryptoTransferIn` / `CARF503`, aggregated per user and asset. Spooled to disk and streamed.
+#[utoipa::path(get, path = "/v1/exports/carf", tag = "tax", params(CarfQuery),
+    responses((status = 200, content_type = "application/xml", body = String),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_carf(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<CarfQuery>,
+) -> Result<HttpResponse, AppError> {
+    use std::io::{Read, Seek};
+
+    caller.require(&[Role::Admin])?;
+    let query = query.0;
+    if state.jurisdictions.get(&query.jurisdiction).is_none() {
+        return Err(AppError::NotFound(format!(
+            "no jurisdiction `{}`",
+            query.jurisdiction
+        )));
+    }
+    if !(2000..=2100).contains(&query.year) {
+        return Err(AppError::bad_field(
+            "year",
+            "must be a year between 2000 and 2100",
+        ));
+    }
+    let db = state.db.clone();
+    let cipher = state.cipher.clone();
+    let jurisdictions = state.jurisdictions.clone();
+    let entity = state.reporting_entity.clone();
+    let staleness = state.price_staleness;
+    let actor = caller.actor();
+    let name = format!("carf-{}-{}.xml", query.jurisdiction, query.year);
+    let file = web::block(move || -> Result<std::fs::File, AppError> {
+        let jurisdiction = jurisdictions
+            .get(&query.jurisdiction)
+            .ok_or_else(|| AppError::NotFound(query.jurisdiction.clone()))?;
+        let mut connection = db.connection()?;
+        let mut file = tempfile::tempfile().map_err(AppError::internal)?;
+        let request = super::carf::CarfRequest {
+            jurisdiction,
+            year: query.year,
+            entity: &entity,
+            staleness,
+            now: crate::db::now(),
+            test: query.test,
+        };
+        let summary = super::carf::export(&mut connection, &cipher, &request, &mut file)?;
+        crate::db::write_transaction(&mut connection, |connection| {
+            crate::audit::store::append(
+                connection,
+                crate::audit::NewAuditEntry::new(
+                    actor,
+                    "carf.export",
+                    "jurisdiction",
+                    &query.jurisdiction,
+                    None,
+                )
+                .details(serde_json::json!({ "year": query.year, "summary": summary })),
+            )
+        })?;
+        file.rewind().map_err(AppError::internal)?;
+        Ok(file)
+    })
+    .await
+    .map_err(AppError::internal)??;
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let read = web::block(move || {
+            let mut buffer = vec![0u8; 256 * 1024];
+            let length = file.read(&mut buffer)?;
+            buffer.truncate(length);
+            Ok::<_, std::io::Error>((file, buffer))
+        })
+        .await;
+        match read {
+            Ok(Ok((_, buffer))) if buffer.is_empty() => None,
+            Ok(Ok((file, buffer))) => Some((Ok(web::Bytes::from(buffer)), Some(file))),
+            Ok(Err(error)) => Some((Err(actix_web::error::ErrorInternalServerError(error)), None)),
+            Err(error) => Some((Err(actix_web::error::ErrorInternalServerError(error)), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/xml")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .streaming(chunks))
 }

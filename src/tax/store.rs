@@ -12,7 +12,6 @@ use crate::crypto::FieldCipher;
 use crate::db::schema::ledger_entries;
 use crate::db::DbConnection;
 use crate::error::AppError;
-use crate::kyc::ApplicationStatus;
 use crate::ledger::{store as ledger, value_at, EntryKind, PricePoint, Valuation};
 
 /// Who a statement is for.
@@ -32,18 +31,17 @@ pub fn holder(
     user_id: &str,
 ) -> Result<Holder, AppError> {
     let user = crate::users::store::find(connection, cipher, user_id)?;
-    let applications = crate::kyc::store::applications_of(connection, cipher, user_id, 20)?;
-    let application = applications
-        .iter()
-        .find(|application| application.status == ApplicationStatus::Approved)
-        .or(applications.first());
-    let name = application
-        .map(|application| application.personal_data.legal_name.clone())
+    let identity =
+        crate::kyc::store::identities(connection, cipher, std::slice::from_ref(&user.id))?
+            .remove(&user.id);
+    let name = identity
+        .as_ref()
+        .map(|data| data.legal_name.clone())
         .unwrap_or_else(|| user.external_ref.clone());
     let address = user
         .address
         .clone()
-        .or_else(|| application.and_then(|application| application.personal_data.address.clone()));
+        .or_else(|| identity.and_then(|data| data.address));
     Ok(Holder {
         user_id: user.id,
         jurisdiction: user.residence_jurisdiction,

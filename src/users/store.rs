@@ -81,6 +81,22 @@ pub fn insert(
     find(connection, cipher, &id)
 }
 
+/// The users with these ids (unknown ids are left out), decrypted.
+pub fn find_many(
+    connection: &mut DbConnection,
+    cipher: &FieldCipher,
+    ids: &[String],
+) -> Result<Vec<User>, AppError> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .order(users::id.asc())
+        .select(UserRow::as_select())
+        .load(connection)?
+        .into_iter()
+        .map(|row| decrypt(cipher, row))
+        .collect()
+}
+
 /// 404 unless the user exists.
 pub fn require_exists(connection: &mut DbConnection, id: &str) -> Result<(), AppError> {
     let count: i64 = users::table

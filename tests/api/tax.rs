@@ -13,6 +13,7 @@ backend_tests!(
     a_uk_computation_follows_the_local_tax_year_and_the_fees,
     only_the_user_and_officers_read_a_statement,
     unknown_years_and_jurisdictions_are_named,
+    a_carf_export_reports_each_residents_mining_per_asset,
 );
 
 fn register(app: &TestApp, platform: &str, residence: &str, language: &str) -> String {
@@ -338,4 +339,185 @@ fn a_chinese_statement_shows_the_name_totals_and_hash_on_every_page() {
     }
     // The font is embedded as a subset, not whole (the full face is megabytes).
     assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
+}
+
+/// The elements of an XML document as `path=text` lines (attributes as `path@name=value`), read
+/// by a real XML parser: a malformed document fails here.
+fn xml_lines(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    let mut lines = Vec::new();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(element) => {
+                path.push(element.name().0.to_string());
+                for attribute in element.attributes() {
+                    let attribute = attribute.unwrap();
+                    lines.push(format!(
+                        "{}@{}={}",
+                        path.join("/"),
+                        attribute.key.0,
+                        attribute.normalized_value(quick_xml::XmlVersion::Explicit1_0).unwrap()
+                    ));
+                }
+            }
+            Event::Text(text) => {
+                let text = text.xml10_content().trim().to_string();
+                if !text.is_empty() {
+                    lines.push(format!("{}={text}", path.join("/")));
+                }
+            }
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(path.is_empty(), "unclosed elements: {path:?}");
+    lines
+}
+
+fn a_carf_export_reports_each_residents_mining_per_asset(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let admin = app.token(Role::Admin, None, None);
+    let alice = register(app, &platform, "HK", "en");
+    let bob = register(app, &platform, "HK", "zh-Hant");
+    let singapore = register(app, &platform, "SG", "en");
+    let usdt = |user: &str, id: &str, amount: &str, at: &str| {
+        let mut row = payout(user, id, amount, at);
+        row["asset"] = json!("USDT");
+        row
+    };
+    load(
+        app,
+        &platform,
+        json!([
+            {"base": "BTC", "quote": "USD", "as_of": "2024-12-31T00:00:00Z", "rate": "100000"},
+            {"base": "USD", "quote": "HKD", "as_of": "2024-12-31T00:00:00Z", "rate": "7.8"},
+            {"base": "BTC", "quote": "USD", "as_of": "2025-05-31T12:00:00Z", "rate": "100000"},
+            {"base": "USDT", "quote": "USD", "as_of": "2025-05-31T12:00:00Z", "rate": "1.0"},
+            {"base": "USD", "quote": "HKD", "as_of": "2025-05-31T12:00:00Z", "rate": "7.8"},
+            {"base": "BTC", "quote": "USD", "as_of": "2025-12-31T00:00:00Z", "rate": "100000"},
+            {"base": "USD", "quote": "HKD", "as_of": "2025-12-31T00:00:00Z", "rate": "7.8"}
+        ]),
+        json!([
+            // 16:30 UTC on 31 Dec 2024 is 00:30 on 1 Jan 2025 in Hong Kong: reported for 2025.
+            payout(&alice, "a-1", "0.01", "2024-12-31T16:30:00Z"),
+            payout(&alice, "a-2", "0.02", "2025-06-01T00:00:00Z"),
+            usdt(&alice, "a-3", "100", "2025-06-01T00:00:00Z"),
+            payout(&bob, "b-1", "0.05", "2025-06-01T00:00:00Z"),
+            // 2026 in Hong Kong: not reported for 2025.
+            payout(&bob, "b-2", "0.1", "2025-12-31T16:30:00Z"),
+            payout(&singapore, "s-1", "0.5", "2025-06-01T00:00:00Z"),
+        ]),
+    );
+
+    let response = app.get("/v1/exports/carf?jurisdiction=HK&year=2025", Some(&admin));
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("content-type"), Some("application/xml"));
+    let lines = xml_lines(&response.body);
+    let has = |line: &str| lines.iter().any(|candidate| candidate == line);
+    for expected in [
+        "CARF_OECD@version=1.5",
+        "CARF_OECD@xmlns=urn:oecd:ties:carf:v1",
+        "CARF_OECD/MessageSpec/ReceivingCountry=HK",
+        "CARF_OECD/MessageSpec/MessageType=CARF",
+        "CARF_OECD/MessageSpec/MessageTypeIndic=CARF701",
+        "CARF_OECD/MessageSpec/ReportingPeriod=2025-12-31",
+        "CARF_OECD/CARFBody/RCASP/Nexus=CARF901",
+        "CARF_OECD/CARFBody/RCASP/DocSpec/stf:DocTypeIndic=OECD1",
+    ] {
+        assert!(has(expected), "{expected} missing from {lines:#?}");
+    }
+    let users = lines
+        .iter()
+        .filter(|line| {
+            line.starts_with("CARF_OECD/CARFBody/CryptoUsers/UserID/Individual/ResCountryCode=")
+        })
+        .count();
+    assert_eq!(users, 2, "{lines:#?}");
+    // Per user and asset, in user-id order: each block's type, count, value and units.
+    let transfers: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| {
+            line.strip_prefix("CARF_OECD/CARFBody/CryptoUsers/RelevantTransactions/")
+        })
+        .collect();
+    let alice_blocks = [
+        "CryptoAsset=BTC",
+        "CryptoTransferIn/TransferType=CARF503",
+        "CryptoTransferIn/NumberofTransactions=2",
+        "CryptoTransferIn/Amount@currCode=HKD",
+        "CryptoTransferIn/Amount=23400.00",
+        "CryptoTransferIn/NumberofUnits=0.03",
+        "CryptoAsset=USDT",
+        "CryptoTransferIn/TransferType=CARF503",
+        "CryptoTransferIn/NumberofTransactions=1",
+        "CryptoTransferIn/Amount@currCode=HKD",
+        "CryptoTransferIn/Amount=780.00",
+        "CryptoTransferIn/NumberofUnits=100",
+    ];
+    let bob_blocks = [
+        "CryptoAsset=BTC",
+        "CryptoTransferIn/TransferType=CARF503",
+        "CryptoTransferIn/NumberofTransactions=1",
+        "CryptoTransferIn/Amount@currCode=HKD",
+        "CryptoTransferIn/Amount=39000.00",
+        "CryptoTransferIn/NumberofUnits=0.05",
+    ];
+    let expected: Vec<&str> = if alice < bob {
+        alice_blocks.iter().chain(&bob_blocks).copied().collect()
+    } else {
+        bob_blocks.iter().chain(&alice_blocks).copied().collect()
+    };
+    assert_eq!(transfers, expected);
+    assert_eq!(
+        app.query_text("SELECT action AS value FROM audit_log WHERE action = 'carf.export'"),
+        vec!["carf.export"]
+    );
+
+    // The command line writes the same report.
+    let path = app.directory().join("carf.xml");
+    let output = app.command(&[
+        "export",
+        "carf",
+        "--jurisdiction",
+        "HK",
+        "--year",
+        "2025",
+        "--test",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file_lines = xml_lines(&std::fs::read_to_string(&path).unwrap());
+    assert!(file_lines
+        .contains(&"CARF_OECD/CARFBody/RCASP/DocSpec/stf:DocTypeIndic=OECD11".to_string()));
+    let file_transfers: Vec<&str> = file_lines
+        .iter()
+        .filter_map(|line| {
+            line.strip_prefix("CARF_OECD/CARFBody/CryptoUsers/RelevantTransactions/")
+        })
+        .collect();
+    assert_eq!(file_transfers, expected);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 users"));
+
+    app.get(
+        "/v1/exports/carf?jurisdiction=HK&year=2025",
+        Some(&platform),
+    )
+    .problem(403);
+    app.get("/v1/exports/carf?jurisdiction=XX&year=2025", Some(&admin))
+        .problem(404);
+    assert_eq!(
+        app.get("/v1/exports/carf?jurisdiction=HK", Some(&admin))
+            .problem_fields(400),
+        vec!["year"]
+    );
 }

@@ -1,0 +1,445 @@
+//! The OECD Crypto-Asset Reporting Framework export (XML schema v1.5): for a jurisdiction and a
+//! calendar year, every resident user's mining payouts as `CryptoTransferIn` / `CARF503`,
+//! aggregated per user and crypto-asset. Written as a stream, a page of users at a time, so
+//! memory stays flat however large the ledger is.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use rust_decimal::Decimal;
+
+use super::rules::RoundingRule;
+use crate::config::ReportingEntity;
+use crate::crypto::FieldCipher;
+use crate::db::schema::{ledger_entries, users};
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::jurisdiction::Jurisdiction;
+use crate::kyc::application::PersonalData;
+use crate::ledger::{store as ledger, EntryKind, PricePoint, Valuation};
+
+/// Users read per page: their payouts of the year are a few hundred each.
+const USERS_PER_PAGE: i64 = 200;
+
+/// What an export holds, for the caller's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CarfSummary {
+    /// Users with at least one payout in the year.
+    pub users: u64,
+    /// Ledger rows read.
+    pub payouts: u64,
+    /// `RelevantTransactions` blocks written (user × asset).
+    pub aggregates: u64,
+    /// Payouts left out because they had no USD value or no FX rate.
+    pub unvalued: u64,
+    /// Users reported without a birth date (no KYC data).
+    pub without_birth_date: u64,
+}
+
+/// The export's parameters.
+pub struct CarfRequest<'a> {
+    pub jurisdiction: &'a Jurisdiction,
+    pub year: i32,
+    pub entity: &'a ReportingEntity,
+    pub staleness: chrono::Duration,
+    /// When the file is made (UTC): the message's timestamp and reference.
+    pub now: NaiveDateTime,
+    /// `OECD1` (new data) in production, `OECD11` for test files.
+    pub test: bool,
+}
+
+type XmlWriter<W> = quick_xml::Writer<W>;
+
+fn io(error: std::io::Error) -> AppError {
+    AppError::internal(error)
+}
+
+fn start<W: Write>(
+    writer: &mut XmlWriter<W>,
+    name: &str,
+    attributes: &[(&str, &str)],
+) -> Result<(), AppError> {
+    let element = BytesStart::new(name).with_attributes(attributes.iter().copied());
+    writer.write_event(Event::Start(element)).map_err(io)
+}
+
+fn end<W: Write>(writer: &mut XmlWriter<W>, name: &str) -> Result<(), AppError> {
+    writer
+        .write_event(Event::End(BytesEnd::new(name)))
+        .map_err(io)
+}
+
+fn leaf<W: Write>(
+    writer: &mut XmlWriter<W>,
+    name: &str,
+    attributes: &[(&str, &str)],
+    text: &str,
+) -> Result<(), AppError> {
+    start(writer, name, attributes)?;
+    writer
+        .write_event(Event::Text(BytesText::new(text)))
+        .map_err(io)?;
+    end(writer, name)
+}
+
+/// A person's name as CARF wants it: first and last. A name in Chinese characters (no spaces)
+/// has the family name first: its first character; other names split at the last space.
+fn name_parts(data: &PersonalData) -> (String, String) {
+    let name = data.legal_name.trim();
+    if let Some((first, last)) = name.rsplit_once(' ') {
+        return (first.trim().to_string(), last.to_string());
+    }
+    let mut characters = name.chars();
+    match (characters.next(), characters.as_str()) {
+        (Some(family), given) if !given.is_empty() && !family.is_ascii() => {
+            (given.to_string(), family.to_string())
+        }
+        // One word only: OECD's "no first name" marker.
+        _ => ("NFN".to_string(), name.to_string()),
+    }
+}
+
+fn doc_spec<W: Write>(
+    writer: &mut XmlWriter<W>,
+    test: bool,
+    reference: &str,
+) -> Result<(), AppError> {
+    start(writer, "DocSpec", &[])?;
+    leaf(
+        writer,
+        "stf:DocTypeIndic",
+        &[],
+        if test { "OECD11" } else { "OECD1" },
+    )?;
+    leaf(writer, "stf:DocRefId", &[], reference)?;
+    end(writer, "DocSpec")
+}
+
+/// One user's payouts of one asset.
+#[derive(Default)]
+struct Aggregate {
+    count: u64,
+    atoms: i64,
+    value: Decimal,
+}
+
+/// A payout as the export reads it: user, sequence, asset, atoms, USD value, time.
+type PayoutRow = (String, i64, String, i64, Option<String>, NaiveDateTime);
+
+/// A page of users: ids in order, with their year's payouts.
+struct Page {
+    users: Vec<String>,
+    payouts: Vec<PayoutRow>,
+}
+
+fn next_page(
+    connection: &mut DbConnection,
+    code: &str,
+    after: &str,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+) -> Result<Page, AppError> {
+    let users: Vec<String> = users::table
+        .filter(users::residence_jurisdiction.eq(code))
+        .filter(users::id.gt(after))
+        .order(users::id.asc())
+        .limit(USERS_PER_PAGE)
+        .select(users::id)
+        .load(connection)?;
+    let payouts = if users.is_empty() {
+        Vec::new()
+    } else {
+        ledger_entries::table
+            .filter(ledger_entries::user_id.eq_any(&users))
+            .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
+            .filter(ledger_entries::occurred_at.ge(from))
+            .filter(ledger_entries::occurred_at.lt(to))
+            .order((ledger_entries::user_id.asc(), ledger_entries::seq.asc()))
+            .select((
+                ledger_entries::user_id.assume_not_null(),
+                ledger_entries::seq,
+                ledger_entries::asset,
+                ledger_entries::amount,
+                ledger_entries::fmv_usd,
+                ledger_entries::occurred_at,
+            ))
+            .load(connection)?
+    };
+    Ok(Page { users, payouts })
+}
+
+/// Writes the CARF XML of `request` to `out`.
+pub fn export<W: Write>(
+    connection: &mut DbConnection,
+    cipher: &FieldCipher,
+    request: &CarfRequest<'_>,
+    out: W,
+) -> Result<CarfSummary, AppError> {
+    let jurisdiction = request.jurisdiction;
+    let rules = &jurisdiction.tax;
+    let currency = rules.currency.as_str();
+    let zone = rules.time_zone;
+    let first = NaiveDate::from_ymd_opt(request.year, 1, 1)
+        .ok_or_else(|| AppError::bad_field("year", "out of range"))?;
+    let next = NaiveDate::from_ymd_opt(request.year + 1, 1, 1)
+        .ok_or_else(|| AppError::bad_field("year", "out of range"))?;
+    let window = (
+        super::local_midnight_utc(zone, first),
+        super::local_midnight_utc(zone, next),
+    );
+    let fx: Vec<PricePoint> = if currency == "USD" {
+        Vec::new()
+    } else {
+        ledger::rate_points(connection, "USD", currency, window.0, window.1)?
+    };
+    let assets = ledger::load_assets(connection)?;
+    let reversed: HashSet<i64> = ledger_entries::table
+        .filter(ledger_entries::kind.eq(EntryKind::Reversal.as_str()))
+        .select(ledger_entries::reverses_seq.assume_not_null())
+        .load::<i64>(connection)?
+        .into_iter()
+        .collect();
+
+    let mut writer = quick_xml::Writer::new_with_indent(std::io::BufWriter::new(out), b' ', 1);
+    let code = jurisdiction.code.as_str();
+    let message_ref = format!(
+        "{}-{code}-{}-{}",
+        request.entity.country,
+        request.year,
+        request.now.format("%Y%m%dT%H%M%S")
+    );
+    let period = format!("{}-12-31", request.year);
+    let timestamp = request.now.format("%Y-%m-%dT%H:%M:%S").to_string();
+    writer
+        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(io)?;
+    start(
+        &mut writer,
+        "CARF_OECD",
+        &[
+            ("xmlns", "urn:oecd:ties:carf:v1"),
+            ("xmlns:stf", "urn:oecd:ties:carfstf:v5"),
+            ("xmlns:iso", "urn:oecd:ties:isocarftypes:v1"),
+            ("version", "1.5"),
+        ],
+    )?;
+    start(&mut writer, "MessageSpec", &[])?;
+    if let Some(tin) = &request.entity.tin {
+        leaf(&mut writer, "SendingEntityIN", &[], tin)?;
+    }
+    leaf(
+        &mut writer,
+        "TransmittingCountry",
+        &[],
+        &request.entity.country,
+    )?;
+    leaf(&mut writer, "ReceivingCountry", &[], code)?;
+    leaf(&mut writer, "MessageType", &[], "CARF")?;
+    leaf(&mut writer, "MessageRefId", &[], &message_ref)?;
+    leaf(&mut writer, "MessageTypeIndic", &[], "CARF701")?;
+    leaf(&mut writer, "ReportingPeriod", &[], &period)?;
+    leaf(&mut writer, "Timestamp", &[], &timestamp)?;
+    end(&mut writer, "MessageSpec")?;
+
+    start(&mut writer, "CARFBody", &[])?;
+    start(&mut writer, "RCASP", &[])?;
+    start(&mut writer, "RCASP_ID", &[])?;
+    start(&mut writer, "Entity", &[])?;
+    leaf(&mut writer, "ResCountryCode", &[], &request.entity.country)?;
+    match &request.entity.tin {
+        Some(tin) => leaf(
+            &mut writer,
+            "TIN",
+            &[("issuedBy", &request.entity.country)],
+            tin,
+        )?,
+        None => leaf(&mut writer, "TIN", &[("unknown", "true")], "NOTIN")?,
+    }
+    leaf(&mut writer, "Name", &[], &request.entity.name)?;
+    write_address(
+        &mut writer,
+        &request.entity.country,
+        &request.entity.address,
+    )?;
+    end(&mut writer, "Entity")?;
+    end(&mut writer, "RCASP_ID")?;
+    leaf(&mut writer, "Nexus", &[], "CARF901")?;
+    doc_spec(&mut writer, request.test, &format!("{message_ref}-RCASP"))?;
+    end(&mut writer, "RCASP")?;
+
+    let mut summary = CarfSummary::default();
+    let mut after = String::new();
+    loop {
+        let page = next_page(connection, code, &after, window)?;
+        let Some(last) = page.users.last() else {
+            break;
+        };
+        after = last.clone();
+        // Group the page's payouts by user, then asset, in order.
+        let mut by_user: BTreeMap<&str, BTreeMap<&str, Aggregate>> = BTreeMap::new();
+        for (user_id, seq, asset, atoms, fmv, occurred_at) in &page.payouts {
+            summary.payouts += 1;
+            if reversed.contains(seq) {
+                continue;
+            }
+            let fmv_usd = fmv.as_deref().and_then(|text| text.parse::<Decimal>().ok());
+            let value = fmv_usd.and_then(|fmv| {
+                if currency == "USD" {
+                    return Some(fmv);
+                }
+                match crate::ledger::value_at(fmv, *occurred_at, &fx, request.staleness) {
+                    Valuation::Priced { fmv_usd: value, .. } => Some(value),
+                    _ => None,
+                }
+            });
+            let Some(value) = value else {
+                summary.unvalued += 1;
+                continue;
+            };
+            let aggregate = by_user
+                .entry(user_id.as_str())
+                .or_default()
+                .entry(asset.as_str())
+                .or_default();
+            aggregate.count += 1;
+            aggregate.atoms += atoms;
+            aggregate.value += RoundingRule::CENTS.apply(value);
+        }
+        let ids: Vec<String> = by_user.keys().map(|id| id.to_string()).collect();
+        let people: HashMap<String, crate::users::store::User> =
+            crate::users::store::find_many(connection, cipher, &ids)?
+                .into_iter()
+                .map(|user| (user.id.clone(), user))
+                .collect();
+        let identities = crate::kyc::store::identities(connection, cipher, &ids)?;
+        for (user_id, per_asset) in by_user {
+            let Some(user) = people.get(user_id) else {
+                continue;
+            };
+            summary.users += 1;
+            let identity = identities.get(user_id);
+            start(&mut writer, "CryptoUsers", &[])?;
+            start(&mut writer, "UserID", &[])?;
+            start(&mut writer, "Individual", &[])?;
+            leaf(&mut writer, "ResCountryCode", &[], code)?;
+            leaf(
+                &mut writer,
+                "TIN",
+                &[("issuedBy", code), ("unknown", "true")],
+                "NOTIN",
+            )?;
+            let (first_name, last_name) = match identity {
+                Some(data) => name_parts(data),
+                None => ("NFN".to_string(), user.external_ref.clone()),
+            };
+            start(&mut writer, "Name", &[])?;
+            leaf(&mut writer, "FirstName", &[], &first_name)?;
+            leaf(&mut writer, "LastName", &[], &last_name)?;
+            end(&mut writer, "Name")?;
+            let address = user
+                .address
+                .clone()
+                .or_else(|| identity.and_then(|data| data.address.clone()))
+                .unwrap_or_else(|| "unknown".into());
+            write_address(&mut writer, code, &address)?;
+            if let Some(nationality) = identity.map(|data| data.nationality.as_str()) {
+                leaf(&mut writer, "Nationality", &[], nationality)?;
+            }
+            match user
+                .date_of_birth
+                .or(identity.map(|data| data.date_of_birth))
+            {
+                Some(born) => {
+                    start(&mut writer, "BirthInfo", &[])?;
+                    leaf(&mut writer, "BirthDate", &[], &born.to_string())?;
+                    end(&mut writer, "BirthInfo")?;
+                }
+                None => summary.without_birth_date += 1,
+            }
+            end(&mut writer, "Individual")?;
+            end(&mut writer, "UserID")?;
+            for (asset, aggregate) in per_asset {
+                summary.aggregates += 1;
+                let units = assets
+                    .get(asset)
+                    .map(|known| known.from_atoms(aggregate.atoms).normalize())
+                    .unwrap_or_default();
+                start(&mut writer, "RelevantTransactions", &[])?;
+                leaf(&mut writer, "CryptoAsset", &[], asset)?;
+                start(&mut writer, "CryptoTransferIn", &[])?;
+                leaf(&mut writer, "TransferType", &[], "CARF503")?;
+                leaf(
+                    &mut writer,
+                    "NumberofTransactions",
+                    &[],
+                    &aggregate.count.to_string(),
+                )?;
+                leaf(
+                    &mut writer,
+                    "Amount",
+                    &[("currCode", currency)],
+                    &format!("{:.2}", aggregate.value),
+                )?;
+                leaf(&mut writer, "NumberofUnits", &[], &units.to_string())?;
+                end(&mut writer, "CryptoTransferIn")?;
+                end(&mut writer, "RelevantTransactions")?;
+            }
+            doc_spec(
+                &mut writer,
+                request.test,
+                &format!("{message_ref}-{user_id}"),
+            )?;
+            end(&mut writer, "CryptoUsers")?;
+        }
+    }
+    end(&mut writer, "CARFBody")?;
+    end(&mut writer, "CARF_OECD")?;
+    writer.get_mut().flush().map_err(io)?;
+    Ok(summary)
+}
+
+fn write_address<W: Write>(
+    writer: &mut XmlWriter<W>,
+    country: &str,
+    address: &str,
+) -> Result<(), AppError> {
+    start(writer, "Address", &[])?;
+    leaf(writer, "CountryCode", &[], country)?;
+    leaf(writer, "AddressFree", &[], address)?;
+    end(writer, "Address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(legal: &str, latin: Option<&str>) -> PersonalData {
+        serde_json::from_value(serde_json::json!({
+            "legal_name": legal, "latin_name": latin, "date_of_birth": "1990-01-01",
+            "nationality": "CN", "residence": "CN"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_split_into_first_and_last() {
+        assert_eq!(
+            name_parts(&person("Seán O'Brien", None)),
+            ("Seán".to_string(), "O'Brien".to_string())
+        );
+        assert_eq!(
+            name_parts(&person("张伟", None)),
+            ("伟".to_string(), "张".to_string())
+        );
+        assert_eq!(
+            name_parts(&person("张伟", Some("Zhang Wei"))),
+            ("伟".to_string(), "张".to_string())
+        );
+        assert_eq!(
+            name_parts(&person("Madonna", None)),
+            ("NFN".to_string(), "Madonna".to_string())
+        );
+    }
+}
