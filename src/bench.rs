@@ -28,7 +28,7 @@ pub struct BenchOptions {
 }
 
 /// The process's peak resident memory since the last reset, in MiB (Linux only).
-fn peak_memory_mib() -> Option<u64> {
+pub(crate) fn peak_memory_mib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -36,7 +36,7 @@ fn peak_memory_mib() -> Option<u64> {
 }
 
 /// Starts a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM).
-fn reset_peak_memory() {
+pub(crate) fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 

@@ -139,6 +139,20 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         names: usize,
     },
+    /// One user-year tax statement (JSON and PDF) and the CARF export over every user's year,
+    /// on SQLite and (with a URL) PostgreSQL. Build with --release.
+    Tax {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Daily payouts per user in the year (the target: 365).
+        #[arg(long, default_value_t = 365)]
+        days: usize,
+        /// Timed statements of each kind.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -440,6 +454,18 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             println!(
                 "  curl -s '{base}/v1/ledger/summary?from={month_ago}&to={today}&tz=Asia/Hong_Kong' -H 'Authorization: Bearer {officer}'"
             );
+            let user_token = demo
+                .tokens
+                .iter()
+                .find(|t| t.role == Role::User)
+                .map(|t| t.secret.as_str())
+                .unwrap_or("");
+            println!(
+                "  curl -s {base}/v1/users/{user}/tax/2026 -H 'Authorization: Bearer {user_token}'   (the user's 2026/27 Hong Kong tax computation)"
+            );
+            println!(
+                "  curl -so statement.pdf {base}/v1/users/{user}/tax/2026/statement.pdf -H 'Authorization: Bearer {user_token}'   (in Chinese: the user chose zh-Hant)"
+            );
             println!("  open {base}/docs   (API docs; paste a token at the top)");
             println!(
                 "\nKYC: {applications} applications submitted and screened against the {lists_loaded}."
@@ -449,7 +475,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 withdrawals.withdrawals, withdrawals.held, withdrawals.alerts, withdrawals.cases
             );
             println!(
-                "  open {base}/console   (the officers' console; log in with the officer or senior officer token)\n"
+                "  open {base}/console   (the console: officers log in with the officer or senior officer token; the user with the user token sees their tax statements)\n"
             );
             serve(&settings, state)?;
         }
@@ -527,6 +553,25 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             hashgate::bench::run(&hashgate::bench::BenchOptions {
                 payouts,
                 users,
+                postgres_url,
+            })?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Tax {
+                    users,
+                    days,
+                    samples,
+                    postgres_url,
+                },
+        } => {
+            if users == 0 || days == 0 || samples == 0 {
+                anyhow::bail!("--users, --days and --samples must be at least 1");
+            }
+            hashgate::tax::bench::run(&hashgate::tax::bench::TaxBenchOptions {
+                users,
+                days,
+                samples,
                 postgres_url,
             })?;
         }

@@ -3,7 +3,7 @@
 //! aggregated per user and crypto-asset. Written as a stream, a page of users at a time, so
 //! memory stays flat however large the ledger is.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -277,8 +277,8 @@ pub fn export<W: Write>(
             break;
         };
         after = last.clone();
-        // Group the page's payouts by user, then asset, in order.
-        let mut by_user: BTreeMap<&str, BTreeMap<&str, Aggregate>> = BTreeMap::new();
+        // The page's payouts come ordered by user: group them as they come, per user by asset.
+        let mut by_user: Vec<(&str, Vec<(&str, Aggregate)>)> = Vec::new();
         for (user_id, seq, asset, atoms, fmv, occurred_at) in &page.payouts {
             summary.payouts += 1;
             if reversed.contains(seq) {
@@ -298,23 +298,33 @@ pub fn export<W: Write>(
                 summary.unvalued += 1;
                 continue;
             };
-            let aggregate = by_user
-                .entry(user_id.as_str())
-                .or_default()
-                .entry(asset.as_str())
-                .or_default();
+            if by_user.last().is_none_or(|(last, _)| *last != user_id.as_str()) {
+                by_user.push((user_id.as_str(), Vec::new()));
+            }
+            let Some((_, per_asset)) = by_user.last_mut() else {
+                continue;
+            };
+            let index = match per_asset.iter().position(|(code, _)| *code == asset.as_str()) {
+                Some(index) => index,
+                None => {
+                    per_asset.push((asset.as_str(), Aggregate::default()));
+                    per_asset.len() - 1
+                }
+            };
+            let aggregate = &mut per_asset[index].1;
             aggregate.count += 1;
             aggregate.atoms += atoms;
             aggregate.value += RoundingRule::CENTS.apply(value);
         }
-        let ids: Vec<String> = by_user.keys().map(|id| id.to_string()).collect();
+        let ids: Vec<String> = by_user.iter().map(|(id, _)| id.to_string()).collect();
         let people: HashMap<String, crate::users::store::User> =
             crate::users::store::find_many(connection, cipher, &ids)?
                 .into_iter()
                 .map(|user| (user.id.clone(), user))
                 .collect();
         let identities = crate::kyc::store::identities(connection, cipher, &ids)?;
-        for (user_id, per_asset) in by_user {
+        for (user_id, mut per_asset) in by_user {
+            per_asset.sort_by(|left, right| left.0.cmp(right.0));
             let Some(user) = people.get(user_id) else {
                 continue;
             };

@@ -2,10 +2,12 @@
 //! currency, assigned to the tax year of its local time, and the tax computed on it by the
 //! jurisdiction's rules for that year (`jurisdictions/<CODE>.toml`, section `tax`).
 
+pub mod bench;
 pub mod carf;
 pub mod compute;
 pub mod routes;
 pub mod rules;
+pub mod service;
 pub mod statement;
 pub mod store;
 

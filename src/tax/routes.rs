@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::rules::{Classification, TaxRules};
 use super::store::Holder;
-use super::{statement, TaxReport, TaxYear};
+use super::{statement, TaxReport};
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
 use crate::http::extract::{parse_uuid, QueryParams};
@@ -171,68 +171,14 @@ pub(crate) async fn build_report(
     state
         .db
         .run(move |connection| {
-            let holder = super::store::holder(connection, &cipher, &user_id)?;
-            let jurisdiction = jurisdictions.get(&holder.jurisdiction).ok_or_else(|| {
-                AppError::invalid_field(
-                    "jurisdiction",
-                    "unknown_jurisdiction",
-                    format!(
-                        "the user's residence `{}` is not a jurisdiction hashgate has tax rules for",
-                        holder.jurisdiction
-                    ),
-                )
-            })?;
-            let rules = &jurisdiction.tax;
-            let Some(year_rules) = rules.year(year) else {
-                let known: Vec<String> = rules
-                    .years
-                    .iter()
-                    .map(|known| rules.year_label(known.year))
-                    .collect();
-                return Err(AppError::invalid_field(
-                    "year",
-                    "no_tax_rules",
-                    format!(
-                        "{} has no tax rules for the tax year {}; rules exist for {}",
-                        jurisdiction.code,
-                        rules.year_label(year),
-                        known.join(", ")
-                    ),
-                ));
-            };
-            let classification = classification.unwrap_or(rules.default_classification);
-            if !year_rules.schedules.contains_key(&classification) {
-                return Err(AppError::invalid_field(
-                    "classification",
-                    "not_offered",
-                    format!(
-                        "{} {} has no `{}` treatment of mining income",
-                        jurisdiction.code,
-                        rules.year_label(year),
-                        classification.as_str()
-                    ),
-                ));
-            }
-            let tax_year = TaxYear::of(rules, year)
-                .ok_or_else(|| AppError::bad_field("year", format!("{year} is out of range")))?;
-            let (payouts, fees) =
-                super::store::year_amounts(connection, &holder.user_id, &tax_year, staleness)?;
-            let fx = super::store::fx_points(connection, &rules.currency, &tax_year)?;
-            let value = |kind, amounts: &[super::LedgerAmount]| {
-                super::value_lines(kind, amounts, &rules.currency, rules.time_zone, &fx, staleness)
-            };
-            let report = super::report(super::ReportInput {
-                user_id: &holder.user_id,
-                jurisdiction: &jurisdiction.code,
-                rules,
-                tax_year,
+            super::service::user_report(
+                connection,
+                &cipher,
+                &jurisdictions,
+                staleness,
+                (&user_id, year),
                 classification,
-                payouts: value("payout", &payouts),
-                fees: value("fee", &fees),
-                energy: None,
-            })
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("rules vanished")))?;
-            Ok((holder, report))
+            )
         })
         .await
 }

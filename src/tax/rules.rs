@@ -82,6 +82,18 @@ impl RoundingRule {
     };
 
     pub fn apply(&self, amount: Decimal) -> Decimal {
+        // A step of 1, 0.1, 0.01 … is rounding to decimal places: the fast path (the CARF
+        // export rounds every payout).
+        if self.step.mantissa() == 1 {
+            let strategy = match self.mode {
+                RoundingMode::Down => rust_decimal::RoundingStrategy::ToNegativeInfinity,
+                RoundingMode::Up => rust_decimal::RoundingStrategy::ToPositiveInfinity,
+                RoundingMode::HalfUp => rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+            };
+            let mut rounded = amount.round_dp_with_strategy(self.step.scale(), strategy);
+            rounded.rescale(self.step.scale());
+            return rounded;
+        }
         let units = amount / self.step;
         let whole = match self.mode {
             RoundingMode::Down => units.floor(),

@@ -286,7 +286,7 @@ pub fn pdf(
                 month.month.clone(),
                 month.asset.clone(),
                 month.payouts.to_string(),
-                month.amount.normalize().to_string(),
+                month.amount.to_string(),
                 money(month.value),
             ]
         })
@@ -295,7 +295,7 @@ pub fn pdf(
                 l("Year", "全年").to_string(),
                 total.asset.clone(),
                 total.payouts.to_string(),
-                total.amount.normalize().to_string(),
+                total.amount.to_string(),
                 money(total.value),
             ]
         }))
@@ -350,7 +350,7 @@ pub fn pdf(
                     }
                 ),
                 line.asset.clone(),
-                line.amount.normalize().to_string(),
+                line.amount.to_string(),
                 line.usd_price
                     .map(|price| price.normalize().to_string())
                     .unwrap_or_default(),
