@@ -64,15 +64,18 @@ fn year_payouts(users: &[String], days: usize) -> impl Iterator<Item = PayoutInp
         let amounts: Vec<u32> = (0..users.len())
             .map(|_| random.gen_range(1_000..90_000))
             .collect();
-        users.iter().enumerate().map(move |(index, user)| PayoutInput {
-            user_id: user.clone(),
-            asset: "BTC".into(),
-            amount: format!("0.{:08}", amounts[index]),
-            occurred_at: format!("{date}T{:02}:{:02}:00Z", 1 + index % 20, index % 60),
-            order_id: format!("order-{index}"),
-            facility_id: "facility-1".into(),
-            external_id: format!("tax-{day}-{index}"),
-        })
+        users
+            .iter()
+            .enumerate()
+            .map(move |(index, user)| PayoutInput {
+                user_id: user.clone(),
+                asset: "BTC".into(),
+                amount: format!("0.{:08}", amounts[index]),
+                occurred_at: format!("{date}T{:02}:{:02}:00Z", 1 + index % 20, index % 60),
+                order_id: format!("order-{index}"),
+                facility_id: "facility-1".into(),
+                external_id: format!("tax-{day}-{index}"),
+            })
     })
 }
 
@@ -256,8 +259,8 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
     let mut sink = CountingSink(0);
     reset_peak_memory();
     let started = Instant::now();
-    let summary = super::carf::export(&mut connection, &cipher, &request, &mut sink)
-        .map_err(problem)?;
+    let summary =
+        super::carf::export(&mut connection, &cipher, &request, &mut sink).map_err(problem)?;
     let elapsed = started.elapsed();
     writeln!(
         out,

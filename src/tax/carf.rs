@@ -1,7 +1,7 @@
 //! The OECD Crypto-Asset Reporting Framework export (XML schema v1.5): for a jurisdiction and a
 //! calendar year, every resident user's mining payouts as `CryptoTransferIn` / `CARF503`,
-//! aggregated per user and crypto-asset. Written as a stream, a page of users at a time, so
-//! memory stays flat however large the ledger is.
+//! aggregated per user and crypto-asset. The ledger is read once, in the order it is stored, and
+//! summed per user: memory grows with the number of users, not with the number of payouts.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -21,8 +21,8 @@ use crate::jurisdiction::Jurisdiction;
 use crate::kyc::application::PersonalData;
 use crate::ledger::{store as ledger, EntryKind, PricePoint, Valuation};
 
-/// Users read per page: their payouts of the year are a few hundred each.
-const USERS_PER_PAGE: i64 = 200;
+/// Users whose identities are read at once.
+const USERS_PER_PAGE: usize = 200;
 
 /// What an export holds, for the caller's report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -127,47 +127,46 @@ struct Aggregate {
 }
 
 /// A payout as the export reads it: user, sequence, asset, atoms, USD value, time.
-type PayoutRow = (String, i64, String, i64, Option<String>, NaiveDateTime);
+type PayoutRow = (
+    Option<String>,
+    i64,
+    String,
+    i64,
+    Option<String>,
+    NaiveDateTime,
+);
 
-/// A page of users: ids in order, with their year's payouts.
-struct Page {
-    users: Vec<String>,
-    payouts: Vec<PayoutRow>,
-}
+/// Rows read per query.
+const ROWS_PER_PAGE: i64 = 50_000;
 
-fn next_page(
+/// The year's next payouts after `after` (time of receipt, then ledger sequence), in that order:
+/// one range of the `occurred_at` index, which follows the order the ledger was written in, so
+/// the scan reads the table front to back on both backends.
+fn scan_page(
     connection: &mut DbConnection,
-    code: &str,
-    after: &str,
-    (from, to): (NaiveDateTime, NaiveDateTime),
-) -> Result<Page, AppError> {
-    let users: Vec<String> = users::table
-        .filter(users::residence_jurisdiction.eq(code))
-        .filter(users::id.gt(after))
-        .order(users::id.asc())
-        .limit(USERS_PER_PAGE)
-        .select(users::id)
-        .load(connection)?;
-    let payouts = if users.is_empty() {
-        Vec::new()
-    } else {
-        ledger_entries::table
-            .filter(ledger_entries::user_id.eq_any(&users))
-            .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
-            .filter(ledger_entries::occurred_at.ge(from))
-            .filter(ledger_entries::occurred_at.lt(to))
-            .order((ledger_entries::user_id.asc(), ledger_entries::seq.asc()))
-            .select((
-                ledger_entries::user_id.assume_not_null(),
-                ledger_entries::seq,
-                ledger_entries::asset,
-                ledger_entries::amount,
-                ledger_entries::fmv_usd,
-                ledger_entries::occurred_at,
-            ))
-            .load(connection)?
-    };
-    Ok(Page { users, payouts })
+    after: (NaiveDateTime, i64),
+    to: NaiveDateTime,
+) -> Result<Vec<PayoutRow>, AppError> {
+    Ok(ledger_entries::table
+        .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
+        .filter(ledger_entries::occurred_at.ge(after.0))
+        .filter(
+            ledger_entries::occurred_at
+                .gt(after.0)
+                .or(ledger_entries::seq.gt(after.1)),
+        )
+        .filter(ledger_entries::occurred_at.lt(to))
+        .order((ledger_entries::occurred_at.asc(), ledger_entries::seq.asc()))
+        .limit(ROWS_PER_PAGE)
+        .select((
+            ledger_entries::user_id,
+            ledger_entries::seq,
+            ledger_entries::asset,
+            ledger_entries::amount,
+            ledger_entries::fmv_usd,
+            ledger_entries::occurred_at,
+        ))
+        .load(connection)?)
 }
 
 /// Writes the CARF XML of `request` to `out`.
@@ -270,18 +269,28 @@ pub fn export<W: Write>(
     end(&mut writer, "RCASP")?;
 
     let mut summary = CarfSummary::default();
-    let mut after = String::new();
+    // Pass 1: one scan of the year's payouts in ledger order, summed per user and asset. Memory
+    // grows with the number of users, never with the number of payouts.
+    let residents: HashSet<String> = users::table
+        .filter(users::residence_jurisdiction.eq(code))
+        .select(users::id)
+        .load::<String>(connection)?
+        .into_iter()
+        .collect();
+    let mut per_user: HashMap<String, Vec<(String, Aggregate)>> = HashMap::new();
+    let mut after = (window.0, 0);
     loop {
-        let page = next_page(connection, code, &after, window)?;
-        let Some(last) = page.users.last() else {
+        let page = scan_page(connection, after, window.1)?;
+        let Some(last) = page.last() else {
             break;
         };
-        after = last.clone();
-        // The page's payouts come ordered by user: group them as they come, per user by asset.
-        let mut by_user: Vec<(&str, Vec<(&str, Aggregate)>)> = Vec::new();
-        for (user_id, seq, asset, atoms, fmv, occurred_at) in &page.payouts {
+        after = (last.5, last.1);
+        for (user_id, seq, asset, atoms, fmv, occurred_at) in page {
+            let Some(user_id) = user_id.filter(|id| residents.contains(id)) else {
+                continue;
+            };
             summary.payouts += 1;
-            if reversed.contains(seq) {
+            if reversed.contains(&seq) {
                 continue;
             }
             let fmv_usd = fmv.as_deref().and_then(|text| text.parse::<Decimal>().ok());
@@ -289,7 +298,7 @@ pub fn export<W: Write>(
                 if currency == "USD" {
                     return Some(fmv);
                 }
-                match crate::ledger::value_at(fmv, *occurred_at, &fx, request.staleness) {
+                match crate::ledger::value_at(fmv, occurred_at, &fx, request.staleness) {
                     Valuation::Priced { fmv_usd: value, .. } => Some(value),
                     _ => None,
                 }
@@ -298,16 +307,11 @@ pub fn export<W: Write>(
                 summary.unvalued += 1;
                 continue;
             };
-            if by_user.last().is_none_or(|(last, _)| *last != user_id.as_str()) {
-                by_user.push((user_id.as_str(), Vec::new()));
-            }
-            let Some((_, per_asset)) = by_user.last_mut() else {
-                continue;
-            };
-            let index = match per_asset.iter().position(|(code, _)| *code == asset.as_str()) {
+            let per_asset = per_user.entry(user_id).or_default();
+            let index = match per_asset.iter().position(|(code, _)| *code == asset) {
                 Some(index) => index,
                 None => {
-                    per_asset.push((asset.as_str(), Aggregate::default()));
+                    per_asset.push((asset, Aggregate::default()));
                     per_asset.len() - 1
                 }
             };
@@ -316,18 +320,24 @@ pub fn export<W: Write>(
             aggregate.atoms += atoms;
             aggregate.value += RoundingRule::CENTS.apply(value);
         }
-        let ids: Vec<String> = by_user.iter().map(|(id, _)| id.to_string()).collect();
+    }
+
+    // Pass 2: the users in id order, their identities loaded a page at a time.
+    let mut user_ids: Vec<String> = per_user.keys().cloned().collect();
+    user_ids.sort();
+    for ids in user_ids.chunks(USERS_PER_PAGE) {
         let people: HashMap<String, crate::users::store::User> =
-            crate::users::store::find_many(connection, cipher, &ids)?
+            crate::users::store::find_many(connection, cipher, ids)?
                 .into_iter()
                 .map(|user| (user.id.clone(), user))
                 .collect();
-        let identities = crate::kyc::store::identities(connection, cipher, &ids)?;
-        for (user_id, mut per_asset) in by_user {
-            per_asset.sort_by(|left, right| left.0.cmp(right.0));
-            let Some(user) = people.get(user_id) else {
+        let identities = crate::kyc::store::identities(connection, cipher, ids)?;
+        for user_id in ids {
+            let (Some(user), Some(mut per_asset)) = (people.get(user_id), per_user.remove(user_id))
+            else {
                 continue;
             };
+            per_asset.sort_by(|left, right| left.0.cmp(&right.0));
             summary.users += 1;
             let identity = identities.get(user_id);
             start(&mut writer, "CryptoUsers", &[])?;
@@ -373,11 +383,11 @@ pub fn export<W: Write>(
             for (asset, aggregate) in per_asset {
                 summary.aggregates += 1;
                 let units = assets
-                    .get(asset)
+                    .get(&asset)
                     .map(|known| known.from_atoms(aggregate.atoms).normalize())
                     .unwrap_or_default();
                 start(&mut writer, "RelevantTransactions", &[])?;
-                leaf(&mut writer, "CryptoAsset", &[], asset)?;
+                leaf(&mut writer, "CryptoAsset", &[], &asset)?;
                 start(&mut writer, "CryptoTransferIn", &[])?;
                 leaf(&mut writer, "TransferType", &[], "CARF503")?;
                 leaf(

@@ -68,7 +68,14 @@ pub fn user_report(
         super::store::year_amounts(connection, &holder.user_id, &tax_year, staleness)?;
     let fx = super::store::fx_points(connection, &rules.currency, &tax_year)?;
     let value = |kind, amounts: &[super::LedgerAmount]| {
-        super::value_lines(kind, amounts, &rules.currency, rules.time_zone, &fx, staleness)
+        super::value_lines(
+            kind,
+            amounts,
+            &rules.currency,
+            rules.time_zone,
+            &fx,
+            staleness,
+        )
     };
     let report = super::report(super::ReportInput {
         user_id: &holder.user_id,

@@ -358,7 +358,9 @@ fn xml_lines(xml: &str) -> Vec<String> {
                         "{}@{}={}",
                         path.join("/"),
                         attribute.key.0,
-                        attribute.normalized_value(quick_xml::XmlVersion::Explicit1_0).unwrap()
+                        attribute
+                            .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                            .unwrap()
                     ));
                 }
             }
