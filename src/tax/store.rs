@@ -51,52 +51,48 @@ pub fn holder(
     })
 }
 
-/// An entry's sequence, time, asset, atoms and the USD valuation recorded with it (FMV, price,
-/// price time).
+/// An entry as the tax computation reads it: sequence, kind, time, asset, atoms, the USD
+/// valuation recorded with it (FMV, price, price time) and, for a reversal, the entry it cancels.
 type EntryValues = (
     i64,
+    String,
     NaiveDateTime,
     String,
     i64,
     Option<String>,
     Option<String>,
     Option<NaiveDateTime>,
+    Option<i64>,
 );
 
-/// The user's entries of `kind` in the tax year, in ledger order (reversed ones included: the
-/// caller drops them).
+/// The user's payouts and fees of the tax year and every reversal of theirs (whenever made), in
+/// ledger order: one walk of the user's entries.
 fn entries_of_year(
     connection: &mut DbConnection,
     user_id: &str,
-    kind: EntryKind,
     year: &TaxYear,
 ) -> Result<Vec<EntryValues>, AppError> {
+    let in_year = ledger_entries::kind
+        .eq_any([EntryKind::Payout.as_str(), EntryKind::Fee.as_str()])
+        .and(ledger_entries::occurred_at.ge(year.starts_at))
+        .and(ledger_entries::occurred_at.lt(year.ends_at));
     let rows = ledger_entries::table
         .filter(ledger_entries::user_id.eq(user_id))
-        .filter(ledger_entries::kind.eq(kind.as_str()))
-        .filter(ledger_entries::occurred_at.ge(year.starts_at))
-        .filter(ledger_entries::occurred_at.lt(year.ends_at))
+        .filter(in_year.or(ledger_entries::kind.eq(EntryKind::Reversal.as_str())))
         .order(ledger_entries::seq.asc())
         .select((
             ledger_entries::seq,
+            ledger_entries::kind,
             ledger_entries::occurred_at,
             ledger_entries::asset,
             ledger_entries::amount,
             ledger_entries::fmv_usd,
             ledger_entries::usd_price,
             ledger_entries::price_at,
+            ledger_entries::reverses_seq,
         ))
         .load(connection)?;
     Ok(rows)
-}
-
-fn reversed_seqs(connection: &mut DbConnection, user_id: &str) -> QueryResult<HashSet<i64>> {
-    let seqs: Vec<Option<i64>> = ledger_entries::table
-        .filter(ledger_entries::user_id.eq(user_id))
-        .filter(ledger_entries::kind.eq(EntryKind::Reversal.as_str()))
-        .select(ledger_entries::reverses_seq)
-        .load(connection)?;
-    Ok(seqs.into_iter().flatten().collect())
 }
 
 fn parse_decimal(text: &str) -> Result<Decimal, AppError> {
@@ -112,62 +108,59 @@ pub fn year_amounts(
     staleness: chrono::Duration,
 ) -> Result<(Vec<LedgerAmount>, Vec<LedgerAmount>), AppError> {
     let assets = ledger::load_assets(connection)?;
-    let reversed = reversed_seqs(connection, user_id)?;
+    let entries = entries_of_year(connection, user_id, year)?;
+    let reversed: HashSet<i64> = entries.iter().filter_map(|entry| entry.8).collect();
     let scale = |code: &str, atoms: i64| -> Result<Decimal, AppError> {
         assets
             .get(code)
             .map(|asset| asset.from_atoms(atoms))
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("unknown asset {code}")))
     };
-    let mut payouts = Vec::new();
-    for (seq, occurred_at, asset, atoms, fmv, price, price_at) in
-        entries_of_year(connection, user_id, EntryKind::Payout, year)?
-    {
+    let mut prices: BTreeMap<String, Vec<PricePoint>> = BTreeMap::new();
+    let mut payouts = Vec::with_capacity(entries.len());
+    let mut fees = Vec::new();
+    for (seq, kind, occurred_at, asset, atoms, fmv, price, price_at, _) in entries {
         if reversed.contains(&seq) {
             continue;
         }
-        let usd = match (fmv, price, price_at) {
-            (Some(fmv), Some(price), Some(price_at)) => {
-                Some((parse_decimal(&fmv)?, parse_decimal(&price)?, price_at))
-            }
-            _ => None,
-        };
-        payouts.push(LedgerAmount {
-            seq,
-            occurred_at,
-            amount: scale(&asset, atoms)?,
-            asset,
-            usd,
-        });
-    }
-    let fee_rows: Vec<_> = entries_of_year(connection, user_id, EntryKind::Fee, year)?
-        .into_iter()
-        .filter(|row| !reversed.contains(&row.0))
-        .collect();
-    let mut prices: BTreeMap<String, Vec<PricePoint>> = BTreeMap::new();
-    let mut fees = Vec::with_capacity(fee_rows.len());
-    for (seq, occurred_at, asset, atoms, ..) in fee_rows {
-        if !prices.contains_key(&asset) {
-            let points =
-                ledger::rate_points(connection, &asset, "USD", year.starts_at, year.ends_at)?;
-            prices.insert(asset.clone(), points);
-        }
         let amount = scale(&asset, atoms)?;
-        let usd = match value_at(amount, occurred_at, &prices[&asset], staleness) {
-            Valuation::Priced {
-                fmv_usd,
-                usd_price,
-                price_at,
-            } => Some((fmv_usd, usd_price, price_at)),
-            _ => None,
-        };
-        fees.push(LedgerAmount {
-            seq,
-            occurred_at,
-            asset,
-            amount,
-            usd,
-        });
+        if kind == EntryKind::Payout.as_str() {
+            let usd = match (fmv, price, price_at) {
+                (Some(fmv), Some(price), Some(price_at)) => {
+                    Some((parse_decimal(&fmv)?, parse_decimal(&price)?, price_at))
+                }
+                _ => None,
+            };
+            payouts.push(LedgerAmount {
+                seq,
+                occurred_at,
+                asset,
+                amount,
+                usd,
+            });
+        } else if kind == EntryKind::Fee.as_str() {
+            // Fees carry no valuation of their own: the asset's USD price at their time.
+            if !prices.contains_key(&asset) {
+                let points =
+                    ledger::rate_points(connection, &asset, "USD", year.starts_at, year.ends_at)?;
+                prices.insert(asset.clone(), points);
+            }
+            let usd = match value_at(amount, occurred_at, &prices[&asset], staleness) {
+                Valuation::Priced {
+                    fmv_usd,
+                    usd_price,
+                    price_at,
+                } => Some((fmv_usd, usd_price, price_at)),
+                _ => None,
+            };
+            fees.push(LedgerAmount {
+                seq,
+                occurred_at,
+                asset,
+                amount,
+                usd,
+            });
+        }
     }
     Ok((payouts, fees))
 }
