@@ -37,7 +37,7 @@ pub struct BandLine {
 /// An amount taken off income or tax, with what it is.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Relief {
-    pub description: String,
+    pub description: Texts,
     #[schema(value_type = String)]
     pub amount: Decimal,
 }
@@ -66,7 +66,7 @@ pub struct Computation {
     pub net_income: Decimal,
     /// Why nothing is taxed, when nothing is (an exempt classification, a Freigrenze).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exempt_reason: Option<String>,
+    pub exempt_reason: Option<Texts>,
     /// Amounts off income before the allowances (half the US self-employment tax).
     pub above_the_line: Vec<Relief>,
     pub allowances: Vec<Relief>,
@@ -87,6 +87,11 @@ pub struct Computation {
     /// Total tax ÷ gross income, to 4 decimals.
     #[schema(value_type = String)]
     pub effective_rate: Decimal,
+}
+
+/// A text in English and Chinese (the statements print either).
+fn texts(en: String, zh: String) -> Texts {
+    Texts { en, zh: Some(zh) }
 }
 
 fn positive(amount: Decimal) -> Decimal {
@@ -241,15 +246,24 @@ pub fn compute(
 ) -> Computation {
     let costs = match schedule.cost_allowance {
         _ if !schedule.deduct_costs => Relief {
-            description: "costs are not deductible under this classification".into(),
+            description: texts(
+                "costs are not deductible under this classification".into(),
+                "此类所得不得扣除成本".into(),
+            ),
             amount: Decimal::ZERO,
         },
         Some(allowance) if allowance > costs => Relief {
-            description: format!("allowance of {allowance} instead of the actual costs of {costs}"),
+            description: texts(
+                format!("allowance of {allowance} instead of the actual costs of {costs}"),
+                format!("以固定扣除额 {allowance} 代替实际成本 {costs}"),
+            ),
             amount: allowance.min(gross_income),
         },
         _ => Relief {
-            description: "costs charged in the ledger (fees)".into(),
+            description: texts(
+                "costs charged in the ledger (fees)".into(),
+                "账本中记录的费用".into(),
+            ),
             amount: costs.min(gross_income),
         },
     };
@@ -272,14 +286,20 @@ pub fn compute(
         effective_rate: Decimal::ZERO,
     };
     if matches!(schedule.formula, Formula::Exempt) {
-        computation.exempt_reason = Some("not taxable under this classification".into());
+        computation.exempt_reason = Some(texts(
+            "not taxable under this classification".into(),
+            "此类所得不征税".into(),
+        ));
         computation.surtaxes = levies(schedule, energy);
         return computation;
     }
     if let Some(limit) = schedule.exempt_below {
         if net_income < limit {
-            computation.exempt_reason = Some(format!(
-                "net income {net_income} is below the exemption limit of {limit} (Freigrenze)"
+            computation.exempt_reason = Some(texts(
+                format!(
+                    "net income {net_income} is below the exemption limit of {limit} (Freigrenze)"
+                ),
+                format!("净收入 {net_income} 低于免税限额 {limit}"),
             ));
             computation.surtaxes = levies(schedule, energy);
             return computation;
@@ -316,10 +336,17 @@ pub fn compute(
             let deductible = rounding.apply(amount * deductible_share);
             if deductible > Decimal::ZERO {
                 computation.above_the_line.push(Relief {
-                    description: format!(
-                        "{} of the {}",
-                        rate_text(*deductible_share),
-                        name.en.to_lowercase()
+                    description: texts(
+                        format!(
+                            "{} of the {}",
+                            rate_text(*deductible_share),
+                            name.en.to_lowercase()
+                        ),
+                        format!(
+                            "{}的 {}",
+                            name.in_language("zh"),
+                            rate_text(*deductible_share)
+                        ),
                     ),
                     amount: deductible,
                 });
@@ -356,11 +383,14 @@ pub fn compute(
                 };
                 let allowed = positive(amount - withdrawn);
                 let description = if withdrawn > Decimal::ZERO {
-                    format!(
-                        "allowance of {amount}, reduced by {withdrawn} for income above the taper"
+                    texts(
+                        format!(
+                            "allowance of {amount}, reduced by {withdrawn} for income above the taper"
+                        ),
+                        format!("扣除额 {amount}，因收入超过递减起点减少 {withdrawn}"),
                     )
                 } else {
-                    format!("allowance of {amount}")
+                    texts(format!("allowance of {amount}"), format!("扣除额 {amount}"))
                 };
                 computation.allowances.push(Relief {
                     description,
@@ -375,8 +405,14 @@ pub fn compute(
                 if let Some(step) = step {
                     computation.allowances.push(Relief {
                         description: match step.up_to {
-                            Some(limit) => format!("allowance for income up to {limit}"),
-                            None => "allowance for the highest incomes".into(),
+                            Some(limit) => texts(
+                                format!("allowance for income up to {limit}"),
+                                format!("收入不超过 {limit} 的扣除额"),
+                            ),
+                            None => texts(
+                                "allowance for the highest incomes".into(),
+                                "最高收入档的扣除额".into(),
+                            ),
                         },
                         amount: step.amount,
                     });
@@ -407,7 +443,10 @@ pub fn compute(
     for (amount, rate) in credits {
         let credit = rounding.tax.apply(amount * rate).min(income_tax);
         computation.credits.push(Relief {
-            description: format!("credit of {} × {}", amount.round_dp(2), rate_text(rate)),
+            description: texts(
+                format!("credit of {} × {}", amount.round_dp(2), rate_text(rate)),
+                format!("税收抵免 {} × {}", amount.round_dp(2), rate_text(rate)),
+            ),
             amount: credit,
         });
         income_tax -= credit;

@@ -187,7 +187,7 @@ pub fn pdf(
             format!(
                 "{} ({})",
                 l("Costs", "成本费用"),
-                computation.costs.description
+                computation.costs.description.in_language(language)
             ),
             -computation.costs.amount,
         ),
@@ -198,7 +198,10 @@ pub fn pdf(
         .iter()
         .chain(&computation.allowances)
     {
-        summary.push((relief.description.clone(), -relief.amount));
+        summary.push((
+            relief.description.in_language(language).to_string(),
+            -relief.amount,
+        ));
     }
     summary.push((
         l("Taxable income", "应纳税所得额"),
@@ -209,7 +212,10 @@ pub fn pdf(
         computation.income_tax_before_credits,
     ));
     for credit in &computation.credits {
-        summary.push((credit.description.clone(), -credit.amount));
+        summary.push((
+            credit.description.in_language(language).to_string(),
+            -credit.amount,
+        ));
     }
     summary.push((l("Income tax", "所得税"), computation.income_tax));
     for surtax in &computation.surtaxes {
@@ -231,9 +237,6 @@ pub fn pdf(
         l("Effective rate", "实际税率"),
         percent(computation.effective_rate),
     ]);
-    if let Some(reason) = &computation.exempt_reason {
-        rows.push(vec![l("Not taxed", "免税"), reason.clone()]);
-    }
     layout.table(
         &[
             Column::left(l("Item", "项目"), 128.0),
@@ -243,6 +246,16 @@ pub fn pdf(
         9.0,
         "",
     );
+    if let Some(reason) = &computation.exempt_reason {
+        layout.paragraph(
+            &format!(
+                "{}: {}",
+                l("Not taxed", "免税"),
+                reason.in_language(language)
+            ),
+            9.0,
+        );
+    }
 
     if !computation.bands.is_empty() {
         layout.heading(&l("Tax by band", "分档计税"));
