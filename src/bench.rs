@@ -331,10 +331,16 @@ pub(crate) fn bench_rates() -> Vec<NewRate> {
         .collect()
 }
 
-pub fn run(options: &BenchOptions) -> anyhow::Result<String> {
+/// Runs `bench` on a scratch database of each backend (PostgreSQL when a URL is given), printing
+/// each backend's lines as soon as they are done; returns them all.
+pub(crate) fn on_each_backend(
+    postgres_url: Option<&str>,
+    pool_size: u32,
+    mut bench: impl FnMut(&Db, Backend) -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
     let mut report = String::new();
     let mut backends = vec![Backend::Sqlite];
-    if options.postgres_url.is_some() {
+    if postgres_url.is_some() {
         backends.push(Backend::Postgres);
     } else {
         writeln!(
@@ -342,12 +348,22 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<String> {
             "postgres: SKIPPED (pass --postgres-url or set HASHGATE_TEST_POSTGRES_URL)"
         )?;
     }
+    print!("{report}");
     for backend in backends {
-        let scratch = Scratch::new(backend, options.postgres_url.as_deref())?;
-        let db = Db::open(&scratch.url, 4)?;
-        report.push_str(&bench_backend(&db, backend, options)?);
+        let scratch = Scratch::new(backend, postgres_url)?;
+        let db = Db::open(&scratch.url, pool_size)?;
+        let section = bench(&db, backend)?;
+        print!("{section}");
+        std::io::stdout().flush()?;
+        report.push_str(&section);
     }
     Ok(report)
+}
+
+pub fn run(options: &BenchOptions) -> anyhow::Result<String> {
+    on_each_backend(options.postgres_url.as_deref(), 4, |db, backend| {
+        bench_backend(db, backend, options)
+    })
 }
 
 fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::Result<String> {
@@ -501,7 +517,5 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
         millis_text(percentile(50)),
         millis_text(percentile(99))
     )?;
-    std::io::stdout().write_all(out.as_bytes())?;
-    std::io::stdout().flush()?;
     Ok(out)
 }

@@ -162,6 +162,33 @@ pub fn secure_headers(
     builder
 }
 
+/// The live session behind the request's cookie, or a redirect to the login.
+pub(crate) fn live_session(
+    request: &HttpRequest,
+) -> impl Future<Output = Result<Session, ConsoleError>> + 'static {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let secret = request
+        .cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_string());
+    async move {
+        let state = state.ok_or_else(|| ConsoleError::Internal(anyhow::anyhow!("no state")))?;
+        let secret = secret.ok_or(ConsoleError::LoginRequired)?;
+        state
+            .db
+            .run(move |connection| session::find(connection, &secret, crate::db::now()))
+            .await?
+            .ok_or(ConsoleError::LoginRequired)
+    }
+}
+
+/// The page frame of a logged-in session: who, and the logout form's CSRF token.
+pub(crate) fn frame_of(session: &Session) -> Frame<'_> {
+    Frame {
+        officer: Some((&session.caller.name, session.caller.role.as_str())),
+        csrf_token: Some(&session.csrf_token),
+    }
+}
+
 /// The logged-in officer of a console request.
 pub struct Officer(pub Session);
 
@@ -170,18 +197,9 @@ impl FromRequest for Officer {
     type Future = Pin<Box<dyn Future<Output = Result<Officer, ConsoleError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        let secret = request
-            .cookie(SESSION_COOKIE)
-            .map(|c| c.value().to_string());
+        let session = live_session(request);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ConsoleError::Internal(anyhow::anyhow!("no state")))?;
-            let secret = secret.ok_or(ConsoleError::LoginRequired)?;
-            let found = state
-                .db
-                .run(move |connection| session::find(connection, &secret, crate::db::now()))
-                .await?;
-            let session = found.ok_or(ConsoleError::LoginRequired)?;
+            let session = session.await?;
             if !Role::OFFICERS.contains(&session.caller.role) {
                 return Err(ConsoleError::Forbidden(
                     "this page is for officers; your statements are at /console/me".into(),
@@ -194,10 +212,7 @@ impl FromRequest for Officer {
 
 impl Officer {
     pub fn frame(&self) -> Frame<'_> {
-        Frame {
-            officer: Some((&self.0.caller.name, self.0.caller.role.as_str())),
-            csrf_token: Some(&self.0.csrf_token),
-        }
+        frame_of(&self.0)
     }
 
     /// Refuses a form without this session's CSRF token, or sent from another origin.

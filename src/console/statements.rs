@@ -10,11 +10,11 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::html::{self, escape, Frame};
-use super::session::{self, Session};
-use super::{secure_headers, ConsoleError, SESSION_COOKIE};
+use super::session::Session;
+use super::{frame_of, live_session, secure_headers, ConsoleError};
 use crate::auth::Role;
 use crate::tax::rules::Classification;
-use crate::tax::{statement, TaxYear};
+use crate::tax::TaxYear;
 use crate::AppState;
 
 /// The logged-in platform user of a console request.
@@ -28,18 +28,9 @@ impl FromRequest for Member {
     type Future = Pin<Box<dyn Future<Output = Result<Member, ConsoleError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        let secret = request
-            .cookie(SESSION_COOKIE)
-            .map(|c| c.value().to_string());
+        let session = live_session(request);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ConsoleError::Internal(anyhow::anyhow!("no state")))?;
-            let secret = secret.ok_or(ConsoleError::LoginRequired)?;
-            let session = state
-                .db
-                .run(move |connection| session::find(connection, &secret, crate::db::now()))
-                .await?
-                .ok_or(ConsoleError::LoginRequired)?;
+            let session = session.await?;
             match (session.caller.role, session.caller.user_id.clone()) {
                 (Role::User, Some(user_id)) => Ok(Member { session, user_id }),
                 _ => Err(ConsoleError::Forbidden(
@@ -52,10 +43,7 @@ impl FromRequest for Member {
 
 impl Member {
     fn frame(&self) -> Frame<'_> {
-        Frame {
-            officer: Some((&self.session.caller.name, self.session.caller.role.as_str())),
-            csrf_token: Some(&self.session.csrf_token),
-        }
+        frame_of(&self.session)
     }
 }
 
@@ -162,24 +150,9 @@ pub async fn download(
         query.classification,
     )
     .await?;
-    let response = if query.format == "csv" {
-        HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                crate::tax::routes::attachment(&report, "csv"),
-            ))
-            .body(statement::detail_csv(&report.payouts, &report.fees))
+    if query.format == "csv" {
+        Ok(crate::tax::routes::csv_response(&report))
     } else {
-        let generated_at = crate::db::now();
-        let disposition = crate::tax::routes::attachment(&report, "pdf");
-        let pdf = web::block(move || statement::pdf(&holder, &report, generated_at))
-            .await
-            .map_err(|error| ConsoleError::Internal(error.into()))??;
-        HttpResponse::Ok()
-            .content_type("application/pdf")
-            .insert_header(("Content-Disposition", disposition))
-            .body(pdf)
-    };
-    Ok(response)
+        Ok(crate::tax::routes::pdf_response(holder, report).await?)
+    }
 }

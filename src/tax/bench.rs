@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use crate::audit::Actor;
-use crate::bench::{latency_line, peak_memory_mib, problem, reset_peak_memory, Scratch};
+use crate::bench::{latency_line, on_each_backend, peak_memory_mib, problem, reset_peak_memory};
 use crate::db::{write_transaction, Backend, Db};
 use crate::error::AppError;
 use crate::jurisdiction::Jurisdictions;
@@ -80,24 +80,9 @@ fn year_payouts(users: &[String], days: usize) -> impl Iterator<Item = PayoutInp
 }
 
 pub fn run(options: &TaxBenchOptions) -> anyhow::Result<String> {
-    let mut report = String::new();
-    let mut backends = vec![Backend::Sqlite];
-    if options.postgres_url.is_some() {
-        backends.push(Backend::Postgres);
-    } else {
-        writeln!(
-            report,
-            "postgres: SKIPPED (pass --postgres-url or set HASHGATE_TEST_POSTGRES_URL)"
-        )?;
-    }
-    for backend in backends {
-        let scratch = Scratch::new(backend, options.postgres_url.as_deref())?;
-        let db = Db::open(&scratch.url, 2)?;
-        let section = bench_backend(&db, backend, options)?;
-        print!("{section}");
-        report.push_str(&section);
-    }
-    Ok(report)
+    on_each_backend(options.postgres_url.as_deref(), 2, |db, backend| {
+        bench_backend(db, backend, options)
+    })
 }
 
 fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow::Result<String> {
@@ -166,19 +151,22 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
 
     // 1. One user-year statement: the JSON computation, then the PDF.
     let user = users.first().cloned().unwrap_or_default();
-    let mut compute_samples = Vec::with_capacity(options.samples);
-    let mut json_bytes = 0;
-    for _ in 0..options.samples {
-        let started = Instant::now();
-        let (_, report) = super::service::user_report(
-            &mut connection,
+    let report_of = |connection: &mut crate::db::DbConnection| {
+        super::service::user_report(
+            connection,
             &cipher,
             &jurisdictions,
             staleness,
             (&user, YEAR),
             None,
         )
-        .map_err(problem)?;
+        .map_err(problem)
+    };
+    let mut compute_samples = Vec::with_capacity(options.samples);
+    let mut json_bytes = 0;
+    for _ in 0..options.samples {
+        let started = Instant::now();
+        let (_, report) = report_of(&mut connection)?;
         json_bytes = serde_json::to_vec(&report)?.len();
         compute_samples.push(started.elapsed());
     }
@@ -190,15 +178,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
             compute_samples
         )
     )?;
-    let (holder, report) = super::service::user_report(
-        &mut connection,
-        &cipher,
-        &jurisdictions,
-        staleness,
-        (&user, YEAR),
-        None,
-    )
-    .map_err(problem)?;
+    let (holder, report) = report_of(&mut connection)?;
     let started = Instant::now();
     let first = super::statement::pdf(&holder, &report, crate::db::now()).map_err(problem)?;
     let first_pdf = started.elapsed();
@@ -220,15 +200,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
     let mut with_pdf = Vec::with_capacity(options.samples);
     for _ in 0..options.samples {
         let started = Instant::now();
-        let (holder, report) = super::service::user_report(
-            &mut connection,
-            &cipher,
-            &jurisdictions,
-            staleness,
-            (&user, YEAR),
-            None,
-        )
-        .map_err(problem)?;
+        let (holder, report) = report_of(&mut connection)?;
         super::statement::pdf(&holder, &report, crate::db::now()).map_err(problem)?;
         with_pdf.push(started.elapsed());
     }

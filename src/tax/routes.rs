@@ -202,12 +202,39 @@ pub async fn get_tax(
     Ok(HttpResponse::Ok().json(report))
 }
 
-pub(crate) fn attachment(report: &TaxReport, extension: &str) -> String {
+fn attachment(report: &TaxReport, extension: &str) -> String {
     format!(
         "attachment; filename=\"tax-statement-{}-{}.{extension}\"",
         report.jurisdiction,
         report.tax_year.label.replace('/', "-")
     )
+}
+
+/// The statement CSV as a download (the API and the console).
+pub(crate) fn csv_response(report: &TaxReport) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", attachment(report, "csv")))
+        .insert_header(("X-Data-SHA256", report.data_sha256.clone()))
+        .body(statement::detail_csv(&report.payouts, &report.fees))
+}
+
+/// The statement PDF as a download, rendered off the async workers (the API and the console).
+pub(crate) async fn pdf_response(
+    holder: Holder,
+    report: TaxReport,
+) -> Result<HttpResponse, AppError> {
+    let disposition = attachment(&report, "pdf");
+    let hash = report.data_sha256.clone();
+    let generated_at = crate::db::now();
+    let pdf = web::block(move || statement::pdf(&holder, &report, generated_at))
+        .await
+        .map_err(AppError::internal)??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header(("Content-Disposition", disposition))
+        .insert_header(("X-Data-SHA256", hash))
+        .body(pdf))
 }
 
 /// The statement as CSV: every payout and fee of the year with its valuation. Its SHA-256 is
@@ -225,11 +252,7 @@ pub async fn get_statement_csv(
 ) -> Result<HttpResponse, AppError> {
     let (user_id, year) = tax_path(&caller, path)?;
     let (_, report) = build_report(&state, user_id, year, query.0.classification).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", attachment(&report, "csv")))
-        .insert_header(("X-Data-SHA256", report.data_sha256.clone()))
-        .body(statement::detail_csv(&report.payouts, &report.fees)))
+    Ok(csv_response(&report))
 }
 
 /// The statement as PDF, in the user's language.
@@ -246,18 +269,7 @@ pub async fn get_statement_pdf(
 ) -> Result<HttpResponse, AppError> {
     let (user_id, year) = tax_path(&caller, path)?;
     let (holder, report) = build_report(&state, user_id, year, query.0.classification).await?;
-    let generated_at = crate::db::now();
-    let (report, pdf) = web::block(move || {
-        let pdf = statement::pdf(&holder, &report, generated_at);
-        (report, pdf)
-    })
-    .await
-    .map_err(AppError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/pdf")
-        .insert_header(("Content-Disposition", attachment(&report, "pdf")))
-        .insert_header(("X-Data-SHA256", report.data_sha256.clone()))
-        .body(pdf?))
+    pdf_response(holder, report).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
