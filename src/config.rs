@@ -30,6 +30,16 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     /// The platform as the reporting crypto-asset service provider in tax-authority exports.
     pub reporting_entity: ReportingEntity,
+    pub carbon: CarbonSettings,
+}
+
+/// How certificates are matched and emissions computed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CarbonSettings {
+    /// Per scheme, how far generation may lie before and after the consumption period.
+    pub vintage: crate::carbon::matching::VintageRules,
+    /// The basis of location-based figures (`lifecycle` or `direct`).
+    pub location_basis: crate::carbon::Basis,
 }
 
 /// The platform's identity in CARF exports (the RCASP).
@@ -122,6 +132,8 @@ struct FileSettings {
     reporting_entity_tin: Option<String>,
     reporting_entity_country: Option<String>,
     reporting_entity_address: Option<String>,
+    carbon_vintage_months: Option<String>,
+    carbon_location_basis: Option<String>,
 }
 
 /// Environment variables that are not settings but are read by hashgate or its tests.
@@ -149,6 +161,8 @@ const SETTING_NAMES: &[&str] = &[
     "reporting_entity_tin",
     "reporting_entity_country",
     "reporting_entity_address",
+    "carbon_vintage_months",
+    "carbon_location_basis",
 ];
 
 impl Settings {
@@ -447,6 +461,26 @@ impl Settings {
             ));
         }
 
+        let mut carbon = CarbonSettings::default();
+        if let Some((text, _)) = pick("carbon_vintage_months", file_settings.carbon_vintage_months)
+        {
+            carbon.vintage = crate::carbon::matching::VintageRules::parse(&text)
+                .map_err(|message| ConfigError::new("carbon_vintage_months", "value", message))?;
+        }
+        if let Some((text, _)) = pick("carbon_location_basis", file_settings.carbon_location_basis)
+        {
+            carbon.location_basis = match crate::carbon::Basis::parse(&text) {
+                Some(basis) if basis != crate::carbon::Basis::ResidualMix => basis,
+                _ => {
+                    return Err(ConfigError::new(
+                        "carbon_location_basis",
+                        "value",
+                        format!("`{text}` is not `lifecycle` or `direct`"),
+                    ))
+                }
+            };
+        }
+
         Ok(Settings {
             bind,
             database_url,
@@ -461,6 +495,7 @@ impl Settings {
             smtp,
             webhook,
             reporting_entity,
+            carbon,
         })
     }
 

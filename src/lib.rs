@@ -4,6 +4,7 @@ pub mod aml;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod carbon;
 pub mod chain;
 pub mod config;
 pub mod console;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub mailer: Option<Arc<notify::mailer::Mailer>>,
     pub webhook: config::WebhookSettings,
     pub reporting_entity: config::ReportingEntity,
+    pub carbon: config::CarbonSettings,
 }
 
 /// Picks the personal-data key: configured (value or file), or on the embedded default a key
@@ -109,6 +111,7 @@ impl AppState {
             mailer: notify::mailer::Mailer::from_settings(&settings.smtp)?.map(Arc::new),
             webhook: settings.webhook.clone(),
             reporting_entity: settings.reporting_entity.clone(),
+            carbon: settings.carbon.clone(),
         })
     }
 }
@@ -125,6 +128,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     kyc::routes::configure(config);
     withdrawals::routes::configure(config);
     tax::routes::configure(config);
+    carbon::routes::configure(config);
     aml::monitoring::routes::configure(config);
     console::configure(config);
 }

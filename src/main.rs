@@ -230,6 +230,26 @@ enum ImportCommand {
         #[arg(long, default_value = "import")]
         source: String,
     },
+    /// Emission factors: `ember-csv` (Ember via OWID, by country), `nordic-json` (bidding
+    /// zones), `canada-provinces` (provincial mix × --per-source factors) or `plain`
+    /// (dataset,version,zone,year,basis,g_per_kwh,source: residual mixes and others).
+    EmissionFactors {
+        file: PathBuf,
+        #[arg(long)]
+        format: String,
+        /// The dataset version to record (e.g. its publication date); `plain` files carry their own.
+        #[arg(long, default_value = "unversioned")]
+        dataset_version: String,
+        #[arg(long)]
+        per_source: Option<PathBuf>,
+        #[arg(long)]
+        year: Option<i32>,
+    },
+    /// Certificates from a registry export, as a CSV with the API's fields as columns
+    /// (scheme,registry,serial,device_id,technology,market_zone,country,generation_start,
+    /// generation_end,volume,unit,g_per_kwh,expires_at,supersedes). All or nothing; open orders
+    /// are matched afterwards.
+    Certificates { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -905,6 +925,42 @@ fn import_command(command: ImportCommand, settings: &Settings) -> anyhow::Result
             let (inserted, unchanged) =
                 hashgate::ledger::import::import_rates(&db, &file, &source)?;
             println!("{inserted} rates stored, {unchanged} already stored");
+        }
+        ImportCommand::EmissionFactors {
+            file,
+            format,
+            dataset_version,
+            per_source,
+            year,
+        } => {
+            let format =
+                hashgate::carbon::factors::FactorFormat::parse(&format).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--format must be ember-csv, nordic-json, canada-provinces or plain"
+                    )
+                })?;
+            let (inserted, unchanged) = hashgate::carbon::import::import_factors(
+                &db,
+                &hashgate::carbon::import::FactorSource {
+                    path: &file,
+                    format,
+                    version: &dataset_version,
+                    per_source: per_source.as_deref(),
+                    year,
+                },
+            )?;
+            println!("{inserted} emission factors stored, {unchanged} already stored");
+        }
+        ImportCommand::Certificates { file } => {
+            let (imported, report) = hashgate::carbon::import::import_certificates(
+                &db,
+                &file,
+                &settings.carbon.vintage,
+            )?;
+            println!(
+                "{imported} certificates imported; matching: {} orders, {} allocations, {} Wh hourly, {} Wh annual",
+                report.orders, report.allocations, report.hourly_wh, report.annual_wh
+            );
         }
     }
     Ok(())

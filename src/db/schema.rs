@@ -484,7 +484,154 @@ diesel::joinable!(kyc_documents -> kyc_applications (application_id));
 diesel::joinable!(kyc_profiles -> users (user_id));
 diesel::joinable!(alerts -> cases (case_id));
 diesel::joinable!(case_notes -> cases (case_id));
+diesel::table! {
+    emission_factors (id) {
+        id -> Text,
+        dataset -> Text,
+        version -> Text,
+        zone -> Text,
+        year -> Integer,
+        basis -> Text,
+        g_per_kwh -> Text,
+        source -> Text,
+        imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    facilities (id) {
+        id -> Text,
+        name -> Text,
+        country -> Text,
+        market_zone -> Text,
+        pue_permille -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    facility_miners (facility_id, model) {
+        facility_id -> Text,
+        model -> Text,
+        hashrate_mths -> BigInt,
+        power_w -> BigInt,
+        units -> Integer,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        external_id -> Text,
+        user_id -> Text,
+        facility_id -> Text,
+        market_zone -> Text,
+        hashrate_mths -> BigInt,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        energy_wh -> BigInt,
+        energy_source -> Text,
+        fleet_power_w -> BigInt,
+        fleet_hashrate_mths -> BigInt,
+        pue_permille -> Integer,
+        matched_wh -> BigInt,
+        hourly_matched_wh -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    order_hours (order_id, hour_start) {
+        order_id -> Text,
+        hour_start -> Timestamp,
+        consumption_wh -> BigInt,
+        matched_wh -> BigInt,
+    }
+}
+
+diesel::table! {
+    certificates (id) {
+        id -> Text,
+        scheme -> Text,
+        registry -> Text,
+        serial -> Text,
+        device_id -> Text,
+        technology -> Text,
+        market_zone -> Text,
+        country -> Text,
+        generation_start -> Timestamp,
+        generation_end -> Timestamp,
+        volume_wh -> BigInt,
+        g_per_kwh -> Text,
+        expires_at -> Nullable<Timestamp>,
+        allocated_wh -> BigInt,
+        retired_wh -> BigInt,
+        status -> Text,
+        supersedes -> Nullable<Text>,
+        imported_by -> Text,
+        imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    retirements (id) {
+        id -> Text,
+        user_id -> Text,
+        beneficiary -> Text,
+        period_start -> Timestamp,
+        period_end -> Timestamp,
+        registry_reference -> Text,
+        retired_wh -> BigInt,
+        retired_by -> Text,
+        retired_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    allocations (id) {
+        id -> Text,
+        certificate_id -> Text,
+        order_id -> Text,
+        mode -> Text,
+        hour_start -> Nullable<Timestamp>,
+        wh -> BigInt,
+        state -> Text,
+        retirement_id -> Nullable<Text>,
+        allocated_by -> Text,
+        allocated_at -> Timestamp,
+        released_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    certificate_events (seq) {
+        seq -> BigInt,
+        certificate_id -> Text,
+        kind -> Text,
+        wh -> BigInt,
+        order_id -> Nullable<Text>,
+        allocation_id -> Nullable<Text>,
+        actor -> Text,
+        reason -> Nullable<Text>,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(facility_miners -> facilities (facility_id));
+diesel::joinable!(orders -> facilities (facility_id));
+diesel::joinable!(allocations -> certificates (certificate_id));
+diesel::joinable!(allocations -> orders (order_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    emission_factors,
+    facilities,
+    facility_miners,
+    orders,
+    order_hours,
+    certificates,
+    retirements,
+    allocations,
+    certificate_events,
     users,
     cases,
     alerts,

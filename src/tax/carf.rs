@@ -139,24 +139,35 @@ type PayoutRow = (
 /// Rows read per query.
 const ROWS_PER_PAGE: i64 = 50_000;
 
-/// The year's next payouts after `after` (time of receipt, then ledger sequence), in that order:
-/// one range of the `occurred_at` index, which follows the order the ledger was written in, so
-/// the scan reads the table front to back on both backends.
+/// The ledger sequence range holding every entry that occurred in `window`: read from the
+/// `occurred_at` index once (index-only on SQLite).
+fn sequence_range(
+    connection: &mut DbConnection,
+    window: (NaiveDateTime, NaiveDateTime),
+) -> Result<Option<(i64, i64)>, AppError> {
+    use diesel::dsl::{max, min};
+    let (first, last): (Option<i64>, Option<i64>) = ledger_entries::table
+        .filter(ledger_entries::occurred_at.ge(window.0))
+        .filter(ledger_entries::occurred_at.lt(window.1))
+        .select((min(ledger_entries::seq), max(ledger_entries::seq)))
+        .first(connection)?;
+    Ok(first.zip(last))
+}
+
+/// The next payouts after ledger sequence `after`, up to `last`, in sequence order: the primary
+/// key follows the table's physical order, so the scan reads it front to back on both backends
+/// (the `occurred_at` index would visit a day's payouts in time order, jumping across that
+/// day's pages). The caller keeps those of its window.
 fn scan_page(
     connection: &mut DbConnection,
-    after: (NaiveDateTime, i64),
-    to: NaiveDateTime,
+    after: i64,
+    last: i64,
 ) -> Result<Vec<PayoutRow>, AppError> {
     Ok(ledger_entries::table
+        .filter(ledger_entries::seq.gt(after))
+        .filter(ledger_entries::seq.le(last))
         .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
-        .filter(ledger_entries::occurred_at.ge(after.0))
-        .filter(
-            ledger_entries::occurred_at
-                .gt(after.0)
-                .or(ledger_entries::seq.gt(after.1)),
-        )
-        .filter(ledger_entries::occurred_at.lt(to))
-        .order((ledger_entries::occurred_at.asc(), ledger_entries::seq.asc()))
+        .order(ledger_entries::seq.asc())
         .limit(ROWS_PER_PAGE)
         .select((
             ledger_entries::user_id,
@@ -278,14 +289,20 @@ pub fn export<W: Write>(
         .into_iter()
         .collect();
     let mut per_user: HashMap<String, Vec<(String, Aggregate)>> = HashMap::new();
-    let mut after = (window.0, 0);
-    loop {
-        let page = scan_page(connection, after, window.1)?;
-        let Some(last) = page.last() else {
+    let (mut after, last) = match sequence_range(connection, window)? {
+        Some((first, last)) => (first - 1, last),
+        None => (0, 0),
+    };
+    while after < last {
+        let page = scan_page(connection, after, last)?;
+        let Some(tail) = page.last() else {
             break;
         };
-        after = (last.5, last.1);
+        after = tail.1;
         for (user_id, seq, asset, atoms, fmv, occurred_at) in page {
+            if occurred_at < window.0 || occurred_at >= window.1 {
+                continue;
+            }
             let Some(user_id) = user_id.filter(|id| residents.contains(id)) else {
                 continue;
             };

@@ -5,6 +5,7 @@ mod common;
 mod webdriver;
 
 mod audit;
+mod carbon;
 mod cli;
 mod console;
 mod errors;

@@ -146,7 +146,39 @@ fn every_endpoint_admits_exactly_its_roles(app: &TestApp) {
             &response.body,
         );
 
-        for open in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
+        let carbon_readers = [
+            Role::Platform,
+            Role::Officer,
+            Role::SeniorOfficer,
+            Role::Admin,
+        ];
+        for path in ["/v1/facilities", "/v1/emission-factors"] {
+            let response = app.get(path, token);
+            expect(
+                path,
+                response.status,
+                200,
+                allowed(&carbon_readers),
+                &response.body,
+            );
+        }
+        let response = app.post("/v1/matching/runs", token, &json!({}));
+        expect(
+            "POST /v1/matching/runs",
+            response.status,
+            200,
+            allowed(&[Role::Officer, Role::SeniorOfficer, Role::Admin]),
+            &response.body,
+        );
+
+        for open in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/docs",
+            "/v1/public/footprint",
+        ] {
             assert_eq!(app.get(open, token).status, 200, "{open} as {who:?}");
         }
         checked += 1;

@@ -1,0 +1,10 @@
+DROP TABLE certificate_events;
+DROP TABLE allocations;
+DROP TABLE retirements;
+DROP TABLE certificates;
+DROP FUNCTION hashgate_retirement_is_final();
+DROP TABLE order_hours;
+DROP TABLE orders;
+DROP TABLE facility_miners;
+DROP TABLE facilities;
+DROP TABLE emission_factors;

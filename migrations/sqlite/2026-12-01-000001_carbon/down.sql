@@ -1,0 +1,9 @@
+DROP TABLE certificate_events;
+DROP TABLE allocations;
+DROP TABLE retirements;
+DROP TABLE certificates;
+DROP TABLE order_hours;
+DROP TABLE orders;
+DROP TABLE facility_miners;
+DROP TABLE facilities;
+DROP TABLE emission_factors;

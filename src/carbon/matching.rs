@@ -1,0 +1,324 @@
+//! The matcher: which certificates cover which consumption, decided in memory and
+//! deterministically. Certificates are taken oldest-expiring first (those that never expire
+//! last), then by generation start and id; orders in the order they are given. Only certificates
+//! of the consumption's market zone are offered (the store selects them), and each one only
+//! within its scheme's vintage window (annual mode) or for its own UTC hour (hourly mode).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+
+use super::{Scheme, VintageWindow};
+
+/// Certificate volume that may still be allocated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub certificate_id: String,
+    pub scheme: Scheme,
+    pub generation_start: NaiveDateTime,
+    pub generation_end: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub available_wh: i64,
+}
+
+fn priority(a: &Candidate, b: &Candidate) -> Ordering {
+    let expiry = |candidate: &Candidate| (candidate.expires_at.is_none(), candidate.expires_at);
+    expiry(a)
+        .cmp(&expiry(b))
+        .then(a.generation_start.cmp(&b.generation_start))
+        .then(a.certificate_id.cmp(&b.certificate_id))
+}
+
+/// The vintage window of each scheme (configuration overrides the defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VintageRules([VintageWindow; 4]);
+
+impl Default for VintageRules {
+    fn default() -> Self {
+        VintageRules(Scheme::ALL.map(Scheme::default_vintage))
+    }
+}
+
+impl VintageRules {
+    pub fn with(mut self, scheme: Scheme, window: VintageWindow) -> Self {
+        self.0[Scheme::ALL.iter().position(|s| *s == scheme).unwrap_or(0)] = window;
+        self
+    }
+
+    pub fn window(&self, scheme: Scheme) -> VintageWindow {
+        self.0[Scheme::ALL.iter().position(|s| *s == scheme).unwrap_or(0)]
+    }
+
+    /// Reads `irec=6/3, go=12/0`: months before and after, per scheme; others keep defaults.
+    pub fn parse(text: &str) -> Result<VintageRules, String> {
+        let mut rules = VintageRules::default();
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            let parsed = item.split_once('=').and_then(|(scheme, months)| {
+                let (before, after) = months.split_once('/')?;
+                Some((
+                    Scheme::parse(scheme.trim())?,
+                    VintageWindow {
+                        months_before: before.trim().parse().ok().filter(|m| *m <= 60)?,
+                        months_after: after.trim().parse().ok().filter(|m| *m <= 60)?,
+                    },
+                ))
+            });
+            let (scheme, window) = parsed.ok_or_else(|| {
+                format!("`{item}` is not like `irec=6/3` (a scheme: irec, go, rec, hourly; months up to 60)")
+            })?;
+            rules = rules.with(scheme, window);
+        }
+        Ok(rules)
+    }
+
+    /// The widest window of any scheme: what the store pre-selects by.
+    pub fn widest(&self) -> VintageWindow {
+        VintageWindow {
+            months_before: self.0.iter().map(|w| w.months_before).max().unwrap_or(0),
+            months_after: self.0.iter().map(|w| w.months_after).max().unwrap_or(0),
+        }
+    }
+}
+
+/// Consumption to cover: an order's unmatched energy over its period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub order_id: String,
+    pub period: (NaiveDateTime, NaiveDateTime),
+    pub wh: i64,
+}
+
+/// Volume of one certificate granted to one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub order_id: String,
+    pub certificate_id: String,
+    /// The UTC hour covered, in hourly mode.
+    pub hour_start: Option<NaiveDateTime>,
+    pub wh: i64,
+}
+
+/// Annual (volumetric) matching of `needs`, in the given order, against one zone's
+/// `candidates`. Certificates used up are skipped from then on, so a batch costs about
+/// orders + certificates steps when most certificates fit most orders.
+pub fn match_annual(
+    needs: &[Need],
+    mut candidates: Vec<Candidate>,
+    vintage: &VintageRules,
+) -> Vec<Grant> {
+    candidates.retain(|candidate| candidate.available_wh > 0);
+    candidates.sort_by(priority);
+    let mut first_live = 0;
+    let mut grants = Vec::new();
+    for need in needs {
+        let mut left = need.wh;
+        while first_live < candidates.len() && candidates[first_live].available_wh == 0 {
+            first_live += 1;
+        }
+        for candidate in candidates[first_live..].iter_mut() {
+            if left == 0 {
+                break;
+            }
+            if candidate.available_wh == 0
+                || !vintage.window(candidate.scheme).admits(
+                    (candidate.generation_start, candidate.generation_end),
+                    need.period,
+                )
+            {
+                continue;
+            }
+            let wh = left.min(candidate.available_wh);
+            candidate.available_wh -= wh;
+            left -= wh;
+            grants.push(Grant {
+                order_id: need.order_id.clone(),
+                certificate_id: candidate.certificate_id.clone(),
+                hour_start: None,
+                wh,
+            });
+        }
+    }
+    grants
+}
+
+/// One hour of an order still to cover in hourly mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourNeed {
+    pub order_id: String,
+    pub hour_start: NaiveDateTime,
+    pub wh: i64,
+}
+
+/// Hourly matching: each hour's consumption takes only certificates generated in that same UTC
+/// hour (the store offers only one-hour certificates). Surplus in one hour never covers another.
+pub fn match_hourly(needs: &[HourNeed], candidates: Vec<Candidate>) -> Vec<Grant> {
+    let mut by_hour: HashMap<NaiveDateTime, Vec<Candidate>> = HashMap::new();
+    for candidate in candidates.into_iter().filter(|c| {
+        c.available_wh > 0 && super::is_one_utc_hour(c.generation_start, c.generation_end)
+    }) {
+        by_hour
+            .entry(candidate.generation_start)
+            .or_default()
+            .push(candidate);
+    }
+    for hour in by_hour.values_mut() {
+        hour.sort_by(priority);
+    }
+    let mut grants = Vec::new();
+    for need in needs {
+        let Some(hour) = by_hour.get_mut(&need.hour_start) else {
+            continue;
+        };
+        let mut left = need.wh;
+        for candidate in hour.iter_mut().filter(|c| c.available_wh > 0) {
+            if left == 0 {
+                break;
+            }
+            let wh = left.min(candidate.available_wh);
+            candidate.available_wh -= wh;
+            left -= wh;
+            grants.push(Grant {
+                order_id: need.order_id.clone(),
+                certificate_id: candidate.certificate_id.clone(),
+                hour_start: Some(need.hour_start),
+                wh,
+            });
+        }
+    }
+    grants
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    fn certificate(id: &str, expires: Option<&str>, generated: (&str, &str), wh: i64) -> Candidate {
+        Candidate {
+            certificate_id: id.into(),
+            scheme: Scheme::Irec,
+            generation_start: at(generated.0),
+            generation_end: at(generated.1),
+            expires_at: expires.map(at),
+            available_wh: wh,
+        }
+    }
+
+    fn need(order: &str, period: (&str, &str), wh: i64) -> Need {
+        Need {
+            order_id: order.into(),
+            period: (at(period.0), at(period.1)),
+            wh,
+        }
+    }
+
+    fn taken(grants: &[Grant]) -> Vec<(&str, &str, i64)> {
+        grants
+            .iter()
+            .map(|g| (g.order_id.as_str(), g.certificate_id.as_str(), g.wh))
+            .collect()
+    }
+
+    #[test]
+    fn oldest_expiring_certificates_go_first_and_orders_take_in_turn() {
+        let march = ("2026-03-01 00:00", "2026-04-01 00:00");
+        let candidates = vec![
+            certificate("never", None, march, 5_000),
+            certificate("late", Some("2027-06-01 00:00"), march, 1_000),
+            certificate("soon", Some("2026-12-31 00:00"), march, 1_500),
+        ];
+        let needs = [
+            need("a", ("2026-03-10 00:00", "2026-03-11 00:00"), 2_000),
+            need("b", ("2026-03-12 00:00", "2026-03-13 00:00"), 1_200),
+        ];
+        let grants = match_annual(&needs, candidates, &VintageRules::default());
+        assert_eq!(
+            taken(&grants),
+            vec![
+                ("a", "soon", 1_500),
+                ("a", "late", 500),
+                ("b", "late", 500),
+                ("b", "never", 700),
+            ]
+        );
+    }
+
+    #[test]
+    fn certificates_outside_the_vintage_window_are_refused() {
+        // Consumption in March 2026: I-REC generation must lie within Sept 2025 – June 2026.
+        let candidates = vec![
+            certificate(
+                "too-old",
+                None,
+                ("2025-08-01 00:00", "2025-09-01 00:00"),
+                9_000,
+            ),
+            certificate(
+                "too-new",
+                None,
+                ("2026-06-15 00:00", "2026-07-15 00:00"),
+                9_000,
+            ),
+        ];
+        let needs = [need("a", ("2026-03-01 00:00", "2026-04-01 00:00"), 100)];
+        assert!(match_annual(&needs, candidates.clone(), &VintageRules::default()).is_empty());
+        let lenient = VintageRules::default().with(
+            Scheme::Irec,
+            VintageWindow {
+                months_before: 12,
+                months_after: 3,
+            },
+        );
+        assert_eq!(
+            taken(&match_annual(&needs, candidates, &lenient)),
+            vec![("a", "too-old", 100)]
+        );
+    }
+
+    #[test]
+    fn vintage_rules_read_from_configuration() {
+        let rules = VintageRules::parse("go=18/0, rec = 6/6").unwrap();
+        assert_eq!(rules.window(Scheme::Go).months_before, 18);
+        assert_eq!(rules.window(Scheme::Rec).months_after, 6);
+        assert_eq!(rules.window(Scheme::Irec), Scheme::Irec.default_vintage());
+        assert!(VintageRules::parse("solar=1/1").is_err());
+        assert!(VintageRules::parse("go=12").is_err());
+    }
+
+    #[test]
+    fn hourly_matching_pairs_the_same_hour_only() {
+        let hour = |id: &str, start: &str, end: &str, wh| Candidate {
+            scheme: Scheme::Hourly,
+            ..certificate(id, None, (start, end), wh)
+        };
+        let candidates = vec![
+            hour("h10", "2026-03-01 10:00", "2026-03-01 11:00", 300),
+            hour("h11", "2026-03-01 11:00", "2026-03-01 12:00", 5_000),
+            // A two-hour certificate is not an hourly one.
+            hour("h10-12", "2026-03-01 10:00", "2026-03-01 12:00", 5_000),
+        ];
+        let needs = [
+            HourNeed {
+                order_id: "a".into(),
+                hour_start: at("2026-03-01 10:00"),
+                wh: 1_000,
+            },
+            HourNeed {
+                order_id: "a".into(),
+                hour_start: at("2026-03-01 11:00"),
+                wh: 1_000,
+            },
+        ];
+        let grants = match_hourly(&needs, candidates);
+        // Hour 10 is covered 300 of 1,000 Wh; hour 11's surplus does not roll back to it.
+        assert_eq!(taken(&grants), vec![("a", "h10", 300), ("a", "h11", 1_000)]);
+    }
+}
