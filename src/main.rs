@@ -41,6 +41,10 @@ enum Command {
         /// it exists. Without it, screening finds no hits.
         #[arg(long)]
         lists: Option<PathBuf>,
+        /// The carbon data (emission factors, ASIC models); default ../shared/data/carbon when
+        /// it exists. Without it, the demo has no facilities, orders or certificates.
+        #[arg(long)]
+        carbon_data: Option<PathBuf>,
     },
     /// Manage API tokens.
     Token {
@@ -138,6 +142,20 @@ enum BenchCommand {
         queries: usize,
         #[arg(long, default_value_t = 1_000_000)]
         names: usize,
+    },
+    /// Certificate matching: open orders against the registry in annual mode, then orders
+    /// matched hour by hour, on SQLite and (with a URL) PostgreSQL. Build with --release.
+    Carbon {
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 50_000)]
+        certificates: usize,
+        #[arg(long, default_value_t = 10_000)]
+        hourly_orders: usize,
+        #[arg(long, default_value_t = 30)]
+        hourly_days: i64,
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
     },
     /// One user-year tax statement (JSON and PDF) and the CARF export over every user's year,
     /// on SQLite and (with a URL) PostgreSQL. Build with --release.
@@ -371,7 +389,11 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 println!("applied {version}");
             }
         }
-        Command::Demo { database, lists } => {
+        Command::Demo {
+            database,
+            lists,
+            carbon_data,
+        } => {
             if let Some(path) = db::sqlite_path(&database) {
                 for suffix in ["", "-wal", "-shm", ".key"] {
                     let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -437,6 +459,34 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 },
                 (&officer, &senior),
             )?;
+            let carbon_data = carbon_data.or_else(|| {
+                let shared = PathBuf::from("../shared/data/carbon");
+                shared.is_dir().then_some(shared)
+            });
+            let carbon = match &carbon_data {
+                Some(directory) => {
+                    let carbon = hashgate::demo::carbon::seed(
+                        &state.db,
+                        directory,
+                        &demo.user_ids,
+                        &platform,
+                        &officer,
+                    )?;
+                    format!(
+                        "{} emission factors from {}; {} facilities (Québec, Norway, Iceland, Kazakhstan), {} orders ({} kWh), {} certificates, {} kWh matched",
+                        carbon.factors,
+                        directory.display(),
+                        carbon.facilities,
+                        carbon.orders,
+                        carbon.energy_wh / 1_000,
+                        carbon.certificates,
+                        carbon.matched_wh / 1_000
+                    )
+                }
+                None => {
+                    "no carbon data found (pass --carbon-data DIR): no facilities or orders".into()
+                }
+            };
             let base = format!("http://{}", settings.bind);
             println!("hashgate demo — database {}", settings.database_url);
             println!("\nUsers:");
@@ -486,6 +536,10 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             println!(
                 "  curl -so statement.pdf {base}/v1/users/{user}/tax/2026/statement.pdf -H 'Authorization: Bearer {user_token}'   (in Chinese: the user chose zh-Hant)"
             );
+            println!(
+                "  curl -s {base}/v1/users/{user}/footprint -H 'Authorization: Bearer {user_token}'   (the user's orders, certificates and emissions)"
+            );
+            println!("  curl -s {base}/v1/public/footprint   (the platform's carbon footprint, no token)");
             println!("  open {base}/docs   (API docs; paste a token at the top)");
             println!(
                 "\nKYC: {applications} applications submitted and screened against the {lists_loaded}."
@@ -494,6 +548,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 "Withdrawals: {} through the gate, {} held for review, {} open alerts, {} case.",
                 withdrawals.withdrawals, withdrawals.held, withdrawals.alerts, withdrawals.cases
             );
+            println!("Carbon: {carbon}.");
             println!(
                 "  open {base}/console   (the console: officers log in with the officer or senior officer token; the user with the user token sees their tax statements)\n"
             );
@@ -573,6 +628,27 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             hashgate::bench::run(&hashgate::bench::BenchOptions {
                 payouts,
                 users,
+                postgres_url,
+            })?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Carbon {
+                    orders,
+                    certificates,
+                    hourly_orders,
+                    hourly_days,
+                    postgres_url,
+                },
+        } => {
+            if !(1..=366).contains(&hourly_days) {
+                anyhow::bail!("--hourly-days must be 1 to 366");
+            }
+            hashgate::carbon::bench::run(&hashgate::carbon::bench::CarbonBenchOptions {
+                orders,
+                certificates,
+                hourly_orders,
+                hourly_days,
                 postgres_url,
             })?;
         }

@@ -5,6 +5,8 @@
 //! Energy and certificate volumes are integer Wh: consumption is rounded up and certificate
 //! volume down, so a claim never exceeds what was generated (EnergyTag's rule).
 
+pub mod bench;
+pub mod certificate;
 pub mod countries;
 pub mod factors;
 pub mod footprint;

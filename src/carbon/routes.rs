@@ -37,6 +37,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/orders").route(web::post().to(post_order)))
         .service(web::resource("/v1/orders/{id}").route(web::get().to(get_order)))
         .service(web::resource("/v1/orders/{id}/hours").route(web::get().to(get_order_hours)))
+        .service(
+            web::resource("/v1/orders/{id}/certificate.pdf")
+                .route(web::get().to(get_order_certificate)),
+        )
         .service(web::resource("/v1/users/{id}/footprint").route(web::get().to(get_user_footprint)))
         .service(web::resource("/v1/certificates").route(web::post().to(post_certificates)))
         .service(web::resource("/v1/certificates/{id}").route(web::get().to(get_certificate)))
@@ -474,6 +478,49 @@ pub async fn get_order(
         .run(move |connection| views::order_views(connection, vec![order], basis))
         .await?;
     Ok(HttpResponse::Ok().json(view.first()))
+}
+
+/// The order's green-energy certificate as a PDF: the order, its energy, the certificates with
+/// their serials, both methods' emissions and factors, and the SHA-256 of the order's JSON.
+#[utoipa::path(get, path = "/v1/orders/{id}/certificate.pdf", tag = "carbon", params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_order_certificate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let order = readable_order(&state, &caller, parse_uuid("id", &path)?).await?;
+    let basis = state.carbon.location_basis;
+    let cipher = state.cipher.clone();
+    let (holder, facility, view) = state
+        .db
+        .run(move |connection| {
+            let holder = crate::tax::store::holder(connection, &cipher, &order.user_id)?;
+            let facility = store::find_facility(connection, &order.facility_id)?;
+            let view = views::order_views(connection, vec![order], basis)?;
+            let view = view
+                .into_iter()
+                .next()
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("the order vanished")))?;
+            Ok((holder.name, facility.name, view))
+        })
+        .await?;
+    let hash = super::certificate::data_sha256(&view)?;
+    let disposition = format!(
+        "attachment; filename=\"green-certificate-{}.pdf\"",
+        view.order_id.replace(['"', '\\', '/'], "-")
+    );
+    let generated_at = crate::db::now();
+    let pdf = web::block(move || super::certificate::pdf(&holder, &facility, &view, generated_at))
+        .await
+        .map_err(AppError::internal)??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header(("Content-Disposition", disposition))
+        .insert_header(("X-Data-SHA256", hash))
+        .body(pdf))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

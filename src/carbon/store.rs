@@ -1021,29 +1021,41 @@ pub fn match_orders(
         open.iter().map(|o| o.ends_at).max().unwrap_or(now),
     );
 
-    // Hourly: the hours not yet matched, against certificates of those very hours.
-    let mut hour_needs = Vec::new();
-    let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
-    for order in &open {
-        let matched = matched_hours(connection, &order.id)?;
-        for hour in super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh) {
-            let left = hour.wh - matched.get(&hour.hour_start).copied().unwrap_or(0);
-            consumption.insert((order.id.clone(), hour.hour_start), hour.wh);
-            if left > 0 {
-                hour_needs.push(HourNeed {
-                    order_id: order.id.clone(),
-                    hour_start: hour.hour_start,
-                    wh: left,
-                });
-            }
-        }
-    }
+    // Hourly: the hours not yet matched that have one-hour certificates of their own.
     let hourly_candidates: Vec<Candidate> = candidates(connection, zone, span.0, span.1, now)?
         .into_iter()
         .filter(|c| super::is_one_utc_hour(c.generation_start, c.generation_end))
         .collect();
+    let certified_hours: std::collections::HashSet<NaiveDateTime> = hourly_candidates
+        .iter()
+        .map(|c| c.generation_start)
+        .collect();
     let mut matched_now: HashMap<String, i64> = HashMap::new();
-    if !hourly_candidates.is_empty() {
+    if !certified_hours.is_empty() {
+        let mut hour_needs = Vec::new();
+        let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
+        for order in &open {
+            if !certified_hours.iter().any(|hour| {
+                *hour >= order.starts_at - chrono::Duration::hours(1) && *hour < order.ends_at
+            }) {
+                continue;
+            }
+            let matched = matched_hours(connection, &order.id)?;
+            for hour in super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh) {
+                if !certified_hours.contains(&hour.hour_start) {
+                    continue;
+                }
+                let left = hour.wh - matched.get(&hour.hour_start).copied().unwrap_or(0);
+                consumption.insert((order.id.clone(), hour.hour_start), hour.wh);
+                if left > 0 {
+                    hour_needs.push(HourNeed {
+                        order_id: order.id.clone(),
+                        hour_start: hour.hour_start,
+                        wh: left,
+                    });
+                }
+            }
+        }
         for grant in matching::match_hourly(&hour_needs, hourly_candidates) {
             let hour_consumption = grant
                 .hour_start
@@ -1339,10 +1351,14 @@ pub fn allocations_of_orders(
             .inner_join(certificates::table)
             .filter(allocations::order_id.eq_any(chunk))
             .filter(allocations::state.ne("released"))
+            // Within one matching run, in the matcher's order: oldest-expiring certificate first.
             .order((
                 allocations::order_id,
                 allocations::allocated_at,
-                allocations::id,
+                certificates::expires_at.is_null(),
+                certificates::expires_at,
+                certificates::generation_start,
+                certificates::id,
             ))
             .select((
                 allocations::order_id,

@@ -1,6 +1,7 @@
 //! Demo data for `hashgate demo`: realistic users, a token for every role, a ledger, the
 //! sanctions lists when they are at hand, and a queue of KYC applications.
 
+pub mod carbon;
 pub mod kyc;
 pub mod withdrawals;
 

@@ -81,6 +81,7 @@ use utoipa::{Modify, OpenApi};
         crate::carbon::routes::post_order,
         crate::carbon::routes::get_order,
         crate::carbon::routes::get_order_hours,
+        crate::carbon::routes::get_order_certificate,
         crate::carbon::routes::get_user_footprint,
         crate::carbon::routes::post_certificates,
         crate::carbon::routes::get_certificate,

@@ -572,3 +572,41 @@ fn concurrent_allocations_never_exceed_a_certificate(app: &TestApp) {
     );
     assert_eq!(count(app, "allocations"), "1");
 }
+
+#[test]
+#[cfg_attr(
+    not(hashgate_pdf_tests),
+    ignore = "PDF suite SKIPPED: pdftotext not found (apt-get install poppler-utils)"
+)]
+fn an_order_certificate_lists_serials_emissions_and_the_data_hash() {
+    let app = TestApp::spawn(hashgate::db::Backend::Sqlite);
+    let carbon = set_up(&app);
+    let site = facility(&app, &carbon, "Ekibastuz", "KZ", "1.08");
+    import(
+        &app,
+        &carbon,
+        json!([certificate("KZ-WIND-77", "KZ", MARCH, "60", json!({}))]),
+    );
+    let created = order(&app, &carbon, &site, DAY, json!({}));
+    let id = created["id"].as_str().unwrap();
+    let json = app.get(&format!("/v1/orders/{id}"), Some(&carbon.user));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.body.as_bytes()));
+    let response = app.get(
+        &format!("/v1/orders/{id}/certificate.pdf"),
+        Some(&carbon.user),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("content-type"), Some("application/pdf"));
+    assert_eq!(response.header("x-data-sha256"), Some(hash.as_str()));
+    let text = crate::tax::pdf_text(&response.bytes);
+    assert!(text.contains("KZ-WIND-77"), "{text}");
+    // 79.056 kWh, 60 kWh of it matched; location 64.936 kg, market 60 × 0 + 19.056 × 900 g.
+    assert!(text.contains("79.056 kWh"), "{text}");
+    assert!(text.contains("64.936 kg CO2e"), "{text}");
+    assert!(text.contains("17.150 kg CO2e"), "{text}");
+    assert!(text.contains(&hash), "{text}");
+    let stranger_id = app.create_user(&carbon.platform, "stranger");
+    let stranger = app.token(Role::User, None, Some(&stranger_id));
+    app.get(&format!("/v1/orders/{id}/certificate.pdf"), Some(&stranger))
+        .problem(403);
+}

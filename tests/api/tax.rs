@@ -264,7 +264,7 @@ fn unknown_years_and_jurisdictions_are_named(app: &TestApp) {
 }
 
 /// Text of a PDF, read by poppler's pdftotext.
-fn pdf_text(bytes: &[u8]) -> String {
+pub(crate) fn pdf_text(bytes: &[u8]) -> String {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("statement.pdf");
     std::fs::write(&path, bytes).unwrap();
