@@ -903,6 +903,218 @@ fn apply_grant(
     Ok(id)
 }
 
+/// An allocation row as written in bulk.
+#[derive(Insertable)]
+#[diesel(table_name = allocations, treat_none_as_default_value = false)]
+struct NewAllocationRow<'a> {
+    id: String,
+    certificate_id: &'a str,
+    order_id: &'a str,
+    mode: &'static str,
+    hour_start: Option<NaiveDateTime>,
+    wh: i64,
+    state: &'static str,
+    retirement_id: Option<String>,
+    allocated_by: &'a str,
+    allocated_at: NaiveDateTime,
+    released_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = certificate_events, treat_none_as_default_value = false)]
+struct NewEventRow<'a> {
+    certificate_id: &'a str,
+    kind: &'static str,
+    wh: i64,
+    order_id: Option<&'a str>,
+    allocation_id: Option<String>,
+    actor: &'a str,
+    reason: Option<&'a str>,
+    occurred_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = order_hours, treat_none_as_default_value = false)]
+struct NewHourRow<'a> {
+    order_id: &'a str,
+    hour_start: NaiveDateTime,
+    consumption_wh: i64,
+    matched_wh: i64,
+}
+
+/// Rows per multi-row UPDATE on PostgreSQL.
+const UPDATE_CHUNK: usize = 1_000;
+
+/// Adds Wh to many rows at once, each only within its bound: `UPDATE … FROM (VALUES …)`.
+/// Every row must take its addition, or the whole run is refused.
+fn add_within_bounds(
+    connection: &mut DbConnection,
+    statement: &str,
+    additions: &[(&str, i64, i64)],
+    refusal: &str,
+) -> Result<(), AppError> {
+    use diesel::sql_types::{BigInt, Text};
+    for chunk in additions.chunks(UPDATE_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                format!(
+                    "(${}, ${}::bigint, ${}::bigint)",
+                    row * 3 + 1,
+                    row * 3 + 2,
+                    row * 3 + 3
+                )
+            })
+            .collect();
+        let sql = statement.replace("{values}", &values.join(", "));
+        let mut query = diesel::sql_query(sql).into_boxed::<crate::db::MultiBackend>();
+        for (id, wh, extra) in chunk {
+            query = query
+                .bind::<Text, _>(id.to_string())
+                .bind::<BigInt, _>(*wh)
+                .bind::<BigInt, _>(*extra);
+        }
+        if query.execute(connection)? != chunk.len() {
+            return Err(AppError::Conflict(refusal.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a matching run's grants. SQLite steps one prepared statement per row, which is cheap
+/// in-process; PostgreSQL gets one multi-row conditional UPDATE per thousand certificates and
+/// orders, and a COPY for the allocations, hours and events, instead of a round trip per row.
+fn write_grants(
+    connection: &mut DbConnection,
+    grants: &[Grant],
+    consumption: &HashMap<(String, NaiveDateTime), i64>,
+    hours_stored: &std::collections::HashSet<(String, NaiveDateTime)>,
+    (actor, now): (&str, NaiveDateTime),
+) -> Result<(), AppError> {
+    if matches!(connection, DbConnection::Sqlite(_)) {
+        for grant in grants {
+            let hour = grant
+                .hour_start
+                .and_then(|hour| consumption.get(&(grant.order_id.clone(), hour)).copied());
+            apply_grant(connection, grant, hour, actor, now)?;
+        }
+        return Ok(());
+    }
+    let mut per_certificate: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut per_order: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for grant in grants {
+        *per_certificate.entry(&grant.certificate_id).or_default() += grant.wh;
+        let order = per_order.entry(&grant.order_id).or_default();
+        order.0 += grant.wh;
+        if grant.hour_start.is_some() {
+            order.1 += grant.wh;
+        }
+    }
+    let certificates: Vec<(&str, i64, i64)> = per_certificate
+        .into_iter()
+        .map(|(id, wh)| (id, wh, 0))
+        .collect();
+    add_within_bounds(
+        connection,
+        "UPDATE certificates SET allocated_wh = certificates.allocated_wh + v.wh \
+         FROM (VALUES {values}) AS v (id, wh, unused) \
+         WHERE certificates.id = v.id AND certificates.status = 'active' \
+         AND certificates.allocated_wh + certificates.retired_wh + v.wh <= certificates.volume_wh",
+        &certificates,
+        "a certificate has less volume left than this matching run allocates: run it again",
+    )?;
+    let orders: Vec<(&str, i64, i64)> = per_order
+        .into_iter()
+        .map(|(id, (wh, hourly))| (id, wh, hourly))
+        .collect();
+    add_within_bounds(
+        connection,
+        "UPDATE orders SET matched_wh = orders.matched_wh + v.wh, \
+         hourly_matched_wh = orders.hourly_matched_wh + v.hourly \
+         FROM (VALUES {values}) AS v (id, wh, hourly) \
+         WHERE orders.id = v.id AND orders.matched_wh + v.wh <= orders.energy_wh",
+        &orders,
+        "an order has less energy left to match than this matching run allocates: run it again",
+    )?;
+    let DbConnection::Postgresql(inner) = connection else {
+        return Ok(());
+    };
+    let mut new_hours = Vec::new();
+    for grant in grants {
+        let Some(hour) = grant.hour_start else {
+            continue;
+        };
+        let key = (grant.order_id.clone(), hour);
+        if hours_stored.contains(&key) {
+            let updated = diesel::update(
+                order_hours::table
+                    .filter(order_hours::order_id.eq(&grant.order_id))
+                    .filter(order_hours::hour_start.eq(hour))
+                    .filter((order_hours::matched_wh + grant.wh).le(order_hours::consumption_wh)),
+            )
+            .set(order_hours::matched_wh.eq(order_hours::matched_wh + grant.wh))
+            .execute(inner)?;
+            if updated == 0 {
+                return Err(AppError::Conflict(format!(
+                    "hour {hour} of order {} has less than {} Wh left to match",
+                    grant.order_id, grant.wh
+                )));
+            }
+        } else {
+            new_hours.push(NewHourRow {
+                order_id: &grant.order_id,
+                hour_start: hour,
+                consumption_wh: consumption.get(&key).copied().unwrap_or(grant.wh),
+                matched_wh: grant.wh,
+            });
+        }
+    }
+    if !new_hours.is_empty() {
+        diesel::copy_from(order_hours::table)
+            .from_insertable(&new_hours)
+            .execute(inner)?;
+    }
+    let rows: Vec<NewAllocationRow> = grants
+        .iter()
+        .map(|grant| NewAllocationRow {
+            id: new_id(),
+            certificate_id: &grant.certificate_id,
+            order_id: &grant.order_id,
+            mode: if grant.hour_start.is_some() {
+                "hourly"
+            } else {
+                "annual"
+            },
+            hour_start: grant.hour_start,
+            wh: grant.wh,
+            state: "live",
+            retirement_id: None,
+            allocated_by: actor,
+            allocated_at: now,
+            released_at: None,
+        })
+        .collect();
+    let events: Vec<NewEventRow> = rows
+        .iter()
+        .map(|row| NewEventRow {
+            certificate_id: row.certificate_id,
+            kind: "allocated",
+            wh: row.wh,
+            order_id: Some(row.order_id),
+            allocation_id: Some(row.id.clone()),
+            actor,
+            reason: None,
+            occurred_at: now,
+        })
+        .collect();
+    diesel::copy_from(allocations::table)
+        .from_insertable(&rows)
+        .execute(inner)?;
+    diesel::copy_from(certificate_events::table)
+        .from_insertable(&events)
+        .execute(inner)?;
+    Ok(())
+}
+
 type CandidateRow = (
     String,
     String,
@@ -1034,6 +1246,7 @@ pub fn match_orders(
     if !certified_hours.is_empty() {
         let mut hour_needs = Vec::new();
         let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
+        let mut hours_stored = std::collections::HashSet::new();
         for order in &open {
             if !certified_hours.iter().any(|hour| {
                 *hour >= order.starts_at - chrono::Duration::hours(1) && *hour < order.ends_at
@@ -1041,6 +1254,7 @@ pub fn match_orders(
                 continue;
             }
             let matched = matched_hours(connection, &order.id)?;
+            hours_stored.extend(matched.keys().map(|hour| (order.id.clone(), *hour)));
             for hour in super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh) {
                 if !certified_hours.contains(&hour.hour_start) {
                     continue;
@@ -1056,15 +1270,19 @@ pub fn match_orders(
                 }
             }
         }
-        for grant in matching::match_hourly(&hour_needs, hourly_candidates) {
-            let hour_consumption = grant
-                .hour_start
-                .and_then(|hour| consumption.get(&(grant.order_id.clone(), hour)).copied());
-            apply_grant(connection, &grant, hour_consumption, actor, now)?;
+        let grants = matching::match_hourly(&hour_needs, hourly_candidates);
+        write_grants(
+            connection,
+            &grants,
+            &consumption,
+            &hours_stored,
+            (actor, now),
+        )?;
+        for grant in &grants {
             *matched_now.entry(grant.order_id.clone()).or_default() += grant.wh;
             report.hourly_wh += grant.wh;
-            report.allocations += 1;
         }
+        report.allocations += grants.len();
     }
 
     // Annual: what is still unmatched, within each scheme's vintage window.
@@ -1084,11 +1302,16 @@ pub fn match_orders(
     if !needs.is_empty() {
         let window = widen(span, vintage);
         let annual_candidates = candidates(connection, zone, window.0, window.1, now)?;
-        for grant in matching::match_annual(&needs, annual_candidates, vintage) {
-            apply_grant(connection, &grant, None, actor, now)?;
-            report.annual_wh += grant.wh;
-            report.allocations += 1;
-        }
+        let grants = matching::match_annual(&needs, annual_candidates, vintage);
+        write_grants(
+            connection,
+            &grants,
+            &HashMap::new(),
+            &std::collections::HashSet::new(),
+            (actor, now),
+        )?;
+        report.annual_wh += grants.iter().map(|grant| grant.wh).sum::<i64>();
+        report.allocations += grants.len();
     }
     Ok(report)
 }
