@@ -103,35 +103,90 @@ pub struct Grant {
     pub wh: i64,
 }
 
+/// Certificates of one scheme and generation period, in priority order, used up from the front.
+struct Bucket {
+    scheme: Scheme,
+    generation: (NaiveDateTime, NaiveDateTime),
+    candidates: Vec<Candidate>,
+    next: usize,
+}
+
+impl Bucket {
+    /// Moves past the certificates used up, to the highest-priority one with volume left.
+    fn skip_used(&mut self) {
+        while self
+            .candidates
+            .get(self.next)
+            .is_some_and(|candidate| candidate.available_wh == 0)
+        {
+            self.next += 1;
+        }
+    }
+}
+
 /// Annual (volumetric) matching of `needs`, in the given order, against one zone's
-/// `candidates`. Certificates used up are skipped from then on, so a batch costs about
-/// orders + certificates steps when most certificates fit most orders.
+/// `candidates`. Certificates are grouped by scheme and generation period, the unit the vintage
+/// window judges, so each need looks only at the groups its window admits and takes the
+/// highest-priority certificate among their heads: about (orders + certificates) × groups steps.
 pub fn match_annual(
     needs: &[Need],
-    mut candidates: Vec<Candidate>,
+    candidates: Vec<Candidate>,
     vintage: &VintageRules,
 ) -> Vec<Grant> {
-    candidates.retain(|candidate| candidate.available_wh > 0);
-    candidates.sort_by(priority);
-    let mut first_live = 0;
+    let mut groups: HashMap<(Scheme, NaiveDateTime, NaiveDateTime), Vec<Candidate>> =
+        HashMap::new();
+    for candidate in candidates.into_iter().filter(|c| c.available_wh > 0) {
+        groups
+            .entry((
+                candidate.scheme,
+                candidate.generation_start,
+                candidate.generation_end,
+            ))
+            .or_default()
+            .push(candidate);
+    }
+    let mut buckets: Vec<Bucket> = groups
+        .into_iter()
+        .map(|((scheme, start, end), mut candidates)| {
+            candidates.sort_by(priority);
+            Bucket {
+                scheme,
+                generation: (start, end),
+                candidates,
+                next: 0,
+            }
+        })
+        .collect();
     let mut grants = Vec::new();
     for need in needs {
+        let eligible: Vec<usize> = (0..buckets.len())
+            .filter(|&index| {
+                let bucket = &buckets[index];
+                vintage
+                    .window(bucket.scheme)
+                    .admits(bucket.generation, need.period)
+            })
+            .collect();
         let mut left = need.wh;
-        while first_live < candidates.len() && candidates[first_live].available_wh == 0 {
-            first_live += 1;
-        }
-        for candidate in candidates[first_live..].iter_mut() {
-            if left == 0 {
+        while left > 0 {
+            for &index in &eligible {
+                buckets[index].skip_used();
+            }
+            let best = eligible
+                .iter()
+                .copied()
+                .filter(|&index| buckets[index].next < buckets[index].candidates.len())
+                .min_by(|&a, &b| {
+                    priority(
+                        &buckets[a].candidates[buckets[a].next],
+                        &buckets[b].candidates[buckets[b].next],
+                    )
+                });
+            let Some(index) = best else {
                 break;
-            }
-            if candidate.available_wh == 0
-                || !vintage.window(candidate.scheme).admits(
-                    (candidate.generation_start, candidate.generation_end),
-                    need.period,
-                )
-            {
-                continue;
-            }
+            };
+            let bucket = &mut buckets[index];
+            let candidate = &mut bucket.candidates[bucket.next];
             let wh = left.min(candidate.available_wh);
             candidate.available_wh -= wh;
             left -= wh;

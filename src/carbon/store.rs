@@ -1316,6 +1316,31 @@ pub fn match_orders(
     Ok(report)
 }
 
+/// Marks active certificates past their expiry as expired, releasing their live allocations
+/// (an expired certificate can no longer be retired); returns how many expired.
+pub fn expire_due(
+    connection: &mut DbConnection,
+    actor: &str,
+    now: NaiveDateTime,
+) -> Result<usize, AppError> {
+    let due: Vec<String> = certificates::table
+        .filter(certificates::status.eq("active"))
+        .filter(certificates::expires_at.le(now))
+        .select(certificates::id)
+        .load(connection)?;
+    for id in &due {
+        change_status(
+            connection,
+            id,
+            "expired",
+            "past its expiry date",
+            actor,
+            now,
+        )?;
+    }
+    Ok(due.len())
+}
+
 /// Matches every order with unmatched energy, zone by zone, orders by start time then id.
 pub fn match_all(
     connection: &mut DbConnection,
@@ -1323,6 +1348,7 @@ pub fn match_all(
     actor: &str,
     now: NaiveDateTime,
 ) -> Result<MatchReport, AppError> {
+    expire_due(connection, actor, now)?;
     let open: Vec<(String, String)> = orders::table
         .filter(orders::matched_wh.lt(orders::energy_wh))
         .order((orders::market_zone, orders::starts_at, orders::id))
@@ -1464,6 +1490,19 @@ pub fn retire(
         .filter(orders::starts_at.ge(retirement.period_start))
         .filter(orders::ends_at.le(retirement.period_end))
         .filter(allocations::state.eq("live"))
+        // A certificate must still be valid when it is retired, not only when allocated.
+        .filter(
+            allocations::certificate_id.eq_any(
+                certificates::table
+                    .filter(certificates::status.eq("active"))
+                    .filter(
+                        certificates::expires_at
+                            .is_null()
+                            .or(certificates::expires_at.gt(now)),
+                    )
+                    .select(certificates::id),
+            ),
+        )
         .order(allocations::allocated_at)
         .select((
             allocations::id,

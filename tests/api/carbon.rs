@@ -313,6 +313,33 @@ fn zone_and_vintage_refusals(app: &TestApp) {
     assert_eq!(zone["errors"][0]["code"], "zone_mismatch");
     let vintage = allocate(&ids[1]).problem(422);
     assert_eq!(vintage["errors"][0]["code"], "outside_vintage_window");
+
+    // A certificate past its expiry is refused, and the next matching run marks it expired.
+    let response = app.post(
+        "/v1/certificates",
+        Some(&carbon.officer),
+        &json!({"match_open_orders": false, "certificates": [
+            certificate("KZ-EXPIRED", "KZ", MARCH, "100", json!({"expires_at": "2026-06-30T00:00:00Z"})),
+        ]}),
+    );
+    let expired = response.json()["ids"][0].clone();
+    let refused = allocate(&expired).problem(422);
+    assert_eq!(refused["errors"][0]["code"], "not_active");
+    assert!(refused["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+    let run = app.post("/v1/matching/runs", Some(&carbon.officer), &json!({}));
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.json()["allocations"], 0);
+    let detail = app
+        .get(
+            &format!("/v1/certificates/{}", expired.as_str().unwrap()),
+            Some(&carbon.officer),
+        )
+        .json();
+    assert_eq!(detail["status"], "expired");
+    assert_eq!(detail["available_wh"], 0);
     assert_eq!(count(app, "allocations"), "0");
 }
 

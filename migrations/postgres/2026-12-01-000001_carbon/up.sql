@@ -102,6 +102,8 @@ CREATE TABLE certificates (
     CHECK (allocated_wh >= 0 AND retired_wh >= 0 AND allocated_wh + retired_wh <= volume_wh)
 );
 CREATE INDEX certificates_matching ON certificates (market_zone, status, expires_at);
+-- Finds a device's certificates whose periods overlap a new one (the same energy issued twice).
+CREATE INDEX certificates_device ON certificates (registry, device_id, generation_start);
 
 CREATE TABLE retirements (
     id TEXT PRIMARY KEY,
