@@ -103,6 +103,24 @@ pub struct Grant {
     pub wh: i64,
 }
 
+/// Grants as much of `candidate` as is `left` to cover (at most what it has), and counts it.
+fn take(
+    candidate: &mut Candidate,
+    left: &mut i64,
+    order_id: &str,
+    hour_start: Option<NaiveDateTime>,
+) -> Grant {
+    let wh = (*left).min(candidate.available_wh);
+    candidate.available_wh -= wh;
+    *left -= wh;
+    Grant {
+        order_id: order_id.into(),
+        certificate_id: candidate.certificate_id.clone(),
+        hour_start,
+        wh,
+    }
+}
+
 /// Certificates of one scheme and generation period, in priority order, used up from the front.
 struct Bucket {
     scheme: Scheme,
@@ -187,15 +205,7 @@ pub fn match_annual(
             };
             let bucket = &mut buckets[index];
             let candidate = &mut bucket.candidates[bucket.next];
-            let wh = left.min(candidate.available_wh);
-            candidate.available_wh -= wh;
-            left -= wh;
-            grants.push(Grant {
-                order_id: need.order_id.clone(),
-                certificate_id: candidate.certificate_id.clone(),
-                hour_start: None,
-                wh,
-            });
+            grants.push(take(candidate, &mut left, &need.order_id, None));
         }
     }
     grants
@@ -234,15 +244,12 @@ pub fn match_hourly(needs: &[HourNeed], candidates: Vec<Candidate>) -> Vec<Grant
             if left == 0 {
                 break;
             }
-            let wh = left.min(candidate.available_wh);
-            candidate.available_wh -= wh;
-            left -= wh;
-            grants.push(Grant {
-                order_id: need.order_id.clone(),
-                certificate_id: candidate.certificate_id.clone(),
-                hour_start: Some(need.hour_start),
-                wh,
-            });
+            grants.push(take(
+                candidate,
+                &mut left,
+                &need.order_id,
+                Some(need.hour_start),
+            ));
         }
     }
     grants
