@@ -492,6 +492,14 @@ pub async fn get_order_certificate(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let order = readable_order(&state, &caller, parse_uuid("id", &path)?).await?;
+    certificate_response(&state, order).await
+}
+
+/// The order's certificate PDF as a download (the API and the console).
+pub(crate) async fn certificate_response(
+    state: &AppState,
+    order: store::OrderRow,
+) -> Result<HttpResponse, AppError> {
     let basis = state.carbon.location_basis;
     let cipher = state.cipher.clone();
     let (holder, facility, view) = state

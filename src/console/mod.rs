@@ -76,6 +76,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/console/users/{id}").route(web::get().to(monitoring::user_view)))
         .service(web::resource("/console/me").route(web::get().to(statements::page)))
         .service(web::resource("/console/me/statement").route(web::get().to(statements::download)))
+        .service(
+            web::resource("/console/me/orders/{id}/certificate.pdf")
+                .route(web::get().to(statements::certificate)),
+        )
         .service(web::resource("/console/assets/console.css").route(web::get().to(stylesheet)))
         .service(web::resource("/console/assets/console.js").route(web::get().to(script)));
 }

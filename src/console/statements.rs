@@ -1,5 +1,5 @@
 //! A platform user's own page: their tax years, each downloadable as a PDF or CSV statement
-//! under the treatment they pick.
+//! under the treatment they pick, and their rental orders' green certificates.
 
 use std::fmt::Write;
 use std::future::Future;
@@ -119,11 +119,67 @@ pub async fn page(
         );
     }
     body.push_str("</tbody></table></section>");
+    body.push_str(&certificates_card(&state, &member.user_id).await?);
     Ok(secure_headers(HttpResponse::Ok()).body(html::page(
         "Tax statements",
         &member.frame(),
         &body,
     )))
+}
+
+/// The user's rental orders with their energy, matched share and emissions, each with its green
+/// certificate to download.
+async fn certificates_card(state: &AppState, user_id: &str) -> Result<String, ConsoleError> {
+    let basis = state.carbon.location_basis;
+    let user_id = user_id.to_string();
+    let footprint = state
+        .db
+        .run(move |connection| crate::carbon::views::user_footprint(connection, &user_id, basis))
+        .await?;
+    let mut card = String::from(
+        r#"<section class="card"><h1>Green energy certificates</h1><p>Each hashrate rental order's energy, the certificates matched to it and its emissions by the location- and market-based methods.</p>
+<table id="orders"><thead><tr><th>Order</th><th>Period (UTC)</th><th>Zone</th><th>Energy</th><th>Matched</th><th>kg CO2e (location / market)</th><th>Certificate</th></tr></thead><tbody>"#,
+    );
+    for order in &footprint.orders {
+        let emissions = &order.emissions;
+        let _ = write!(
+            card,
+            r#"<tr><td>{order_id}</td><td>{start} – {end}</td><td>{zone}</td><td>{energy} kWh</td><td>{share}</td><td>{location} / {market}</td><td><a href="/console/me/orders/{id}/certificate.pdf">PDF</a></td></tr>"#,
+            order_id = escape(&order.order_id),
+            start = order.starts_at.format("%Y-%m-%d"),
+            end = order.ends_at.format("%Y-%m-%d"),
+            zone = escape(&order.market_zone),
+            energy = crate::carbon::store::thousandths(emissions.energy_wh),
+            share = escape(&emissions.share_matched),
+            location = escape(&emissions.location_based_kg),
+            market = escape(&emissions.market_based_kg),
+            id = escape(&order.id),
+        );
+    }
+    if footprint.orders.is_empty() {
+        card.push_str(r#"<tr><td colspan="7">No rental orders yet.</td></tr>"#);
+    }
+    card.push_str("</tbody></table></section>");
+    Ok(card)
+}
+
+/// `/console/me/orders/{id}/certificate.pdf`: the green certificate of one of the user's orders.
+pub async fn certificate(
+    state: web::Data<AppState>,
+    member: Member,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = crate::http::extract::parse_uuid("id", &path)?;
+    let order = state
+        .db
+        .run(move |connection| crate::carbon::store::find_order(connection, &id))
+        .await?;
+    if order.user_id != member.user_id {
+        return Err(ConsoleError::Forbidden(
+            "this certificate belongs to another user".into(),
+        ));
+    }
+    Ok(crate::carbon::routes::certificate_response(&state, order).await?)
 }
 
 #[derive(Deserialize)]

@@ -322,12 +322,49 @@ fn the_console_refuses_forged_forms_planted_sessions_and_revoked_tokens(app: &Te
     let (status, user_session) = login(&app.token(Role::User, None, Some(&user_id)), None);
     assert_eq!(status, 303);
     let user_session = user_session.unwrap();
+    // …and to their rental orders' green certificates.
+    let factors = app.post(
+        "/v1/emission-factors",
+        Some(&admin),
+        &json!({"factors": [{"dataset": "test", "version": "1", "zone": "IS", "year": 2023,
+                             "basis": "lifecycle", "g_per_kwh": "27.68", "source": "test"}]}),
+    );
+    assert_eq!(factors.status, 200, "{}", factors.body);
+    let facility = app.post(
+        "/v1/facilities",
+        Some(&platform),
+        &json!({"name": "Reykjanes", "country": "IS", "market_zone": "IS", "pue": "1.04",
+                "miners": [{"model": "Antminer S21", "hashrate_ths": "200", "power_w": 3500, "units": 10}]}),
+    );
+    assert_eq!(facility.status, 201, "{}", facility.body);
+    let order = app.post(
+        "/v1/orders",
+        Some(&platform),
+        &json!({"order_id": "console-order-1", "user_id": user_id,
+                "facility_id": facility.json()["id"], "hashrate_ths": "100",
+                "starts_at": "2026-03-01T00:00:00Z", "ends_at": "2026-03-31T00:00:00Z"}),
+    );
+    assert_eq!(order.status, 201, "{}", order.body);
+    let order_id = order.json()["id"].as_str().unwrap().to_string();
     let mut statements = get("/console/me", &user_session);
     assert_eq!(statements.status().as_u16(), 200);
     let html = statements.body_mut().read_to_string().unwrap();
     assert!(
         html.contains("HK-2025/26.1") && html.contains("2026/27"),
         "{html}"
+    );
+    // 100 TH/s × 17.5 J/TH × PUE 1.04 × 720 h = 1,310.4 kWh.
+    assert!(
+        html.contains("console-order-1") && html.contains("1310.4 kWh"),
+        "{html}"
+    );
+    let certificate = get(
+        &format!("/console/me/orders/{order_id}/certificate.pdf"),
+        &user_session,
+    );
+    assert_eq!(
+        certificate.headers().get("content-type").unwrap(),
+        "application/pdf"
     );
     let mut csv = get(
         "/console/me/statement?year=2025&classification=business&format=csv",
@@ -346,6 +383,19 @@ fn the_console_refuses_forged_forms_planted_sessions_and_revoked_tokens(app: &Te
     );
     assert_eq!(get("/console/queue", &user_session).status().as_u16(), 403);
     assert_eq!(get("/console/me", &session).status().as_u16(), 403);
+    let (_, other_session) = login(
+        &app.token(Role::User, None, Some(&app.create_user(&platform, "other"))),
+        None,
+    );
+    assert_eq!(
+        get(
+            &format!("/console/me/orders/{order_id}/certificate.pdf"),
+            &other_session.unwrap()
+        )
+        .status()
+        .as_u16(),
+        403
+    );
 
     // Revoking the token ends its console session at the next request.
     let revoked = app.post(
