@@ -336,10 +336,14 @@ pub(crate) fn bench_rates() -> Vec<NewRate> {
 pub(crate) fn on_each_backend(
     postgres_url: Option<&str>,
     pool_size: u32,
+    with_sqlite: bool,
     mut bench: impl FnMut(&Db, Backend) -> anyhow::Result<String>,
 ) -> anyhow::Result<String> {
     let mut report = String::new();
-    let mut backends = vec![Backend::Sqlite];
+    let mut backends = Vec::new();
+    if with_sqlite {
+        backends.push(Backend::Sqlite);
+    }
     if postgres_url.is_some() {
         backends.push(Backend::Postgres);
     } else {
@@ -361,7 +365,7 @@ pub(crate) fn on_each_backend(
 }
 
 pub fn run(options: &BenchOptions) -> anyhow::Result<String> {
-    on_each_backend(options.postgres_url.as_deref(), 4, |db, backend| {
+    on_each_backend(options.postgres_url.as_deref(), 4, true, |db, backend| {
         bench_backend(db, backend, options)
     })
 }

@@ -170,6 +170,9 @@ enum BenchCommand {
         samples: usize,
         #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
         postgres_url: Option<String>,
+        /// Run on PostgreSQL only.
+        #[arg(long, requires = "postgres_url")]
+        postgres_only: bool,
     },
 }
 
@@ -659,6 +662,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                     days,
                     samples,
                     postgres_url,
+                    postgres_only,
                 },
         } => {
             if users == 0 || days == 0 || samples == 0 {
@@ -669,6 +673,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 days,
                 samples,
                 postgres_url,
+                postgres_only,
             })?;
         }
         Command::Lists {

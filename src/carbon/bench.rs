@@ -29,7 +29,7 @@ pub struct CarbonBenchOptions {
 }
 
 pub fn run(options: &CarbonBenchOptions) -> anyhow::Result<String> {
-    on_each_backend(options.postgres_url.as_deref(), 2, |db, backend| {
+    on_each_backend(options.postgres_url.as_deref(), 2, true, |db, backend| {
         bench_backend(db, backend, options)
     })
 }

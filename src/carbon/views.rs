@@ -35,6 +35,9 @@ pub struct Emissions {
     pub residual_mix_missing: bool,
     pub location_factor: FactorUsed,
     pub residual_mix_factor: Option<FactorUsed>,
+    /// The exact grams behind the two rounded figures, for totals rounded once.
+    #[serde(skip)]
+    exact_g: (Decimal, Decimal),
 }
 
 /// The factors for one zone and year: grid average (the configured basis) and residual mix.
@@ -83,6 +86,7 @@ fn emissions_of(coverage: &Coverage, factors: &ZoneFactors<'_>) -> Emissions {
         residual_mix_missing: result.residual_mix_missing,
         location_factor: factors.grid.into(),
         residual_mix_factor: factors.residual.map(FactorUsed::from),
+        exact_g: (result.location_g, result.market_g),
     }
 }
 
@@ -188,10 +192,6 @@ pub struct UserFootprint {
     pub residual_mix_missing: bool,
 }
 
-fn kilograms_of(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
-}
-
 pub fn user_footprint(
     connection: &mut DbConnection,
     user_id: &str,
@@ -203,19 +203,16 @@ pub fn user_footprint(
     let energy_wh: i64 = sum(|e| e.energy_wh);
     let matched_wh: i64 = sum(|e| e.matched_wh);
     let hourly_matched_wh: i64 = sum(|e| e.hourly_matched_wh);
-    let kg = |field: fn(&Emissions) -> &String| -> String {
-        orders
-            .iter()
-            .map(|o| kilograms_of(field(&o.emissions)))
-            .sum::<Decimal>()
-            .to_string()
+    // Summed exactly, rounded once.
+    let kg = |grams: fn(&Emissions) -> Decimal| -> String {
+        footprint::kilograms(orders.iter().map(|o| grams(&o.emissions)).sum())
     };
     Ok(UserFootprint {
         user_id: user_id.into(),
         share_matched: footprint::share(matched_wh, energy_wh),
         share_hourly_matched: footprint::share(hourly_matched_wh, energy_wh),
-        location_based_kg: kg(|e| &e.location_based_kg),
-        market_based_kg: kg(|e| &e.market_based_kg),
+        location_based_kg: kg(|e| e.exact_g.0),
+        market_based_kg: kg(|e| e.exact_g.1),
         residual_mix_missing: orders.iter().any(|o| o.emissions.residual_mix_missing),
         energy_wh,
         matched_wh,

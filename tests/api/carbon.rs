@@ -199,6 +199,10 @@ fn energy_matching_and_footprint_follow_the_hand_computation(app: &TestApp) {
         .json();
     assert_eq!(footprint["energy_wh"], 79_056 + 81_000);
     assert_eq!(footprint["matched_wh"], 60_000);
+    // Location: 64,935.887 g + 81 kWh × 821.391 = 66,532.671 g → 131.469 kg.
+    // Market: 19,450.4 g + 81 kWh × 900 (nothing matched) = 72,900 g → 92.350 kg.
+    assert_eq!(footprint["location_based_kg"], "131.469");
+    assert_eq!(footprint["market_based_kg"], "92.350");
     let stranger_id = app.create_user(&carbon.platform, "stranger");
     let stranger = app.token(Role::User, None, Some(&stranger_id));
     app.get(
