@@ -2,11 +2,13 @@
 // tests show as ignored, with the reason, in the test output:
 // - PostgreSQL: when HASHGATE_TEST_POSTGRES_URL names a server;
 // - the browser: when chromedriver is on the PATH (or HASHGATE_TEST_CHROMEDRIVER names it);
-// - PDF text: when poppler's pdftotext is on the PATH (an independent reader of our PDFs).
+// - PDF text: when poppler's pdftotext is on the PATH (an independent reader of our PDFs);
+// - XML schemas: when libxml2's xmllint is on the PATH (validates exports against their XSD).
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(hashgate_postgres_tests)");
     println!("cargo:rustc-check-cfg=cfg(hashgate_browser_tests)");
     println!("cargo:rustc-check-cfg=cfg(hashgate_pdf_tests)");
+    println!("cargo:rustc-check-cfg=cfg(hashgate_xml_tests)");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_POSTGRES_URL");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_CHROMEDRIVER");
     println!("cargo:rerun-if-env-changed=PATH");
@@ -19,6 +21,9 @@ fn main() {
     }
     if on_path("pdftotext").is_some() {
         println!("cargo:rustc-cfg=hashgate_pdf_tests");
+    }
+    if on_path("xmllint").is_some() {
+        println!("cargo:rustc-cfg=hashgate_xml_tests");
     }
 }
 

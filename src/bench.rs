@@ -263,20 +263,31 @@ impl Drop for Scratch {
 
 const START: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
 
-fn payout_time(index: usize, total: usize) -> NaiveDateTime {
-    // Spread over 300 days, so each payout has a daily price.
-    let span = 300 * 86_400i64;
+/// The `index`th of `total` instants spread evenly over `days` days from `first` (Unix seconds).
+fn payout_time(index: usize, total: usize, (first, days): (i64, i64)) -> NaiveDateTime {
+    let span = days * 86_400;
     let offset = (index as i64 * span) / (total.max(1) as i64);
-    chrono::DateTime::from_timestamp(START + offset, 0)
+    chrono::DateTime::from_timestamp(first + offset, 0)
         .unwrap_or_default()
         .naive_utc()
 }
 
-/// Synthetic payouts for `users`: three in four BTC, one in four USDT, over 300 days of 2025.
+/// Synthetic payouts for `users`: three in four BTC, one in four USDT, over 300 days of 2025
+/// (so each payout has a daily price from [`bench_rates`]).
 pub(crate) fn payout_rows<'a>(
     users: &'a [String],
     prefix: &str,
     count: usize,
+) -> impl Iterator<Item = PayoutInput> + 'a {
+    payout_rows_within(users, prefix, count, (START, 300))
+}
+
+/// The same over `days` days from `first` (Unix seconds), within the 300 days priced.
+pub(crate) fn payout_rows_within<'a>(
+    users: &'a [String],
+    prefix: &str,
+    count: usize,
+    window: (i64, i64),
 ) -> impl Iterator<Item = PayoutInput> + 'a {
     let prefix = prefix.to_string();
     let mut random = rand::rngs::StdRng::seed_from_u64(42);
@@ -297,7 +308,10 @@ pub(crate) fn payout_rows<'a>(
             user_id: users[index % users.len()].clone(),
             asset: asset.to_string(),
             amount,
-            occurred_at: format!("{}Z", payout_time(index, count).format("%Y-%m-%dT%H:%M:%S")),
+            occurred_at: format!(
+                "{}Z",
+                payout_time(index, count, window).format("%Y-%m-%dT%H:%M:%S")
+            ),
             order_id: format!("order-{}", index % 5_000),
             facility_id: format!("facility-{}", index % 7),
             external_id: format!("{prefix}-{index}"),
@@ -329,6 +343,60 @@ pub(crate) fn bench_rates() -> Vec<NewRate> {
             ]
         })
         .collect()
+}
+
+/// Registers `count` users resident in `jurisdiction` (not timed by the benches).
+pub(crate) fn insert_users(
+    connection: &mut crate::db::DbConnection,
+    cipher: &crate::crypto::FieldCipher,
+    prefix: &str,
+    count: usize,
+    jurisdiction: &str,
+) -> Result<Vec<String>, AppError> {
+    write_transaction(connection, |connection| {
+        (0..count)
+            .map(|index| {
+                crate::users::store::insert(
+                    connection,
+                    cipher,
+                    &NewUser {
+                        external_ref: format!("{prefix}-{index}"),
+                        email: format!("{prefix}-{index}@example.com"),
+                        residence_jurisdiction: jurisdiction.into(),
+                        preferred_language: "en".into(),
+                        date_of_birth: chrono::NaiveDate::from_ymd_opt(1980, 1, 1),
+                        address: Some(format!("{index} Nathan Road, Kowloon")),
+                    },
+                )
+                .map(|user| user.id)
+            })
+            .collect()
+    })
+}
+
+/// Ingests payouts through the batch path, a batch per transaction; returns how many.
+pub(crate) fn ingest_all(
+    connection: &mut crate::db::DbConnection,
+    rows: impl Iterator<Item = PayoutInput>,
+    staleness: chrono::Duration,
+) -> anyhow::Result<u64> {
+    let actor = Actor::command_line();
+    let assets = store::load_assets(connection)?;
+    let mut rows = rows.peekable();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut written = 0u64;
+    while rows.peek().is_some() {
+        batch.clear();
+        batch.extend(rows.by_ref().take(MAX_BATCH));
+        let valid = validate_batch(&batch, &assets, crate::db::now())
+            .map_err(|errors| anyhow::anyhow!("bench rows invalid: {:?}", errors.first()))?;
+        write_transaction(connection, |connection| {
+            store::ingest_payouts(connection, "bench", valid, &actor, None, staleness)
+        })
+        .map_err(problem)?;
+        written += batch.len() as u64;
+    }
+    Ok(written)
 }
 
 /// Runs `bench` on a scratch database of each backend (PostgreSQL when a URL is given), printing

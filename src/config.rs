@@ -18,6 +18,9 @@ pub struct Settings {
     /// Base64 of 32 bytes: the AES-256-GCM key for personal data.
     pub encryption_key: Option<String>,
     pub encryption_key_file: Option<PathBuf>,
+    /// Base64 of 32 bytes: the Ed25519 seed reports are signed with.
+    pub signing_key: Option<String>,
+    pub signing_key_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub workers: usize,
     pub log_format: LogFormat,
@@ -115,6 +118,8 @@ struct FileSettings {
     pool_size: Option<u32>,
     encryption_key: Option<String>,
     encryption_key_file: Option<PathBuf>,
+    signing_key: Option<String>,
+    signing_key_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     log_format: Option<String>,
@@ -144,6 +149,8 @@ const SETTING_NAMES: &[&str] = &[
     "pool_size",
     "encryption_key",
     "encryption_key_file",
+    "signing_key",
+    "signing_key_file",
     "max_body_bytes",
     "workers",
     "log_format",
@@ -359,6 +366,19 @@ impl Settings {
         )
         .map(|(value, _)| PathBuf::from(value));
 
+        let signing_key = pick("signing_key", file_settings.signing_key);
+        if let Some((value, source)) = &signing_key {
+            crate::reports::signing::ReportSigner::from_base64(value)
+                .map_err(|message| ConfigError::new("signing_key", source, message))?;
+        }
+        let signing_key_file = pick(
+            "signing_key_file",
+            file_settings
+                .signing_key_file
+                .map(|p| p.display().to_string()),
+        )
+        .map(|(value, _)| PathBuf::from(value));
+
         let smtp_tls = match pick("smtp_tls", file_settings.smtp_tls) {
             None => SmtpTls::Starttls,
             Some((value, source)) => match value.as_str() {
@@ -487,6 +507,8 @@ impl Settings {
             pool_size,
             encryption_key: encryption_key.map(|(value, _)| value),
             encryption_key_file,
+            signing_key: signing_key.map(|(value, _)| value),
+            signing_key_file,
             max_body_bytes,
             workers,
             log_format,

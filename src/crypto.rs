@@ -108,10 +108,11 @@ impl FieldCipher {
 #[error("cannot encrypt {0}")]
 pub struct EncryptionError(String);
 
-/// Where the embedded default keeps a generated key: beside the database file.
-pub fn key_file_beside(database_path: &Path) -> PathBuf {
+/// Where the embedded default keeps a generated key: beside the database file, named by
+/// `suffix` (`.key` for personal data, `.signing-key` for reports).
+pub fn key_file_beside(database_path: &Path, suffix: &str) -> PathBuf {
     let mut name = database_path.as_os_str().to_owned();
-    name.push(".key");
+    name.push(suffix);
     PathBuf::from(name)
 }
 

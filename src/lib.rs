@@ -50,55 +50,105 @@ pub struct AppState {
     pub webhook: config::WebhookSettings,
     pub reporting_entity: config::ReportingEntity,
     pub carbon: config::CarbonSettings,
+    pub signer: Arc<reports::signing::ReportSigner>,
 }
 
-/// Picks the personal-data key: configured (value or file), or on the embedded default a key
-/// generated into a file beside the database. PostgreSQL never runs without a configured key.
-pub fn load_cipher(settings: &Settings) -> anyhow::Result<FieldCipher> {
-    if let Some(key) = &settings.encryption_key {
-        return FieldCipher::from_base64(key).map_err(anyhow::Error::msg);
+/// A key setting: its name, the configured value or file, and the suffix of the file the
+/// embedded default generates beside the database.
+struct KeySetting<'a> {
+    name: &'static str,
+    value: Option<&'a String>,
+    file: Option<&'a std::path::PathBuf>,
+    suffix: &'static str,
+    purpose: &'static str,
+}
+
+/// Reads a key (base64 of 32 bytes): configured as a value or a file, or on the embedded
+/// default generated into a file beside the database. PostgreSQL never runs without a
+/// configured key. `parse` checks the key and builds what uses it.
+fn load_key<T>(
+    settings: &Settings,
+    key: KeySetting,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> anyhow::Result<T> {
+    let name = key.name;
+    if let Some(value) = key.value {
+        return parse(value).map_err(anyhow::Error::msg);
     }
-    if let Some(path) = &settings.encryption_key_file {
-        let key = std::fs::read_to_string(path).with_context(|| {
+    if let Some(path) = key.file {
+        let value = std::fs::read_to_string(path).with_context(|| {
             format!(
-                "invalid configuration: setting `encryption_key_file`: cannot read {}",
+                "invalid configuration: setting `{name}_file`: cannot read {}",
                 path.display()
             )
         })?;
-        return FieldCipher::from_base64(&key).map_err(|message| {
+        return parse(&value).map_err(|message| {
             anyhow::anyhow!(
-                "invalid configuration: setting `encryption_key_file` ({}): {message}",
+                "invalid configuration: setting `{name}_file` ({}): {message}",
                 path.display()
             )
         });
     }
     match settings.backend() {
         Backend::Postgres => anyhow::bail!(
-            "invalid configuration: setting `encryption_key` is required on PostgreSQL \
-             (set HASHGATE_ENCRYPTION_KEY to `openssl rand -base64 32`, or encryption_key_file)"
+            "invalid configuration: setting `{name}` is required on PostgreSQL \
+             (set HASHGATE_{} to `openssl rand -base64 32`, or {name}_file)",
+            name.to_uppercase()
         ),
         Backend::Sqlite => {
             let database = db::sqlite_path(&settings.database_url).unwrap_or("hashgate.db");
-            let path = crypto::key_file_beside(std::path::Path::new(database));
-            let (key, created) = crypto::load_or_create_key_file(&path).with_context(|| {
+            let path = crypto::key_file_beside(std::path::Path::new(database), key.suffix);
+            let (value, created) = crypto::load_or_create_key_file(&path).with_context(|| {
                 format!("cannot read or create the key file {}", path.display())
             })?;
+            let purpose = key.purpose;
             if created {
-                tracing::warn!(path = %path.display(), "generated a new personal-data encryption key beside the database; back it up with the database");
+                tracing::warn!(path = %path.display(), "generated a new {purpose} key beside the database; back it up with the database");
             } else {
-                tracing::info!(path = %path.display(), "using the personal-data encryption key beside the database");
+                tracing::info!(path = %path.display(), "using the {purpose} key beside the database");
             }
-            FieldCipher::from_base64(&key).map_err(|message| {
+            parse(&value).map_err(|message| {
                 anyhow::anyhow!("the key file {} is invalid: {message}", path.display())
             })
         }
     }
 }
 
+/// The personal-data key.
+pub fn load_cipher(settings: &Settings) -> anyhow::Result<FieldCipher> {
+    load_key(
+        settings,
+        KeySetting {
+            name: "encryption_key",
+            value: settings.encryption_key.as_ref(),
+            file: settings.encryption_key_file.as_ref(),
+            suffix: ".key",
+            purpose: "personal-data encryption",
+        },
+        FieldCipher::from_base64,
+    )
+}
+
+/// The report-signing key.
+pub fn load_signer(settings: &Settings) -> anyhow::Result<reports::signing::ReportSigner> {
+    load_key(
+        settings,
+        KeySetting {
+            name: "signing_key",
+            value: settings.signing_key.as_ref(),
+            file: settings.signing_key_file.as_ref(),
+            suffix: ".signing-key",
+            purpose: "report-signing",
+        },
+        reports::signing::ReportSigner::from_base64,
+    )
+}
+
 impl AppState {
     /// Opens (and migrates) the database and loads the key.
     pub fn open(settings: &Settings) -> anyhow::Result<AppState> {
         let cipher = load_cipher(settings)?;
+        let signer = Arc::new(load_signer(settings)?);
         let jurisdictions = jurisdiction::Jurisdictions::load_default()?;
         let db = Db::open(&settings.database_url, settings.pool_size)?;
         Ok(AppState {
@@ -112,6 +162,7 @@ impl AppState {
             webhook: settings.webhook.clone(),
             reporting_entity: settings.reporting_entity.clone(),
             carbon: settings.carbon.clone(),
+            signer,
         })
     }
 }
@@ -129,6 +180,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     withdrawals::routes::configure(config);
     tax::routes::configure(config);
     carbon::routes::configure(config);
+    reports::routes::configure(config);
     aml::monitoring::routes::configure(config);
     console::configure(config);
 }

@@ -79,6 +79,15 @@ enum Command {
     /// Check the audit log's and the ledger's hash chains and the balances; exits non-zero naming
     /// the first broken entry.
     Verify,
+    /// Check a report file (PDF, JSON or data CSV, as downloaded) against the stored reports:
+    /// its SHA-256 must be a stored file's and the stored Ed25519 signature must verify over its
+    /// bytes. Exits non-zero when it does not.
+    VerifyReport {
+        file: PathBuf,
+        /// Only accept the file as part of this report.
+        #[arg(long)]
+        report: Option<String>,
+    },
     /// KYC: run the periodic review now (the service runs it daily by itself).
     Kyc {
         #[command(subcommand)]
@@ -154,6 +163,19 @@ enum BenchCommand {
         hourly_orders: usize,
         #[arg(long, default_value_t = 30)]
         hourly_days: i64,
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// A quarterly sandbox report (every section, chains verified, PDF, signatures) over a quarter
+    /// of payout entries, on SQLite and (with a URL) PostgreSQL. Build with --release.
+    Reports {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Payout entries within the reported quarter (the target: 1,000,000).
+        #[arg(long, default_value_t = 1_000_000)]
+        payouts: usize,
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
         #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
@@ -657,6 +679,25 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             command:
+                BenchCommand::Reports {
+                    users,
+                    payouts,
+                    samples,
+                    postgres_url,
+                },
+        } => {
+            if users == 0 || payouts == 0 || samples == 0 {
+                anyhow::bail!("--users, --payouts and --samples must be at least 1");
+            }
+            hashgate::reports::bench::run(&hashgate::reports::bench::ReportsBenchOptions {
+                users,
+                payouts,
+                samples,
+                postgres_url,
+            })?;
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Tax {
                     users,
                     days,
@@ -794,6 +835,26 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 }
             }
             if !intact {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::VerifyReport { file, report } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let signer = hashgate::load_signer(&settings)?;
+            let db = db::Db::open(&settings.database_url, 1)?;
+            let mut connection = db.connection()?;
+            let check = hashgate::reports::service::verify_copy(
+                &mut connection,
+                &signer,
+                &bytes,
+                report.as_deref(),
+            )
+            .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            if check.valid {
+                println!("OK: {}: {}", file.display(), check.message);
+            } else {
+                eprintln!("FAILED: {}: {}", file.display(), check.message);
                 return Ok(ExitCode::from(1));
             }
         }

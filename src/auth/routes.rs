@@ -18,6 +18,7 @@ use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
 use crate::http::Page;
 use crate::AppState;
+use actix_web::HttpMessage as _;
 
 impl FromRequest for Caller {
     type Error = AppError;
@@ -26,15 +27,19 @@ impl FromRequest for Caller {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let secret = bearer_token(request);
+        let request = request.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no app state")))?;
             let secret = secret?;
             let token_hash = hash_token(&secret);
-            state
+            let caller = state
                 .db
                 .run(move |connection| store::authenticate(connection, &token_hash))
                 .await?
-                .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))
+                .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))?;
+            // The middleware audits a refusal under the caller it was refused to.
+            request.extensions_mut().insert(caller.clone());
+            Ok(caller)
         })
     }
 }

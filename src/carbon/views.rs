@@ -182,6 +182,28 @@ pub fn order_views(
 pub struct UserFootprint {
     pub user_id: String,
     pub orders: Vec<OrderView>,
+    #[serde(flatten)]
+    pub totals: OrderTotals,
+}
+
+pub fn user_footprint(
+    connection: &mut DbConnection,
+    user_id: &str,
+    basis: Basis,
+) -> Result<UserFootprint, AppError> {
+    let orders = store::orders_of_user(connection, user_id)?;
+    let orders = order_views(connection, orders, basis)?;
+    Ok(UserFootprint {
+        user_id: user_id.into(),
+        totals: order_totals(&orders),
+        orders,
+    })
+}
+
+/// The figures of many orders together: energy summed, emissions summed in exact grams and
+/// rounded once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderTotals {
     pub energy_wh: i64,
     pub matched_wh: i64,
     pub hourly_matched_wh: i64,
@@ -192,23 +214,15 @@ pub struct UserFootprint {
     pub residual_mix_missing: bool,
 }
 
-pub fn user_footprint(
-    connection: &mut DbConnection,
-    user_id: &str,
-    basis: Basis,
-) -> Result<UserFootprint, AppError> {
-    let orders = store::orders_of_user(connection, user_id)?;
-    let orders = order_views(connection, orders, basis)?;
+pub fn order_totals(orders: &[OrderView]) -> OrderTotals {
     let sum = |field: fn(&Emissions) -> i64| orders.iter().map(|o| field(&o.emissions)).sum();
     let energy_wh: i64 = sum(|e| e.energy_wh);
     let matched_wh: i64 = sum(|e| e.matched_wh);
     let hourly_matched_wh: i64 = sum(|e| e.hourly_matched_wh);
-    // Summed exactly, rounded once.
     let kg = |grams: fn(&Emissions) -> Decimal| -> String {
         footprint::kilograms(orders.iter().map(|o| grams(&o.emissions)).sum())
     };
-    Ok(UserFootprint {
-        user_id: user_id.into(),
+    OrderTotals {
         share_matched: footprint::share(matched_wh, energy_wh),
         share_hourly_matched: footprint::share(hourly_matched_wh, energy_wh),
         location_based_kg: kg(|e| e.exact_g.0),
@@ -217,8 +231,7 @@ pub fn user_footprint(
         energy_wh,
         matched_wh,
         hourly_matched_wh,
-        orders,
-    })
+    }
 }
 
 /// Platform-wide figures over one window.

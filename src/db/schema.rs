@@ -622,6 +622,36 @@ diesel::joinable!(orders -> facilities (facility_id));
 diesel::joinable!(allocations -> certificates (certificate_id));
 diesel::joinable!(allocations -> orders (order_id));
 
+diesel::table! {
+    reports (id) {
+        id -> Text,
+        kind -> Text,
+        jurisdiction -> Text,
+        period_label -> Text,
+        period_start -> Timestamp,
+        period_end -> Timestamp,
+        language -> Text,
+        title -> Text,
+        data_sha256 -> Text,
+        key_id -> Text,
+        generated_by -> Text,
+        generated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    report_files (report_id, name) {
+        report_id -> Text,
+        name -> Text,
+        content_type -> Text,
+        content -> Binary,
+        sha256 -> Text,
+        signature -> Text,
+    }
+}
+
+diesel::joinable!(report_files -> reports (report_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     emission_factors,
     facilities,
@@ -662,5 +692,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_outbox,
     scheduled_runs,
     console_sessions,
-    withdrawals
+    withdrawals,
+    reports,
+    report_files
 );

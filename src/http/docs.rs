@@ -90,6 +90,13 @@ use utoipa::{Modify, OpenApi};
         crate::carbon::routes::post_matching_run,
         crate::carbon::routes::post_retirement,
         crate::carbon::routes::get_public_footprint,
+        crate::reports::routes::post_report,
+        crate::reports::routes::list_reports,
+        crate::reports::routes::get_report,
+        crate::reports::routes::get_file,
+        crate::reports::routes::get_verification,
+        crate::reports::routes::post_verification,
+        crate::reports::routes::get_public_key,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -104,6 +111,7 @@ use utoipa::{Modify, OpenApi};
         (name = "monitoring", description = "Transaction monitoring: alerts from rules and screening, cases"),
         (name = "tax", description = "Tax rules per jurisdiction, tax computations and statements"),
         (name = "carbon", description = "Facilities, orders' energy, green certificates, matching, retirement and the footprint"),
+        (name = "reports", description = "Regulator reports: generated, signed, verified, delivered per jurisdiction"),
         (name = "service", description = "Health, readiness, metrics"),
     )
 )]

@@ -50,6 +50,16 @@ pub async fn observe(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
+    if status == StatusCode::FORBIDDEN {
+        let caller = response
+            .request()
+            .extensions()
+            .get::<crate::auth::Caller>()
+            .cloned();
+        if let (Some(state), Some(caller)) = (&state, caller) {
+            audit_refusal(state, caller, &request_id, (&method, &path, &route)).await;
+        }
+    }
     let elapsed = started.elapsed();
     if let Some(state) = &state {
         state
@@ -95,4 +105,38 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(response)
+}
+
+/// Writes an `access.denied` audit entry for an authenticated caller refused with a 403: who
+/// tried what. A failure to write it is logged, never turned into the response.
+async fn audit_refusal(
+    state: &web::Data<AppState>,
+    caller: crate::auth::Caller,
+    request_id: &str,
+    (method, path, route): (&str, &str, &str),
+) {
+    let entry = crate::audit::NewAuditEntry::new(
+        caller.actor(),
+        "access.denied",
+        "route",
+        route,
+        Some(request_id.to_string()),
+    )
+    .details(serde_json::json!({
+        "method": method,
+        "path": path,
+        "role": caller.role.as_str(),
+        "jurisdiction": caller.jurisdiction,
+    }));
+    let written = state
+        .db
+        .run_writer(move |connection| {
+            crate::db::write_transaction(connection, |connection| {
+                crate::audit::store::append(connection, entry).map_err(crate::error::AppError::from)
+            })
+        })
+        .await;
+    if let Err(error) = written {
+        tracing::error!(%error, "cannot audit a refused request");
+    }
 }

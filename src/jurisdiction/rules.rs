@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::aml::monitoring::rules::MonitoringRules;
 use crate::kyc::risk::CountryRisk;
 use crate::kyc::rules::{KycRules, KycRulesFile};
+use crate::reports::sandbox::ReportRules;
 use crate::tax::rules::{TaxRules, TaxRulesFile};
 use crate::withdrawals::WithdrawalRules;
 
@@ -24,6 +25,8 @@ struct JurisdictionFile {
     monitoring: MonitoringRules,
     kyc: KycRulesFile,
     tax: TaxRulesFile,
+    /// Only jurisdictions whose regulator receives periodic sandbox reports have this.
+    reports: Option<ReportRules>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -46,6 +49,7 @@ pub struct Jurisdiction {
     pub monitoring: MonitoringRules,
     pub kyc: KycRules,
     pub tax: TaxRules,
+    pub reports: Option<ReportRules>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +118,9 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
     file.withdrawals.validate()?;
     file.monitoring.validate()?;
     let tax = TaxRules::from_file(file.tax)?;
+    if let Some(reports) = &file.reports {
+        reports.validate()?;
+    }
     Ok(Jurisdiction {
         code: file.code,
         name: file.name,
@@ -124,6 +131,7 @@ pub fn parse(expected_code: &str, text: &str) -> Result<Jurisdiction, String> {
         monitoring: file.monitoring,
         kyc,
         tax,
+        reports: file.reports,
     })
 }
 

@@ -228,8 +228,10 @@ impl Layout {
         }
     }
 
+    /// A section heading; it never ends a page: the heading, a table's header and two of its
+    /// rows must fit below it, or it moves to the next page.
     pub fn heading(&mut self, text: &str) {
-        self.ensure(16.0);
+        self.ensure(30.0);
         self.y -= 4.0;
         self.paragraph(text, 12.5);
         self.y -= 1.0;

@@ -7,15 +7,12 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::audit::Actor;
 use crate::bench::{latency_line, on_each_backend, peak_memory_mib, problem, reset_peak_memory};
 use crate::db::{write_transaction, Backend, Db};
-use crate::error::AppError;
 use crate::jurisdiction::Jurisdictions;
-use crate::ledger::payouts::{validate_batch, PayoutInput, MAX_BATCH};
+use crate::ledger::payouts::PayoutInput;
 use crate::ledger::store::{self, NewRate};
 use crate::metrics::{per_second, seconds_text};
-use crate::users::NewUser;
 
 pub struct TaxBenchOptions {
     pub users: usize,
@@ -93,7 +90,6 @@ pub fn run(options: &TaxBenchOptions) -> anyhow::Result<String> {
 fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow::Result<String> {
     let mut out = String::new();
     let name = backend.name();
-    let actor = Actor::command_line();
     let staleness = chrono::Duration::days(2);
     let cipher =
         crate::crypto::FieldCipher::from_base64(&crate::crypto::FieldCipher::generate_key())
@@ -103,47 +99,16 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
 
     // Set-up (not timed): users in Hong Kong, a year of rates, a year of daily payouts.
     let started = Instant::now();
-    let users: Vec<String> = write_transaction(&mut connection, |connection| {
-        (0..options.users)
-            .map(|index| {
-                crate::users::store::insert(
-                    connection,
-                    &cipher,
-                    &NewUser {
-                        external_ref: format!("tax-bench-{index}"),
-                        email: format!("tax-bench-{index}@example.com"),
-                        residence_jurisdiction: "HK".into(),
-                        preferred_language: "en".into(),
-                        date_of_birth: chrono::NaiveDate::from_ymd_opt(1980, 1, 1),
-                        address: Some(format!("{index} Nathan Road, Kowloon")),
-                    },
-                )
-                .map(|user| user.id)
-            })
-            .collect::<Result<Vec<_>, AppError>>()
-    })
-    .map_err(problem)?;
+    let users =
+        crate::bench::insert_users(&mut connection, &cipher, "tax-bench", options.users, "HK")
+            .map_err(problem)?;
     let rates = year_rates();
     write_transaction(&mut connection, |connection| {
         store::insert_rates(connection, &rates, "bench")
     })
     .map_err(problem)?;
-    let assets = store::load_assets(&mut connection)?;
     let days = options.days.min(365);
-    let mut rows = year_payouts(&users, days).peekable();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut written = 0u64;
-    while rows.peek().is_some() {
-        batch.clear();
-        batch.extend(rows.by_ref().take(MAX_BATCH));
-        let valid = validate_batch(&batch, &assets, crate::db::now())
-            .map_err(|errors| anyhow::anyhow!("bench rows invalid: {:?}", errors.first()))?;
-        write_transaction(&mut connection, |connection| {
-            store::ingest_payouts(connection, "bench", valid, &actor, None, staleness)
-        })
-        .map_err(problem)?;
-        written += batch.len() as u64;
-    }
+    let written = crate::bench::ingest_all(&mut connection, year_payouts(&users, days), staleness)?;
     // Vacuumed as a running database is: otherwise autovacuum works through the fresh bulk load
     // during the timed runs, on the same two cores.
     if backend == Backend::Postgres {

@@ -131,6 +131,10 @@ impl TestApp {
             ("HASHGATE_DATABASE_URL".to_string(), database_url),
             ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
             ("HASHGATE_ENCRYPTION_KEY".into(), key),
+            (
+                "HASHGATE_SIGNING_KEY".into(),
+                hashgate::reports::signing::ReportSigner::generate_key(),
+            ),
             ("HASHGATE_WORKERS".into(), "2".into()),
             ("HASHGATE_MAX_BODY_BYTES".into(), body_limit.to_string()),
         ];
@@ -317,6 +321,10 @@ impl TestApp {
             .env(
                 "HASHGATE_ENCRYPTION_KEY",
                 self.settings.encryption_key.as_deref().unwrap(),
+            )
+            .env(
+                "HASHGATE_SIGNING_KEY",
+                self.settings.signing_key.as_deref().unwrap(),
             )
             .env("HASHGATE_LOG_LEVEL", "warn")
             .current_dir(self._directory.path());

@@ -14,6 +14,7 @@ mod import;
 mod kyc;
 mod ledger;
 mod monitoring;
+mod reports;
 mod roles;
 mod screening;
 mod service;

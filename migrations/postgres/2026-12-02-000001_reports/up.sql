@@ -1,0 +1,39 @@
+-- Generated reports: each stored once, never changed. A report is a set of files (the document,
+-- its JSON, the canonical data export), each with its SHA-256 and the platform's Ed25519
+-- signature of its bytes.
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('sandbox')),
+    -- The jurisdiction whose regulator receives it.
+    jurisdiction TEXT NOT NULL,
+    period_label TEXT NOT NULL,
+    -- The period's bounds in UTC, [start, end).
+    period_start TIMESTAMP NOT NULL,
+    period_end TIMESTAMP NOT NULL,
+    language TEXT NOT NULL,
+    title TEXT NOT NULL,
+    -- The SHA-256 of the canonical data export, printed in the report.
+    data_sha256 TEXT NOT NULL,
+    -- The signing key's id (see /.well-known/hashgate-signing-key).
+    key_id TEXT NOT NULL,
+    generated_by TEXT NOT NULL,
+    generated_at TIMESTAMP NOT NULL,
+    CHECK (period_end > period_start)
+);
+CREATE INDEX reports_jurisdiction ON reports (jurisdiction, kind, generated_at);
+
+CREATE TABLE report_files (
+    report_id TEXT NOT NULL REFERENCES reports (id),
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    content BYTEA NOT NULL,
+    sha256 TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (report_id, name)
+);
+CREATE INDEX report_files_sha256 ON report_files (sha256);
+
+CREATE TRIGGER reports_append_only BEFORE UPDATE OR DELETE ON reports
+    FOR EACH ROW EXECUTE FUNCTION hashgate_reject_change();
+CREATE TRIGGER report_files_append_only BEFORE UPDATE OR DELETE ON report_files
+    FOR EACH ROW EXECUTE FUNCTION hashgate_reject_change();

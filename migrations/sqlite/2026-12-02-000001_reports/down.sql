@@ -1,0 +1,2 @@
+DROP TABLE report_files;
+DROP TABLE reports;

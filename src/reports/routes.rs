@@ -1,0 +1,384 @@
+//! Report endpoints. Officers and admins generate and read every report; a regulator token is
+//! bound to one jurisdiction and reads that jurisdiction's reports only. Every download is in
+//! the audit log; a refused attempt is audited by the request middleware.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::service::{self, SandboxRequest};
+use super::store::{self, ReportRow};
+use super::Period;
+use crate::audit::NewAuditEntry;
+use crate::auth::{Caller, Role};
+use crate::error::AppError;
+use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
+use crate::http::mutation::{self, IdempotentRequest, Outcome};
+use crate::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v1/reports")
+                .route(web::get().to(list_reports))
+                .route(web::post().to(post_report)),
+        )
+        .service(web::resource("/v1/reports/{id}").route(web::get().to(get_report)))
+        .service(
+            web::resource("/v1/reports/{id}/verify")
+                .route(web::get().to(get_verification))
+                .route(web::post().to(post_verification)),
+        )
+        .service(web::resource("/v1/reports/{id}/files/{name}").route(web::get().to(get_file)))
+        .service(
+            web::resource("/.well-known/hashgate-signing-key").route(web::get().to(get_public_key)),
+        );
+}
+
+const READERS: &[Role] = &[
+    Role::Officer,
+    Role::SeniorOfficer,
+    Role::Admin,
+    Role::Regulator,
+];
+const GENERATORS: &[Role] = &[Role::Officer, Role::SeniorOfficer, Role::Admin];
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportInput {
+    /// `sandbox`: the periodic report of a jurisdiction.
+    #[validate(length(min = 1, max = 32))]
+    pub kind: String,
+    #[validate(length(equal = 2))]
+    pub jurisdiction: String,
+    /// `2026-Q3` or `2026-10`, in the jurisdiction's local calendar.
+    #[validate(length(min = 7, max = 7))]
+    pub period: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FileView {
+    pub name: String,
+    pub content_type: String,
+    pub sha256: String,
+    /// Ed25519 over the file's bytes, base64.
+    pub signature: String,
+    pub href: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportView {
+    pub id: String,
+    pub kind: String,
+    pub jurisdiction: String,
+    pub period: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub period_start: chrono::NaiveDateTime,
+    #[schema(value_type = String, format = DateTime)]
+    pub period_end: chrono::NaiveDateTime,
+    pub language: String,
+    pub title: String,
+    pub data_sha256: String,
+    pub key_id: String,
+    pub generated_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub generated_at: chrono::NaiveDateTime,
+    pub files: Vec<FileView>,
+}
+
+fn report_views(
+    connection: &mut crate::db::DbConnection,
+    rows: Vec<ReportRow>,
+) -> Result<Vec<ReportView>, AppError> {
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let files = store::file_infos(connection, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ReportView {
+            files: files
+                .iter()
+                .filter(|file| file.report_id == row.id)
+                .map(|file| FileView {
+                    href: format!("/v1/reports/{}/files/{}", file.report_id, file.name),
+                    name: file.name.clone(),
+                    content_type: file.content_type.clone(),
+                    sha256: file.sha256.clone(),
+                    signature: file.signature.clone(),
+                })
+                .collect(),
+            id: row.id,
+            kind: row.kind,
+            jurisdiction: row.jurisdiction,
+            period: row.period_label,
+            period_start: row.period_start,
+            period_end: row.period_end,
+            language: row.language,
+            title: row.title,
+            data_sha256: row.data_sha256,
+            key_id: row.key_id,
+            generated_by: row.generated_by,
+            generated_at: row.generated_at,
+        })
+        .collect())
+}
+
+/// 403 unless the caller may read reports of `jurisdiction`.
+fn require_reader(caller: &Caller, jurisdiction: &str) -> Result<(), AppError> {
+    caller.require(READERS)?;
+    if caller.role == Role::Regulator && caller.jurisdiction.as_deref() != Some(jurisdiction) {
+        return Err(AppError::Forbidden(format!(
+            "this regulator token reads reports of {} only",
+            caller.jurisdiction.as_deref().unwrap_or("no jurisdiction")
+        )));
+    }
+    Ok(())
+}
+
+/// Generate a report (officers, admin): a jurisdiction's sandbox report for a month or quarter of
+/// its local calendar, signed and stored once with its PDF, JSON and canonical data export.
+#[utoipa::path(post, path = "/v1/reports", tag = "reports", request_body = ReportInput,
+    responses((status = 201, body = ReportView), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(GENERATORS)?;
+    let input: ReportInput = body.parse()?;
+    if input.kind != "sandbox" {
+        return Err(AppError::invalid_field(
+            "kind",
+            "unknown_kind",
+            format!("`{}` is not a report kind: sandbox", input.kind),
+        ));
+    }
+    let jurisdiction = state
+        .jurisdictions
+        .get(&input.jurisdiction)
+        .cloned()
+        .ok_or_else(|| {
+            AppError::invalid_field(
+                "jurisdiction",
+                "unknown_jurisdiction",
+                format!("no jurisdiction {}", input.jurisdiction),
+            )
+        })?;
+    let period = Period::parse(&input.period)
+        .map_err(|message| AppError::invalid_field("period", "invalid_period", message))?;
+    let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/reports", &input);
+    let signer = state.signer.clone();
+    let entity = state.reporting_entity.name.clone();
+    let basis = state.carbon.location_basis;
+    mutation::run(&state.db, request, move |connection| {
+        let report = service::generate_sandbox(
+            connection,
+            &signer,
+            SandboxRequest {
+                jurisdiction: &jurisdiction,
+                period: period.clone(),
+                reporting_entity: &entity,
+                carbon_basis: basis,
+                actor: caller.actor(),
+                request_id: Some(request_id.0.clone()),
+            },
+            crate::db::now(),
+        )?;
+        let view = report_views(connection, vec![report])?;
+        Outcome::new(StatusCode::CREATED, &view[0])
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub jurisdiction: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Reports, newest first. A regulator token lists its own jurisdiction's only.
+#[utoipa::path(get, path = "/v1/reports", tag = "reports",
+    params(("jurisdiction" = Option<String>, Query, description = "ISO code"),
+           ("limit" = Option<i64>, Query, description = "1 to 500")),
+    responses((status = 200, body = [ReportView]), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_reports(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(READERS)?;
+    let query = query.0;
+    let limit = crate::http::page_limit(query.limit)?;
+    // A regulator lists their own jurisdiction; asking for another is refused, not narrowed.
+    let jurisdiction = match (&caller.role, query.jurisdiction) {
+        (Role::Regulator, Some(code)) => {
+            require_reader(&caller, &code)?;
+            Some(code)
+        }
+        (Role::Regulator, None) => caller.jurisdiction.clone(),
+        (_, code) => code,
+    };
+    let views = state
+        .db
+        .run(move |connection| {
+            let rows = store::list_reports(connection, jurisdiction.as_deref(), limit)?;
+            report_views(connection, rows)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": views })))
+}
+
+async fn readable_report(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> Result<ReportRow, AppError> {
+    caller.require(READERS)?;
+    let report = state
+        .db
+        .run(move |connection| store::find_report(connection, &id))
+        .await?;
+    require_reader(caller, &report.jurisdiction)?;
+    Ok(report)
+}
+
+/// A report's description: period, data hash, and its files with hashes and signatures.
+#[utoipa::path(get, path = "/v1/reports/{id}", tag = "reports",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ReportView), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let report = readable_report(&state, &caller, parse_uuid("id", &path)?).await?;
+    let view = state
+        .db
+        .run(move |connection| report_views(connection, vec![report]))
+        .await?;
+    Ok(HttpResponse::Ok().json(&view[0]))
+}
+
+/// Download a file of a report (`report.pdf`, `report.json`, `data.csv`); audited. The
+/// `Digest` header carries its SHA-256 and `X-Hashgate-Signature` its Ed25519 signature.
+#[utoipa::path(get, path = "/v1/reports/{id}/files/{name}", tag = "reports",
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream"),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_file(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request_id: RequestId,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, name) = path.into_inner();
+    let report = readable_report(&state, &caller, parse_uuid("id", &id)?).await?;
+    let actor = caller.actor();
+    let file = state
+        .db
+        .run_writer(move |connection| {
+            crate::db::write_transaction(connection, |connection| {
+                let file = store::find_file(connection, &report.id, &name)?;
+                crate::audit::store::append(
+                    connection,
+                    NewAuditEntry::new(
+                        actor,
+                        "report.download",
+                        "report",
+                        &report.id,
+                        Some(request_id.0),
+                    )
+                    .details(serde_json::json!({"file": file.name, "sha256": file.sha256})),
+                )?;
+                Ok::<_, AppError>(file)
+            })
+        })
+        .await?;
+    let disposition = if file.name.ends_with(".pdf") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let mut response = crate::http::file_response(
+        &file.content_type,
+        &file.sha256,
+        &format!("{}-{}", file.report_id, file.name),
+        disposition,
+        file.content,
+    );
+    // The download carries its own proof: the Ed25519 signature of its bytes.
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&file.signature) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-hashgate-signature"),
+            value,
+        );
+    }
+    Ok(response)
+}
+
+/// Re-check the stored report: every file's bytes against its SHA-256 and signature, and the
+/// data export against the hash printed in the report.
+#[utoipa::path(get, path = "/v1/reports/{id}/verify", tag = "reports",
+    params(("id" = String, Path)),
+    responses((status = 200, body = service::Verification)),
+    security(("bearer" = [])))]
+pub async fn get_verification(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let report = readable_report(&state, &caller, parse_uuid("id", &path)?).await?;
+    let signer = state.signer.clone();
+    let verification = state
+        .db
+        .run(move |connection| service::verify_stored(connection, &signer, &report))
+        .await?;
+    Ok(HttpResponse::Ok().json(verification))
+}
+
+/// Check a copy: send a downloaded file of the report as the body; it is valid only if it is
+/// byte for byte a stored file of this report with a valid signature.
+#[utoipa::path(post, path = "/v1/reports/{id}/verify", tag = "reports",
+    params(("id" = String, Path)), request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = service::CopyCheck)),
+    security(("bearer" = [])))]
+pub async fn post_verification(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let report = readable_report(&state, &caller, parse_uuid("id", &path)?).await?;
+    if body.is_empty() {
+        return Err(AppError::invalid_field(
+            "body",
+            "empty",
+            "send the file to check as the request body",
+        ));
+    }
+    let signer = state.signer.clone();
+    let check = state
+        .db
+        .run(move |connection| service::verify_copy(connection, &signer, &body, Some(&report.id)))
+        .await?;
+    Ok(HttpResponse::Ok().json(check))
+}
+
+/// The public half of the report-signing key (no token needed).
+#[utoipa::path(get, path = "/.well-known/hashgate-signing-key", tag = "reports",
+    responses((status = 200, body = super::signing::PublicKey)))]
+pub async fn get_public_key(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .json(state.signer.public_key())
+}

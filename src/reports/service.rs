@@ -1,0 +1,270 @@
+//! Making and checking reports: figures → canonical data → JSON and PDF → signatures → one
+//! write; and the verification of a file against what was stored.
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::sandbox::{self, PeriodView, SandboxDocument};
+use super::signing::ReportSigner;
+use super::store::{self, FileRow, ReportRow, Scope};
+use super::{figures_csv, Period};
+use crate::audit::{Actor, NewAuditEntry};
+use crate::crypto::sha256_hex;
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::jurisdiction::Jurisdiction;
+
+pub const PDF: &str = "report.pdf";
+pub const JSON: &str = "report.json";
+pub const DATA: &str = "data.csv";
+
+/// What a sandbox report is made for and by.
+pub struct SandboxRequest<'a> {
+    pub jurisdiction: &'a Jurisdiction,
+    pub period: Period,
+    pub reporting_entity: &'a str,
+    pub carbon_basis: crate::carbon::Basis,
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+/// Generates, signs and stores a sandbox report in one transaction (the caller's); the audit
+/// entry is written in it too.
+pub fn generate_sandbox(
+    connection: &mut DbConnection,
+    signer: &ReportSigner,
+    request: SandboxRequest,
+    now: NaiveDateTime,
+) -> Result<ReportRow, AppError> {
+    let jurisdiction = request.jurisdiction;
+    let rules = jurisdiction.reports.as_ref().ok_or_else(|| {
+        AppError::invalid_field(
+            "jurisdiction",
+            "no_sandbox_report",
+            format!(
+                "{} has no sandbox report configured (jurisdictions/{}.toml [reports])",
+                jurisdiction.code, jurisdiction.code
+            ),
+        )
+    })?;
+    if request.period.kind() != rules.period {
+        return Err(AppError::invalid_field(
+            "period",
+            "wrong_period_kind",
+            format!(
+                "{} reports cover a {}: e.g. {}",
+                jurisdiction.code,
+                match rules.period {
+                    super::PeriodKind::Month => "month",
+                    super::PeriodKind::Quarter => "quarter",
+                },
+                Period::last_closed(rules.period, now.date()).label
+            ),
+        ));
+    }
+    let (start, end) = request.period.utc_bounds(jurisdiction.time_zone);
+    if start > now {
+        return Err(AppError::invalid_field(
+            "period",
+            "period_not_started",
+            format!("{} has not started yet", request.period.label),
+        ));
+    }
+    let scope = Scope {
+        jurisdiction: &jurisdiction.code,
+        start,
+        end,
+        currency: &jurisdiction.currency,
+        carbon_basis: request.carbon_basis,
+    };
+    let figures = store::sandbox_figures(connection, &scope, &rules.sections)?;
+    let data = figures_csv(&figures).map_err(AppError::internal)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let document = SandboxDocument {
+        report_id: id.clone(),
+        jurisdiction: jurisdiction.code.clone(),
+        jurisdiction_name: jurisdiction.name.clone(),
+        regulator: rules.regulator.clone(),
+        reporting_entity: request.reporting_entity.to_string(),
+        currency: jurisdiction.currency.clone(),
+        language: rules.language.clone(),
+        period: PeriodView {
+            label: request.period.label.clone(),
+            first_day: request.period.first_day,
+            last_day: request.period.last_day(),
+            time_zone: jurisdiction.time_zone.name().to_string(),
+            start_utc: start,
+            end_utc: end,
+        },
+        provisional: end > now,
+        generated_at: now,
+        generated_by: request.actor.name.clone(),
+        data_sha256: sha256_hex(&data),
+        signing_key_id: signer.key_id(),
+        sections: sandbox::sections_of(&figures, &rules.sections, &rules.language),
+    };
+    let json = serde_json::to_vec_pretty(&document).map_err(AppError::internal)?;
+    let pdf = sandbox::render_pdf(&document, jurisdiction.time_zone)?;
+    let file = |name: &str, content_type: &str, content: Vec<u8>| FileRow {
+        report_id: id.clone(),
+        name: name.into(),
+        content_type: content_type.into(),
+        sha256: sha256_hex(&content),
+        signature: signer.sign(&content),
+        content,
+    };
+    let files = vec![
+        file(DATA, "text/csv; charset=utf-8", data),
+        file(JSON, "application/json", json),
+        file(PDF, "application/pdf", pdf),
+    ];
+    let report = ReportRow {
+        id: id.clone(),
+        kind: "sandbox".into(),
+        jurisdiction: jurisdiction.code.clone(),
+        period_label: request.period.label.clone(),
+        period_start: start,
+        period_end: end,
+        language: rules.language.clone(),
+        title: document.title(),
+        data_sha256: document.data_sha256.clone(),
+        key_id: signer.key_id(),
+        generated_by: request.actor.name.clone(),
+        generated_at: now,
+    };
+    store::insert_report(connection, &report, &files)?;
+    crate::audit::store::append(
+        connection,
+        NewAuditEntry::new(
+            request.actor,
+            "report.generate",
+            "report",
+            &id,
+            request.request_id,
+        )
+        .details(serde_json::json!({
+            "kind": "sandbox",
+            "jurisdiction": jurisdiction.code,
+            "period": request.period.label,
+            "data_sha256": report.data_sha256,
+            "files": files.iter().map(|f| serde_json::json!({"name": f.name, "sha256": f.sha256})).collect::<Vec<_>>(),
+        })),
+    )?;
+    Ok(report)
+}
+
+/// The check of one file: its bytes against the stored hash, and the signature against the
+/// platform's key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FileCheck {
+    pub name: String,
+    pub sha256: String,
+    pub sha256_matches: bool,
+    pub signature_valid: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Verification {
+    pub report_id: String,
+    pub valid: bool,
+    pub key_id: String,
+    pub files: Vec<FileCheck>,
+    /// The stored data export hashes to the value printed in the report.
+    pub data_matches_report: bool,
+}
+
+/// Re-checks every stored file of a report: a changed byte anywhere fails it.
+pub fn verify_stored(
+    connection: &mut DbConnection,
+    signer: &ReportSigner,
+    report: &ReportRow,
+) -> Result<Verification, AppError> {
+    let files = store::files_of(connection, &report.id)?;
+    let checks: Vec<FileCheck> = files
+        .iter()
+        .map(|file| FileCheck {
+            name: file.name.clone(),
+            sha256: file.sha256.clone(),
+            sha256_matches: sha256_hex(&file.content) == file.sha256,
+            signature_valid: signer.verifies(&file.content, &file.signature),
+        })
+        .collect();
+    let data_matches_report = files
+        .iter()
+        .any(|file| file.name == DATA && sha256_hex(&file.content) == report.data_sha256);
+    Ok(Verification {
+        report_id: report.id.clone(),
+        valid: !checks.is_empty()
+            && data_matches_report
+            && checks
+                .iter()
+                .all(|check| check.sha256_matches && check.signature_valid),
+        key_id: signer.key_id(),
+        files: checks,
+        data_matches_report,
+    })
+}
+
+/// Which stored report file, if any, a copy is: found by its SHA-256, with the stored signature
+/// checked against the copy's bytes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CopyCheck {
+    pub valid: bool,
+    pub sha256: String,
+    pub report_id: Option<String>,
+    pub name: Option<String>,
+    pub message: String,
+}
+
+pub fn verify_copy(
+    connection: &mut DbConnection,
+    signer: &ReportSigner,
+    bytes: &[u8],
+    report_id: Option<&str>,
+) -> Result<CopyCheck, AppError> {
+    let sha256 = sha256_hex(bytes);
+    let found = store::files_with_hash(connection, &sha256)?
+        .into_iter()
+        .find(|file| report_id.is_none_or(|id| id == file.report_id));
+    Ok(match found {
+        Some(file) if signer.verifies(bytes, &file.signature) => CopyCheck {
+            valid: true,
+            message: format!(
+                "{} of report {}: SHA-256 and Ed25519 signature (key {}) match",
+                file.name,
+                file.report_id,
+                signer.key_id()
+            ),
+            sha256,
+            report_id: Some(file.report_id),
+            name: Some(file.name),
+        },
+        Some(file) => CopyCheck {
+            valid: false,
+            message: format!(
+                "the SHA-256 matches {} of report {}, but its stored signature does not verify",
+                file.name, file.report_id
+            ),
+            sha256,
+            report_id: Some(file.report_id),
+            name: Some(file.name),
+        },
+        None => CopyCheck {
+            valid: false,
+            message: match report_id {
+                Some(id) => format!(
+                    "no file of report {id} has SHA-256 {sha256}: the copy was altered or is \
+                     another document"
+                ),
+                None => format!(
+                    "no stored report file has SHA-256 {sha256}: the copy was altered or is not \
+                     a hashgate report"
+                ),
+            },
+            sha256,
+            report_id: None,
+            name: None,
+        },
+    })
+}

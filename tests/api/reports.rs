@@ -1,0 +1,503 @@
+//! Regulator reports through the real service: a sandbox report's figures against independent
+//! SQL over the same data, its PDF read back and rendered, signatures and tampering, and a
+//! regulator token that reaches its own jurisdiction's reports and nothing else (audited).
+
+use hashgate::auth::Role;
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::common::TestApp;
+use crate::tax::pdf_text;
+
+backend_tests!(
+    sandbox_figures_equal_independent_sql_counts,
+    a_regulator_reads_its_own_jurisdiction_only,
+    an_altered_byte_fails_verification,
+);
+
+/// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
+/// the test keeps working later.
+fn current_quarter() -> String {
+    use chrono::Datelike;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Hong_Kong)
+        .date_naive();
+    format!("{}-Q{}", today.year(), (today.month() - 1) / 3 + 1)
+}
+
+fn current_month_singapore() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Singapore)
+        .format("%Y-%m")
+        .to_string()
+}
+
+/// Users in HK and SG, priced payouts in this quarter and last, alerts and cases.
+fn seed(app: &TestApp) -> Vec<String> {
+    let platform = app.token(Role::Platform, None, None);
+    let mut hk_users = Vec::new();
+    for n in 0..3 {
+        hk_users.push(app.create_user(&platform, &format!("hk-{n}-{}", uuid::Uuid::new_v4())));
+    }
+    let sg = app.post(
+        "/v1/users",
+        Some(&platform),
+        &json!({"external_ref": format!("sg-{}", uuid::Uuid::new_v4()),
+                "email": "sg@example.com", "residence_jurisdiction": "SG"}),
+    );
+    assert_eq!(sg.status, 201, "{}", sg.body);
+    let sg_user = sg.json()["id"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now();
+    let at = |days: i64| (now - chrono::Duration::days(days)).to_rfc3339();
+    let hour_ago = (now - chrono::Duration::hours(1)).to_rfc3339();
+    let prices = app.post(
+        "/v1/prices",
+        Some(&platform),
+        &json!({"source": "test-feed", "rates": [
+            {"base": "BTC", "quote": "USD", "as_of": hour_ago, "rate": "90000.10"},
+            {"base": "USDT", "quote": "USD", "as_of": hour_ago, "rate": "1"}]}),
+    );
+    assert_eq!(prices.status, 200, "{}", prices.body);
+    let payout = |user: &str, id: String, asset: &str, amount: &str, at: String| {
+        json!({"user_id": user, "asset": asset, "amount": amount, "occurred_at": at,
+               "order_id": "order-1", "facility_id": "qc-1", "external_id": id})
+    };
+    let mut payouts = Vec::new();
+    for (index, user) in hk_users.iter().enumerate() {
+        payouts.push(payout(
+            user,
+            format!("btc-{index}"),
+            "BTC",
+            "0.00123456",
+            at(0),
+        ));
+        payouts.push(payout(user, format!("usdt-{index}"), "USDT", "12.5", at(0)));
+        // Long before this quarter: not counted.
+        payouts.push(payout(user, format!("old-{index}"), "BTC", "0.5", at(200)));
+    }
+    payouts.push(payout(&sg_user, "sg-1".into(), "BTC", "0.1", at(0)));
+    let response = app.post(
+        "/v1/payouts",
+        Some(&platform),
+        &json!({ "payouts": payouts }),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+
+    // Monitoring as officers leave it: alerts in cases, one closed with a filed STR.
+    let now_utc = now.format("%Y-%m-%d %H:%M:%S").to_string();
+    let insert_case = |id: &str, user: &str, outcome: Option<&str>| {
+        let (status, outcome, closed) = match outcome {
+            Some(outcome) => ("closed", format!("'{outcome}'"), format!("'{now_utc}'")),
+            None => ("open", "NULL".into(), "NULL".into()),
+        };
+        app.execute_sql(&format!(
+            "INSERT INTO cases (id, jurisdiction, user_id, title, status, outcome, opened_by, \
+             opened_at, closed_by, closed_at, closing_reason) VALUES ('{id}', 'HK', '{user}', \
+             'case', '{status}', {outcome}, 'officer', '{now_utc}', NULL, {closed}, NULL)"
+        ))
+        .unwrap();
+    };
+    insert_case("c-1", &hk_users[0], Some("str_filed"));
+    insert_case("c-2", &hk_users[1], Some("no_action"));
+    insert_case("c-3", &hk_users[2], None);
+    for (n, (rule, user)) in [
+        ("large-withdrawal", &hk_users[0]),
+        ("large-withdrawal", &hk_users[1]),
+        ("structuring", &hk_users[0]),
+        ("large-withdrawal", &sg_user),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let jurisdiction = if *user == &sg_user { "SG" } else { "HK" };
+        app.execute_sql(&format!(
+            "INSERT INTO alerts (id, user_id, jurisdiction, origin, rule_id, rule_version, \
+             severity, action, message, details, detected_by, dedupe_key, status, created_at) \
+             VALUES ('a-{n}', '{user}', '{jurisdiction}', 'rule', '{rule}', 1, 'high', 'hold', \
+             'm', '{{}}', 'daily_batch', 'k-{n}', 'open', '{now_utc}')"
+        ))
+        .unwrap();
+    }
+    hk_users
+}
+
+fn generate(app: &TestApp, jurisdiction: &str, period: &str) -> Value {
+    let officer = app.token(Role::Officer, None, None);
+    let response = app.post(
+        "/v1/reports",
+        Some(&officer),
+        &json!({"kind": "sandbox", "jurisdiction": jurisdiction, "period": period}),
+    );
+    assert_eq!(response.status, 201, "{}", response.body);
+    response.json()
+}
+
+fn download(app: &TestApp, token: &str, report: &Value, name: &str) -> Vec<u8> {
+    let id = report["id"].as_str().unwrap();
+    let response = app.get(&format!("/v1/reports/{id}/files/{name}"), Some(token));
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.bytes
+}
+
+fn sql_count(app: &TestApp, sql: &str) -> String {
+    app.query_text(&format!("SELECT CAST(({sql}) AS TEXT) AS value"))[0].clone()
+}
+
+/// The value of one figure of the report's JSON.
+fn figure(document: &Value, section: &str, metric: &str, breakdown: &str) -> String {
+    document["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["figures"].as_array().unwrap())
+        .find(|f| f["section"] == section && f["metric"] == metric && f["breakdown"] == breakdown)
+        .unwrap_or_else(|| panic!("no figure {section}/{metric}/{breakdown}"))["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn sandbox_figures_equal_independent_sql_counts(app: &TestApp) {
+    seed(app);
+    let quarter = current_quarter();
+    let report = generate(app, "HK", &quarter);
+    let officer = app.token(Role::Officer, None, None);
+    let document: Value = serde_json::from_slice(&download(app, &officer, &report, "report.json"))
+        .expect("report.json is JSON");
+    let (start, end) = (
+        report["period_start"].as_str().unwrap().replace('T', " "),
+        report["period_end"].as_str().unwrap().replace('T', " "),
+    );
+    let hk_payouts = format!(
+        "FROM ledger_entries e JOIN users u ON u.id = e.user_id WHERE e.kind = 'payout' \
+         AND u.residence_jurisdiction = 'HK' AND e.occurred_at >= '{start}' AND e.occurred_at < '{end}'"
+    );
+    assert_eq!(
+        figure(&document, "customers", "users", ""),
+        sql_count(
+            app,
+            "SELECT COUNT(*) FROM users WHERE residence_jurisdiction = 'HK'"
+        )
+    );
+    assert_eq!(figure(&document, "customers", "users", ""), "3");
+    assert_eq!(
+        figure(&document, "customers", "users_by_tier_and_risk", "tier=0"),
+        "3",
+        "nobody has passed KYC"
+    );
+    for asset in ["BTC", "USDT"] {
+        let breakdown = format!("asset={asset}");
+        assert_eq!(
+            figure(&document, "payouts", "count", &breakdown),
+            sql_count(
+                app,
+                &format!("SELECT COUNT(*) {hk_payouts} AND e.asset = '{asset}'")
+            )
+        );
+        let atoms = sql_count(
+            app,
+            &format!("SELECT SUM(e.amount) {hk_payouts} AND e.asset = '{asset}'"),
+        );
+        let scale = if asset == "BTC" { 8 } else { 6 };
+        let volume: rust_decimal::Decimal = figure(&document, "payouts", "volume", &breakdown)
+            .parse()
+            .unwrap();
+        assert_eq!(
+            volume,
+            rust_decimal::Decimal::from_i128_with_scale(atoms.parse().unwrap(), scale)
+        );
+    }
+    assert_eq!(figure(&document, "payouts", "count", "asset=BTC"), "3");
+    assert_eq!(
+        figure(&document, "payouts", "volume", "asset=BTC"),
+        "0.00370368"
+    );
+    // 0.00370368 BTC at 90,000.10 USD = 333.3315704, to the cent.
+    assert_eq!(figure(&document, "payouts", "fmv", "asset=BTC"), "333.33");
+    assert_eq!(figure(&document, "payouts", "unvalued", "asset=BTC"), "0");
+    assert_eq!(
+        figure(&document, "monitoring", "alerts", "rule=large-withdrawal;status=open"),
+        sql_count(
+            app,
+            "SELECT COUNT(*) FROM alerts WHERE jurisdiction = 'HK' AND rule_id = 'large-withdrawal'"
+        )
+    );
+    assert_eq!(
+        figure(
+            &document,
+            "monitoring",
+            "alerts",
+            "rule=large-withdrawal;status=open"
+        ),
+        "2"
+    );
+    assert_eq!(
+        figure(&document, "suspicious_reports", "filed", ""),
+        sql_count(
+            app,
+            "SELECT COUNT(*) FROM cases WHERE jurisdiction = 'HK' AND outcome = 'str_filed'"
+        )
+    );
+    assert_eq!(
+        figure(&document, "monitoring", "cases_open_at_period_end", ""),
+        "1"
+    );
+    assert_eq!(
+        figure(&document, "incidents", "chain", "chain=ledger"),
+        format!(
+            "intact ({} entries)",
+            sql_count(app, "SELECT COUNT(*) FROM ledger_entries")
+        )
+    );
+    assert_eq!(document["provisional"], true, "the quarter has not closed");
+
+    // The canonical data: the JSON's figures, row by row, with the hash the report names.
+    let data = download(app, &officer, &report, "data.csv");
+    assert_eq!(
+        hashgate::crypto::sha256_hex(&data),
+        report["data_sha256"].as_str().unwrap()
+    );
+    let csv_rows = String::from_utf8(data).unwrap().lines().count() - 1;
+    let json_rows: usize = document["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["figures"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(csv_rows, json_rows);
+}
+
+fn a_regulator_reads_its_own_jurisdiction_only(app: &TestApp) {
+    let hk_users = seed(app);
+    let hk_report = generate(app, "HK", &current_quarter());
+    let sg_report = generate(app, "SG", &current_month_singapore());
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+
+    let listed = app.get("/v1/reports", Some(&regulator));
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = listed.json();
+    let jurisdictions: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["jurisdiction"].as_str().unwrap())
+        .collect();
+    assert_eq!(jurisdictions, vec!["HK"]);
+    let hk_id = hk_report["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/reports/{hk_id}"), Some(&regulator))
+            .status,
+        200
+    );
+    let pdf = download(app, &regulator, &hk_report, "report.pdf");
+    assert!(pdf.starts_with(b"%PDF"));
+
+    let sg_id = sg_report["id"].as_str().unwrap();
+    let refused = [
+        ("GET", format!("/v1/reports/{sg_id}")),
+        ("GET", format!("/v1/reports/{sg_id}/files/report.pdf")),
+        ("GET", format!("/v1/reports/{sg_id}/verify")),
+        ("GET", "/v1/reports?jurisdiction=SG".to_string()),
+        ("GET", format!("/v1/users/{}", hk_users[0])),
+        ("GET", format!("/v1/users/{}/balances", hk_users[0])),
+        ("GET", "/v1/audit".to_string()),
+        ("GET", "/v1/kyc/applications".to_string()),
+        ("POST", "/v1/reports".to_string()),
+    ];
+    for (method, path) in &refused {
+        let body = (*method == "POST").then(|| {
+            (
+                "application/json",
+                json!({"kind": "sandbox", "jurisdiction": "HK", "period": current_quarter()})
+                    .to_string()
+                    .into_bytes(),
+            )
+        });
+        let response = app.request(method, path, Some(&regulator), body, &[]);
+        assert_eq!(response.status, 403, "{method} {path}: {}", response.body);
+    }
+    // Every refusal is in the audit log under the regulator's token, with the path it tried.
+    let denied = app.query_text(
+        "SELECT details AS value FROM audit_log WHERE action = 'access.denied' \
+         AND actor_role = 'regulator' ORDER BY seq",
+    );
+    assert_eq!(denied.len(), refused.len(), "{denied:?}");
+    for ((_, path), details) in refused.iter().zip(&denied) {
+        let details: Value = serde_json::from_str(details).unwrap();
+        assert_eq!(details["path"], path.split('?').next().unwrap());
+        assert_eq!(details["jurisdiction"], "HK");
+    }
+    // The download is audited too.
+    let downloads = app.query_text(
+        "SELECT subject_id AS value FROM audit_log WHERE action = 'report.download' \
+         AND actor_role = 'regulator'",
+    );
+    assert_eq!(downloads, vec![hk_id.to_string()]);
+}
+
+fn an_altered_byte_fails_verification(app: &TestApp) {
+    seed(app);
+    let report = generate(app, "HK", &current_quarter());
+    let id = report["id"].as_str().unwrap();
+    let officer = app.token(Role::Officer, None, None);
+
+    // The public key verifies the signature the API lists, independently of the service.
+    let key = app.get("/.well-known/hashgate-signing-key", None).json();
+    assert_eq!(key["key_id"], report["key_id"]);
+    let pdf = download(app, &officer, &report, "report.pdf");
+    let listed = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "report.pdf")
+        .unwrap()
+        .clone();
+    let signature = {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let raw_key: [u8; 32] = engine
+            .decode(key["public_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&raw_key).unwrap();
+        let signature = ed25519_dalek::Signature::from_slice(
+            &engine
+                .decode(listed["signature"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        use ed25519_dalek::Verifier as _;
+        assert!(key.verify(&pdf, &signature).is_ok());
+        let mut altered = pdf.clone();
+        altered[pdf.len() / 2] ^= 1;
+        assert!(key.verify(&altered, &signature).is_err());
+        signature
+    };
+    assert_eq!(signature.to_bytes().len(), 64);
+
+    let check = |bytes: Vec<u8>| {
+        let response = app.request(
+            "POST",
+            &format!("/v1/reports/{id}/verify"),
+            Some(&officer),
+            Some(("application/octet-stream", bytes)),
+            &[],
+        );
+        assert_eq!(response.status, 200, "{}", response.body);
+        response.json()
+    };
+    assert_eq!(check(pdf.clone())["valid"], true);
+    let mut altered = pdf.clone();
+    altered[pdf.len() / 2] ^= 1;
+    let verdict = check(altered.clone());
+    assert_eq!(verdict["valid"], false);
+    assert!(verdict["message"].as_str().unwrap().contains("altered"));
+
+    // The command line, on the original and on the altered copy.
+    let directory = app.directory();
+    std::fs::write(directory.join("good.pdf"), &pdf).unwrap();
+    std::fs::write(directory.join("bad.pdf"), &altered).unwrap();
+    let good = app.command(&["verify-report", "good.pdf"]);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains(id));
+    let bad = app.command(&["verify-report", "bad.pdf"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("FAILED"));
+
+    // The stored report itself: intact, then one byte of its data changed behind the
+    // append-only guard (as an intruder with database access would) fails the re-check.
+    let stored = app
+        .get(&format!("/v1/reports/{id}/verify"), Some(&officer))
+        .json();
+    assert_eq!(stored["valid"], true, "{stored}");
+    let postgres = app.settings.database_url.starts_with("postgres");
+    assert!(
+        app.execute_sql("UPDATE report_files SET sha256 = sha256 WHERE name = 'data.csv'")
+            .is_err(),
+        "stored reports are append-only"
+    );
+    let tamper = if postgres {
+        "ALTER TABLE report_files DISABLE TRIGGER report_files_append_only; \
+         UPDATE report_files SET content = convert_to(replace(convert_from(content, 'UTF8'), \
+         'section', 'sectiom'), 'UTF8') WHERE name = 'data.csv'"
+    } else {
+        "DROP TRIGGER report_files_no_update; UPDATE report_files SET content = \
+         CAST(replace(CAST(content AS TEXT), 'section', 'sectiom') AS BLOB) WHERE name = 'data.csv'"
+    };
+    app.execute_sql(tamper).unwrap();
+    let stored = app
+        .get(&format!("/v1/reports/{id}/verify"), Some(&officer))
+        .json();
+    assert_eq!(stored["valid"], false, "{stored}");
+    assert_eq!(stored["data_matches_report"], false);
+    let data = stored["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "data.csv")
+        .unwrap();
+    assert_eq!(data["sha256_matches"], false);
+    assert_eq!(data["signature_valid"], false);
+}
+
+#[test]
+#[cfg_attr(
+    not(hashgate_pdf_tests),
+    ignore = "PDF suite SKIPPED: pdftotext not found (apt-get install poppler-utils)"
+)]
+fn a_sandbox_report_pdf_reads_back_and_renders() {
+    let app = TestApp::spawn(hashgate::db::Backend::Sqlite);
+    seed(&app);
+    let report = generate(&app, "HK", &current_quarter());
+    let officer = app.token(Role::Officer, None, None);
+    // The PDF, read back by poppler: Chinese (HK's report language), the figures, the hash on
+    // every page; and every page renders.
+    let pdf = download(&app, &officer, &report, "report.pdf");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("沙盒定期报告"), "{text}");
+    assert!(text.contains("挖矿收益发放"));
+    assert!(text.contains("0.00370368"));
+    assert!(text.contains("333.33"));
+    let pages = text
+        .split('\u{c}')
+        .filter(|page| !page.trim().is_empty())
+        .count();
+    assert!(pages >= 1);
+    assert!(
+        text.matches(report["data_sha256"].as_str().unwrap())
+            .count()
+            >= pages,
+        "the data hash is in every footer"
+    );
+    assert!(text.contains(&format!("1 / {pages}")), "page numbers");
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("report.pdf"), &pdf).unwrap();
+    let rendered = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "50", "report.pdf", "page"])
+        .current_dir(directory.path())
+        .output()
+        .expect("run pdftoppm");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let images = std::fs::read_dir(directory.path())
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                == Some("png")
+        })
+        .count();
+    assert_eq!(images, pages);
+}
