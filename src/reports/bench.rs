@@ -82,7 +82,10 @@ fn bench_backend(
         let report = write_transaction(&mut connection, |connection| {
             super::service::generate_sandbox(
                 connection,
-                &signer,
+                super::service::Keys {
+                    signer: &signer,
+                    cipher: &cipher,
+                },
                 super::service::SandboxRequest {
                     jurisdiction: hong_kong,
                     period: super::Period::parse(QUARTER).map_err(anyhow::Error::msg)?,

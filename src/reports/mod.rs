@@ -3,12 +3,14 @@
 //! layout shared by statements and reports.
 
 pub mod bench;
+pub mod goaml;
 pub mod pdf;
 pub mod routes;
 pub mod sandbox;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod xml;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use super::service::{self, SandboxRequest};
+use super::service::{self, Keys, SandboxRequest};
 use super::store::{self, ReportRow};
 use super::Period;
 use crate::audit::NewAuditEntry;
@@ -26,6 +26,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(post_report)),
         )
         .service(web::resource("/v1/reports/{id}").route(web::get().to(get_report)))
+        .service(web::resource("/v1/cases/{id}/str-report").route(web::post().to(post_str_report)))
         .service(
             web::resource("/v1/reports/{id}/verify")
                 .route(web::get().to(get_verification))
@@ -171,18 +172,71 @@ pub async fn post_report(
     let period = Period::parse(&input.period)
         .map_err(|message| AppError::invalid_field("period", "invalid_period", message))?;
     let request = IdempotentRequest::new(&caller, idempotency_key, "POST", "/v1/reports", &input);
-    let signer = state.signer.clone();
+    let (signer, cipher) = (state.signer.clone(), state.cipher.clone());
     let entity = state.reporting_entity.name.clone();
     let basis = state.carbon.location_basis;
     mutation::run(&state.db, request, move |connection| {
         let report = service::generate_sandbox(
             connection,
-            &signer,
+            Keys {
+                signer: &signer,
+                cipher: &cipher,
+            },
             SandboxRequest {
                 jurisdiction: &jurisdiction,
                 period: period.clone(),
                 reporting_entity: &entity,
                 carbon_basis: basis,
+                actor: caller.actor(),
+                request_id: Some(request_id.0.clone()),
+            },
+            crate::db::now(),
+        )?;
+        let view = report_views(connection, vec![report])?;
+        Outcome::new(StatusCode::CREATED, &view[0])
+    })
+    .await
+}
+
+/// Prepare the suspicious transaction report of a case (officers): goAML XML for the FIU, the
+/// case PDF for the file, and the transactions as CSV, signed and stored like every report.
+#[utoipa::path(post, path = "/v1/cases/{id}/str-report", tag = "reports",
+    params(("id" = String, Path)),
+    responses((status = 201, body = ReportView), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_str_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&Role::OFFICERS)?;
+    let case_id = parse_uuid("id", &path)?;
+    let request = IdempotentRequest::new(
+        &caller,
+        idempotency_key,
+        "POST",
+        &format!("/v1/cases/{case_id}/str-report"),
+        &serde_json::Value::Null,
+    );
+    let (signer, cipher) = (state.signer.clone(), state.cipher.clone());
+    let jurisdictions = state.jurisdictions.clone();
+    let entity = state.reporting_entity.clone();
+    let staleness = state.price_staleness;
+    mutation::run(&state.db, request, move |connection| {
+        let report = service::generate_str(
+            connection,
+            Keys {
+                signer: &signer,
+                cipher: &cipher,
+            },
+            service::StrRequest {
+                case_id: &case_id,
+                jurisdictions: &jurisdictions,
+                entity: &entity,
+                staleness,
                 actor: caller.actor(),
                 request_id: Some(request_id.0.clone()),
             },
@@ -283,11 +337,13 @@ pub async fn get_file(
     let (id, name) = path.into_inner();
     let report = readable_report(&state, &caller, parse_uuid("id", &id)?).await?;
     let actor = caller.actor();
-    let file = state
+    let cipher = state.cipher.clone();
+    let (file, content) = state
         .db
         .run_writer(move |connection| {
             crate::db::write_transaction(connection, |connection| {
                 let file = store::find_file(connection, &report.id, &name)?;
+                let content = file.plaintext(&cipher)?;
                 crate::audit::store::append(
                     connection,
                     NewAuditEntry::new(
@@ -299,7 +355,7 @@ pub async fn get_file(
                     )
                     .details(serde_json::json!({"file": file.name, "sha256": file.sha256})),
                 )?;
-                Ok::<_, AppError>(file)
+                Ok::<_, AppError>((file, content))
             })
         })
         .await?;
@@ -313,7 +369,7 @@ pub async fn get_file(
         &file.sha256,
         &format!("{}-{}", file.report_id, file.name),
         disposition,
-        file.content,
+        content,
     );
     // The download carries its own proof: the Ed25519 signature of its bytes.
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&file.signature) {
@@ -337,10 +393,16 @@ pub async fn get_verification(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let report = readable_report(&state, &caller, parse_uuid("id", &path)?).await?;
-    let signer = state.signer.clone();
+    let (signer, cipher) = (state.signer.clone(), state.cipher.clone());
     let verification = state
         .db
-        .run(move |connection| service::verify_stored(connection, &signer, &report))
+        .run(move |connection| {
+            let keys = Keys {
+                signer: &signer,
+                cipher: &cipher,
+            };
+            service::verify_stored(connection, keys, &report)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(verification))
 }

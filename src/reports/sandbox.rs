@@ -20,10 +20,16 @@ pub struct ReportRules {
     /// `en`, or `zh` for Chinese.
     pub language: String,
     pub sections: Vec<Section>,
+    /// Where suspicious transaction reports go, when hashgate prepares them for this
+    /// jurisdiction's FIU.
+    pub goaml: Option<super::goaml::GoamlRules>,
 }
 
 impl ReportRules {
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(goaml) = &self.goaml {
+            goaml.validate()?;
+        }
         if self.regulator.trim().is_empty() {
             return Err("reports.regulator must name the regulator".into());
         }

@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 
 use super::sandbox::{self, PeriodView, SandboxDocument};
 use super::signing::ReportSigner;
-use super::store::{self, FileRow, ReportRow, Scope};
+use super::store::{self, ReportRow, Scope};
 use super::{figures_csv, Period};
 use crate::audit::{Actor, NewAuditEntry};
-use crate::crypto::sha256_hex;
+use crate::crypto::{sha256_hex, FieldCipher};
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::jurisdiction::Jurisdiction;
@@ -18,6 +18,52 @@ use crate::jurisdiction::Jurisdiction;
 pub const PDF: &str = "report.pdf";
 pub const JSON: &str = "report.json";
 pub const DATA: &str = "data.csv";
+pub const GOAML: &str = "str.xml";
+
+/// The keys a stored report needs: the signature's, and the encryption at rest's.
+#[derive(Clone, Copy)]
+pub struct Keys<'a> {
+    pub signer: &'a ReportSigner,
+    pub cipher: &'a FieldCipher,
+}
+
+/// Signs each file, stores the report and its files (encrypted) and audits the generation:
+/// one call inside the caller's transaction.
+fn seal_and_store(
+    connection: &mut DbConnection,
+    keys: Keys,
+    report: &ReportRow,
+    files: Vec<(&str, &str, Vec<u8>)>,
+    (actor, request_id): (Actor, Option<String>),
+) -> Result<(), AppError> {
+    let files: Vec<store::NewFile> = files
+        .into_iter()
+        .map(|(name, content_type, content)| store::NewFile {
+            name: name.into(),
+            content_type: content_type.into(),
+            sha256: sha256_hex(&content),
+            signature: keys.signer.sign(&content),
+            content,
+        })
+        .collect();
+    store::insert_report(connection, keys.cipher, report, &files)?;
+    crate::audit::store::append(
+        connection,
+        NewAuditEntry::new(actor, "report.generate", "report", &report.id, request_id).details(
+            serde_json::json!({
+                "kind": report.kind,
+                "jurisdiction": report.jurisdiction,
+                "period": report.period_label,
+                "data_sha256": report.data_sha256,
+                "files": files
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name, "sha256": f.sha256}))
+                    .collect::<Vec<_>>(),
+            }),
+        ),
+    )?;
+    Ok(())
+}
 
 /// What a sandbox report is made for and by.
 pub struct SandboxRequest<'a> {
@@ -33,7 +79,7 @@ pub struct SandboxRequest<'a> {
 /// entry is written in it too.
 pub fn generate_sandbox(
     connection: &mut DbConnection,
-    signer: &ReportSigner,
+    keys: Keys,
     request: SandboxRequest,
     now: NaiveDateTime,
 ) -> Result<ReportRow, AppError> {
@@ -101,24 +147,11 @@ pub fn generate_sandbox(
         generated_at: now,
         generated_by: request.actor.name.clone(),
         data_sha256: sha256_hex(&data),
-        signing_key_id: signer.key_id(),
+        signing_key_id: keys.signer.key_id(),
         sections: sandbox::sections_of(&figures, &rules.sections, &rules.language),
     };
     let json = serde_json::to_vec_pretty(&document).map_err(AppError::internal)?;
     let pdf = sandbox::render_pdf(&document, jurisdiction.time_zone)?;
-    let file = |name: &str, content_type: &str, content: Vec<u8>| FileRow {
-        report_id: id.clone(),
-        name: name.into(),
-        content_type: content_type.into(),
-        sha256: sha256_hex(&content),
-        signature: signer.sign(&content),
-        content,
-    };
-    let files = vec![
-        file(DATA, "text/csv; charset=utf-8", data),
-        file(JSON, "application/json", json),
-        file(PDF, "application/pdf", pdf),
-    ];
     let report = ReportRow {
         id: id.clone(),
         kind: "sandbox".into(),
@@ -129,27 +162,122 @@ pub fn generate_sandbox(
         language: rules.language.clone(),
         title: document.title(),
         data_sha256: document.data_sha256.clone(),
-        key_id: signer.key_id(),
+        key_id: keys.signer.key_id(),
         generated_by: request.actor.name.clone(),
         generated_at: now,
     };
-    store::insert_report(connection, &report, &files)?;
-    crate::audit::store::append(
+    seal_and_store(
         connection,
-        NewAuditEntry::new(
-            request.actor,
-            "report.generate",
-            "report",
-            &id,
-            request.request_id,
-        )
-        .details(serde_json::json!({
-            "kind": "sandbox",
-            "jurisdiction": jurisdiction.code,
-            "period": request.period.label,
-            "data_sha256": report.data_sha256,
-            "files": files.iter().map(|f| serde_json::json!({"name": f.name, "sha256": f.sha256})).collect::<Vec<_>>(),
-        })),
+        keys,
+        &report,
+        vec![
+            (DATA, "text/csv; charset=utf-8", data),
+            (JSON, "application/json", json),
+            (PDF, "application/pdf", pdf),
+        ],
+        (request.actor, request.request_id),
+    )?;
+    Ok(report)
+}
+
+/// How far before a case was opened its STR reports the subject's transactions.
+const STR_LOOKBACK_DAYS: i64 = 90;
+
+/// What a suspicious transaction report is made for and by.
+pub struct StrRequest<'a> {
+    pub case_id: &'a str,
+    pub jurisdictions: &'a crate::jurisdiction::Jurisdictions,
+    pub entity: &'a crate::config::ReportingEntity,
+    pub staleness: chrono::Duration,
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+/// Generates, signs and stores the STR of a case: goAML XML, the case PDF and the transactions
+/// as CSV, in the caller's transaction.
+pub fn generate_str(
+    connection: &mut DbConnection,
+    keys: Keys,
+    request: StrRequest,
+    now: NaiveDateTime,
+) -> Result<ReportRow, AppError> {
+    let (case, user_id) = store::str_case(connection, request.case_id)?;
+    let jurisdiction = request
+        .jurisdictions
+        .get(&case.jurisdiction)
+        .ok_or_else(|| {
+            AppError::Conflict(format!("case {} names no known jurisdiction", case.id))
+        })?;
+    let rules = jurisdiction
+        .reports
+        .as_ref()
+        .and_then(|reports| reports.goaml.as_ref())
+        .ok_or_else(|| {
+            AppError::Conflict(format!(
+                "{} has no goAML settings (jurisdictions/{}.toml [reports.goaml]): its FIU's \
+                 codes are needed for an STR",
+                jurisdiction.code, jurisdiction.code
+            ))
+        })?;
+    let window = (
+        case.opened_at - chrono::Duration::days(STR_LOOKBACK_DAYS),
+        case.closed_at.unwrap_or(now).max(case.opened_at) + chrono::Duration::seconds(1),
+    );
+    let transactions = store::str_transactions(
+        connection,
+        &user_id,
+        window,
+        &jurisdiction.currency,
+        request.staleness,
+    )?;
+    let subject =
+        crate::kyc::store::identities(connection, keys.cipher, std::slice::from_ref(&user_id))?
+            .remove(&user_id);
+    let reference = crate::users::store::find(connection, keys.cipher, &user_id)?.external_ref;
+    let data = super::goaml::transactions_csv(&transactions).map_err(AppError::internal)?;
+    let data_sha256 = sha256_hex(&data);
+    let id = uuid::Uuid::new_v4().to_string();
+    let document = super::goaml::StrDocument {
+        report_id: &id,
+        case: &case,
+        user_id: &user_id,
+        subject: subject.as_ref(),
+        subject_reference: &reference,
+        transactions: &transactions,
+        window,
+        entity: request.entity,
+        rules,
+        currency: &jurisdiction.currency,
+        generated_at: now,
+        generated_by: &request.actor.name,
+        data_sha256: &data_sha256,
+    };
+    let xml = super::goaml::xml(&document)?;
+    let pdf = super::goaml::pdf(&document, jurisdiction.time_zone)?;
+    let report = ReportRow {
+        id: id.clone(),
+        kind: "str".into(),
+        jurisdiction: jurisdiction.code.clone(),
+        period_label: format!("case {}", case.id),
+        period_start: window.0,
+        period_end: window.1,
+        language: "en".into(),
+        title: format!("Suspicious transaction report — case {}", case.id),
+        data_sha256,
+        key_id: keys.signer.key_id(),
+        generated_by: request.actor.name.clone(),
+        generated_at: now,
+    };
+    seal_and_store(
+        connection,
+        keys,
+        &report,
+        vec![
+            (DATA, "text/csv; charset=utf-8", data),
+            (GOAML, "application/xml", xml),
+            (PDF, "application/pdf", pdf),
+        ],
+        (request.actor, request.request_id),
     )?;
     Ok(report)
 }
@@ -177,22 +305,34 @@ pub struct Verification {
 /// Re-checks every stored file of a report: a changed byte anywhere fails it.
 pub fn verify_stored(
     connection: &mut DbConnection,
-    signer: &ReportSigner,
+    keys: Keys,
     report: &ReportRow,
 ) -> Result<Verification, AppError> {
     let files = store::files_of(connection, &report.id)?;
+    let mut data_matches_report = false;
     let checks: Vec<FileCheck> = files
         .iter()
-        .map(|file| FileCheck {
-            name: file.name.clone(),
-            sha256: file.sha256.clone(),
-            sha256_matches: sha256_hex(&file.content) == file.sha256,
-            signature_valid: signer.verifies(&file.content, &file.signature),
+        .map(|file| {
+            // A stored file that no longer decrypts was changed: it fails both checks.
+            let content = file.plaintext(keys.cipher).ok();
+            let sha256_matches = content
+                .as_ref()
+                .is_some_and(|bytes| sha256_hex(bytes) == file.sha256);
+            if file.name == DATA {
+                data_matches_report = content
+                    .as_ref()
+                    .is_some_and(|bytes| sha256_hex(bytes) == report.data_sha256);
+            }
+            FileCheck {
+                name: file.name.clone(),
+                sha256: file.sha256.clone(),
+                sha256_matches,
+                signature_valid: content
+                    .as_ref()
+                    .is_some_and(|bytes| keys.signer.verifies(bytes, &file.signature)),
+            }
         })
         .collect();
-    let data_matches_report = files
-        .iter()
-        .any(|file| file.name == DATA && sha256_hex(&file.content) == report.data_sha256);
     Ok(Verification {
         report_id: report.id.clone(),
         valid: !checks.is_empty()
@@ -200,7 +340,7 @@ pub fn verify_stored(
             && checks
                 .iter()
                 .all(|check| check.sha256_matches && check.signature_valid),
-        key_id: signer.key_id(),
+        key_id: keys.signer.key_id(),
         files: checks,
         data_matches_report,
     })

@@ -11,6 +11,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use super::sandbox::Section;
 use super::Figure;
 use crate::chain::Verification;
+use crate::crypto::FieldCipher;
 use crate::db::schema::{
     alerts, cases, email_outbox, kyc_applications, kyc_profiles, ledger_entries, orders,
     report_files, reports, screening_hits, screenings, users, webhook_outbox, withdrawals,
@@ -538,6 +539,7 @@ pub struct ReportRow {
     pub generated_at: NaiveDateTime,
 }
 
+/// A stored file: its content encrypted at rest.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = report_files)]
 pub struct FileRow {
@@ -549,18 +551,58 @@ pub struct FileRow {
     pub signature: String,
 }
 
+impl FileRow {
+    /// The file's bytes; a stored file that no longer decrypts was changed behind the
+    /// append-only guard, and is refused rather than served.
+    pub fn plaintext(&self, cipher: &FieldCipher) -> Result<Vec<u8>, AppError> {
+        cipher
+            .decrypt_bytes(&self.content, &file_context(&self.report_id, &self.name))
+            .map_err(|_| {
+                AppError::Conflict(format!(
+                    "the stored {} of report {} fails its integrity check (GET /v1/reports/{}/verify)",
+                    self.name, self.report_id, self.report_id
+                ))
+            })
+    }
+}
+
+/// A file to store, in plain bytes, with its hash and signature.
+pub struct NewFile {
+    pub name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+    pub sha256: String,
+    pub signature: String,
+}
+
+/// Binds a file's ciphertext to its report and name: it cannot be moved to another.
+fn file_context(report_id: &str, name: &str) -> String {
+    format!("report_file:{report_id}:{name}")
+}
+
 pub fn insert_report(
     connection: &mut DbConnection,
+    cipher: &FieldCipher,
     report: &ReportRow,
-    files: &[FileRow],
+    files: &[NewFile],
 ) -> Result<(), AppError> {
     diesel::insert_into(reports::table)
         .values(report)
         .execute(connection)?;
     // One row at a time: batch inserts differ between the two backends.
     for file in files {
+        let content = cipher
+            .encrypt_bytes(&file.content, &file_context(&report.id, &file.name))
+            .map_err(AppError::internal)?;
         diesel::insert_into(report_files::table)
-            .values(file)
+            .values(FileRow {
+                report_id: report.id.clone(),
+                name: file.name.clone(),
+                content_type: file.content_type.clone(),
+                content,
+                sha256: file.sha256.clone(),
+                signature: file.signature.clone(),
+            })
             .execute(connection)?;
     }
     Ok(())
@@ -645,4 +687,211 @@ pub fn files_with_hash(
         .filter(report_files::sha256.eq(sha256))
         .select(FileRow::as_select())
         .load(connection)?)
+}
+
+// ---- suspicious transaction reports ----
+
+/// A case with its alerts and notes, and the user it is about.
+pub fn str_case(
+    connection: &mut DbConnection,
+    id: &str,
+) -> Result<(super::goaml::StrCase, String), AppError> {
+    use super::goaml::{CaseAlert, CaseNote, StrCase};
+    use crate::db::schema::case_notes;
+    type CaseColumns = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        NaiveDateTime,
+        Option<String>,
+        Option<NaiveDateTime>,
+        Option<String>,
+    );
+    let row: Option<CaseColumns> = cases::table
+        .find(id)
+        .select((
+            cases::id,
+            cases::jurisdiction,
+            cases::user_id,
+            cases::title,
+            cases::status,
+            cases::outcome,
+            cases::opened_by,
+            cases::opened_at,
+            cases::closed_by,
+            cases::closed_at,
+            cases::closing_reason,
+        ))
+        .first(connection)
+        .optional()?;
+    let Some((
+        id,
+        jurisdiction,
+        user_id,
+        title,
+        status,
+        outcome,
+        opened_by,
+        opened_at,
+        closed_by,
+        closed_at,
+        closing_reason,
+    )) = row
+    else {
+        return Err(AppError::NotFound(format!("no case {id}")));
+    };
+    let alerts = alerts::table
+        .filter(alerts::case_id.eq(&id))
+        .order((alerts::created_at, alerts::id))
+        .select((
+            alerts::origin,
+            alerts::rule_id,
+            alerts::severity,
+            alerts::message,
+            alerts::created_at,
+        ))
+        .load::<(String, Option<String>, String, String, NaiveDateTime)>(connection)?
+        .into_iter()
+        .map(|(origin, rule, severity, message, created_at)| CaseAlert {
+            rule: rule.unwrap_or(origin),
+            severity,
+            message,
+            created_at,
+        })
+        .collect();
+    let notes = case_notes::table
+        .filter(case_notes::case_id.eq(&id))
+        .order((case_notes::created_at, case_notes::id))
+        .select((
+            case_notes::kind,
+            case_notes::body,
+            case_notes::author,
+            case_notes::file_name,
+            case_notes::created_at,
+        ))
+        .load::<(String, String, String, Option<String>, NaiveDateTime)>(connection)?
+        .into_iter()
+        .map(|(kind, body, author, file_name, created_at)| CaseNote {
+            kind,
+            body,
+            author,
+            file_name,
+            created_at,
+        })
+        .collect();
+    Ok((
+        StrCase {
+            id,
+            jurisdiction,
+            title,
+            status,
+            outcome,
+            opened_by,
+            opened_at,
+            closed_by,
+            closed_at,
+            closing_reason,
+            alerts,
+            notes,
+        },
+        user_id,
+    ))
+}
+
+/// The user's ledger entries in `[from, to)`, each valued in `currency` at its time (the
+/// payout's FMV at the USD rate of that moment; a withdrawal at the rate its decision used),
+/// with a withdrawal's destination wallet.
+pub fn str_transactions(
+    connection: &mut DbConnection,
+    user_id: &str,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    currency: &str,
+    staleness: chrono::Duration,
+) -> Result<Vec<super::goaml::StrTransaction>, AppError> {
+    type EntryColumns = (
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        NaiveDateTime,
+        Option<String>,
+    );
+    let assets = crate::ledger::store::load_assets(connection)?;
+    let entries: Vec<EntryColumns> = ledger_entries::table
+        .filter(ledger_entries::user_id.eq(user_id))
+        .filter(ledger_entries::occurred_at.ge(from))
+        .filter(ledger_entries::occurred_at.lt(to))
+        .order(ledger_entries::seq)
+        .select((
+            ledger_entries::seq,
+            ledger_entries::transaction_id,
+            ledger_entries::kind,
+            ledger_entries::asset,
+            ledger_entries::amount,
+            ledger_entries::occurred_at,
+            ledger_entries::fmv_usd,
+        ))
+        .load(connection)?;
+    let held: BTreeMap<i64, (String, String, Option<i64>, String)> = withdrawals::table
+        .filter(withdrawals::user_id.eq(user_id))
+        .filter(withdrawals::hold_seq.is_not_null())
+        .select((
+            withdrawals::hold_seq,
+            withdrawals::address,
+            withdrawals::network,
+            withdrawals::amount_local,
+            withdrawals::currency,
+        ))
+        .load::<(Option<i64>, String, String, Option<i64>, String)>(connection)?
+        .into_iter()
+        .filter_map(|(seq, address, network, local, currency)| {
+            Some((seq?, (address, network, local, currency)))
+        })
+        .collect();
+    let mut transactions = Vec::with_capacity(entries.len());
+    for (seq, transaction_id, kind, asset, amount, occurred_at, fmv_usd) in entries {
+        let withdrawal = held.get(&seq);
+        let amount_local = match withdrawal {
+            Some((_, _, Some(atoms), code)) if code == currency => {
+                Some(in_units(&assets, code, i128::from(*atoms)))
+            }
+            _ => match fmv_usd
+                .as_deref()
+                .and_then(|text| text.parse::<Decimal>().ok())
+            {
+                Some(usd) => crate::ledger::store::current_rate(
+                    connection,
+                    "USD",
+                    currency,
+                    occurred_at,
+                    staleness,
+                )?
+                .map(|(rate, _)| {
+                    let mut value = (usd * rate)
+                        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+                    value.rescale(2);
+                    value.to_string()
+                }),
+                None => None,
+            },
+        };
+        transactions.push(super::goaml::StrTransaction {
+            seq,
+            transaction_id,
+            kind,
+            amount: in_units(&assets, &asset, i128::from(amount)),
+            asset,
+            occurred_at,
+            fmv_usd,
+            amount_local,
+            counterparty_address: withdrawal.map(|w| w.0.clone()),
+            counterparty_network: withdrawal.map(|w| w.1.clone()),
+        });
+    }
+    Ok(transactions)
 }

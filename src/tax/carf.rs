@@ -8,7 +8,7 @@ use std::io::Write;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesDecl, Event};
 use rust_decimal::Decimal;
 
 use super::rules::RoundingRule;
@@ -18,8 +18,8 @@ use crate::db::schema::{ledger_entries, users};
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::jurisdiction::Jurisdiction;
-use crate::kyc::application::PersonalData;
 use crate::ledger::{store as ledger, EntryKind, PricePoint, Valuation};
+use crate::reports::xml::{end, io, leaf, name_parts, start, XmlWriter};
 
 /// Users whose identities are read at once.
 const USERS_PER_PAGE: usize = 200;
@@ -49,57 +49,6 @@ pub struct CarfRequest<'a> {
     pub now: NaiveDateTime,
     /// `OECD1` (new data) in production, `OECD11` for test files.
     pub test: bool,
-}
-
-type XmlWriter<W> = quick_xml::Writer<W>;
-
-fn io(error: std::io::Error) -> AppError {
-    AppError::internal(error)
-}
-
-fn start<W: Write>(
-    writer: &mut XmlWriter<W>,
-    name: &str,
-    attributes: &[(&str, &str)],
-) -> Result<(), AppError> {
-    let element = BytesStart::new(name).with_attributes(attributes.iter().copied());
-    writer.write_event(Event::Start(element)).map_err(io)
-}
-
-fn end<W: Write>(writer: &mut XmlWriter<W>, name: &str) -> Result<(), AppError> {
-    writer
-        .write_event(Event::End(BytesEnd::new(name)))
-        .map_err(io)
-}
-
-fn leaf<W: Write>(
-    writer: &mut XmlWriter<W>,
-    name: &str,
-    attributes: &[(&str, &str)],
-    text: &str,
-) -> Result<(), AppError> {
-    start(writer, name, attributes)?;
-    writer
-        .write_event(Event::Text(BytesText::new(text)))
-        .map_err(io)?;
-    end(writer, name)
-}
-
-/// A person's name as CARF wants it: first and last. A name in Chinese characters (no spaces)
-/// has the family name first: its first character; other names split at the last space.
-fn name_parts(data: &PersonalData) -> (String, String) {
-    let name = data.legal_name.trim();
-    if let Some((first, last)) = name.rsplit_once(' ') {
-        return (first.trim().to_string(), last.to_string());
-    }
-    let mut characters = name.chars();
-    match (characters.next(), characters.as_str()) {
-        (Some(family), given) if !given.is_empty() && !family.is_ascii() => {
-            (given.to_string(), family.to_string())
-        }
-        // One word only: OECD's "no first name" marker.
-        _ => ("NFN".to_string(), name.to_string()),
-    }
 }
 
 fn doc_spec<W: Write>(
@@ -368,7 +317,7 @@ pub fn export<W: Write>(
                 "NOTIN",
             )?;
             let (first_name, last_name) = match identity {
-                Some(data) => name_parts(data),
+                Some(data) => name_parts(&data.legal_name),
                 None => ("NFN".to_string(), user.external_ref.clone()),
             };
             start(&mut writer, "Name", &[])?;
@@ -452,7 +401,7 @@ fn write_address<W: Write>(
 mod tests {
     use super::*;
 
-    fn person(legal: &str, latin: Option<&str>) -> PersonalData {
+    fn person(legal: &str, latin: Option<&str>) -> crate::kyc::application::PersonalData {
         serde_json::from_value(serde_json::json!({
             "legal_name": legal, "latin_name": latin, "date_of_birth": "1990-01-01",
             "nationality": "CN", "residence": "CN"
@@ -463,19 +412,19 @@ mod tests {
     #[test]
     fn names_split_into_first_and_last() {
         assert_eq!(
-            name_parts(&person("Seán O'Brien", None)),
+            name_parts(&person("Seán O'Brien", None).legal_name),
             ("Seán".to_string(), "O'Brien".to_string())
         );
         assert_eq!(
-            name_parts(&person("张伟", None)),
+            name_parts(&person("张伟", None).legal_name),
             ("伟".to_string(), "张".to_string())
         );
         assert_eq!(
-            name_parts(&person("张伟", Some("Zhang Wei"))),
+            name_parts(&person("张伟", Some("Zhang Wei")).legal_name),
             ("伟".to_string(), "张".to_string())
         );
         assert_eq!(
-            name_parts(&person("Madonna", None)),
+            name_parts(&person("Madonna", None).legal_name),
             ("NFN".to_string(), "Madonna".to_string())
         );
     }

@@ -13,6 +13,7 @@ backend_tests!(
     sandbox_figures_equal_independent_sql_counts,
     a_regulator_reads_its_own_jurisdiction_only,
     an_altered_byte_fails_verification,
+    a_case_str_names_the_subject_and_the_ledger_transactions,
 );
 
 /// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
@@ -421,13 +422,15 @@ fn an_altered_byte_fails_verification(app: &TestApp) {
             .is_err(),
         "stored reports are append-only"
     );
+    // Files are encrypted at rest: one byte of the stored ciphertext changes.
     let tamper = if postgres {
         "ALTER TABLE report_files DISABLE TRIGGER report_files_append_only; \
-         UPDATE report_files SET content = convert_to(replace(convert_from(content, 'UTF8'), \
-         'section', 'sectiom'), 'UTF8') WHERE name = 'data.csv'"
+         UPDATE report_files SET content = set_byte(content, 20, (get_byte(content, 20) + 1) % 256) \
+         WHERE name = 'data.csv'"
     } else {
         "DROP TRIGGER report_files_no_update; UPDATE report_files SET content = \
-         CAST(replace(CAST(content AS TEXT), 'section', 'sectiom') AS BLOB) WHERE name = 'data.csv'"
+         CAST(substr(content, 1, 20) || CASE WHEN substr(content, 21, 1) = X'00' THEN X'01' \
+         ELSE X'00' END || substr(content, 22) AS BLOB) WHERE name = 'data.csv'"
     };
     app.execute_sql(tamper).unwrap();
     let stored = app
@@ -500,4 +503,152 @@ fn a_sandbox_report_pdf_reads_back_and_renders() {
         })
         .count();
     assert_eq!(images, pages);
+}
+
+/// A closed case on the first HK user (who applied for KYC), with two alerts and a note;
+/// returns (case id, user id).
+fn str_case(app: &TestApp) -> (String, String) {
+    let hk_users = seed(app);
+    let user = hk_users[0].clone();
+    let token = app.token(Role::User, None, Some(&user));
+    let application = json!({
+        "target_tier": 2,
+        "personal_data": crate::kyc::personal_data("Tai Man Chan", "HK", "HK"),
+    });
+    let (content_type, body) = crate::kyc::multipart(&application, &crate::kyc::tier2_documents());
+    let submitted = app.request(
+        "POST",
+        "/v1/kyc/applications",
+        Some(&token),
+        Some((&content_type, body)),
+        &[],
+    );
+    assert_eq!(submitted.status, 201, "{}", submitted.body);
+    let case = uuid::Uuid::new_v4().to_string();
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
+    app.execute_sql(&format!(
+        "INSERT INTO cases (id, jurisdiction, user_id, title, status, outcome, opened_by, \
+         opened_at, closed_by, closed_at, closing_reason) VALUES ('{case}', 'HK', '{user}', \
+         'Payouts withdrawn within hours', 'closed', 'str_filed', 'officer-1', '{now}', \
+         'officer-2', '{now}', 'Pattern consistent with layering; STR filed')"
+    ))
+    .unwrap();
+    app.execute_sql(&format!(
+        "UPDATE alerts SET case_id = '{case}', status = 'in_case' WHERE user_id = '{user}'"
+    ))
+    .unwrap();
+    app.execute_sql(&format!(
+        "INSERT INTO case_notes (id, case_id, kind, body, author, created_at) VALUES \
+         ('{}', '{case}', 'note', 'Called the customer; no explanation given', 'officer-1', '{now}')",
+        uuid::Uuid::new_v4()
+    ))
+    .unwrap();
+    (case, user)
+}
+
+fn a_case_str_names_the_subject_and_the_ledger_transactions(app: &TestApp) {
+    let (case, user) = str_case(app);
+    let officer = app.token(Role::Officer, None, None);
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+    let path = format!("/v1/cases/{case}/str-report");
+    assert_eq!(app.post(&path, Some(&regulator), &json!({})).status, 403);
+    let response = app.post(&path, Some(&officer), &json!({}));
+    assert_eq!(response.status, 201, "{}", response.body);
+    let report = response.json();
+    assert_eq!(report["kind"], "str");
+    let names: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["data.csv", "report.pdf", "str.xml"]);
+
+    let xml = String::from_utf8(download(app, &officer, &report, "str.xml")).unwrap();
+    assert!(xml.contains("<report_code>STR</report_code>"));
+    assert!(xml.contains("<first_name>Tai Man</first_name>"), "{xml}");
+    assert!(xml.contains("<last_name>Chan</last_name>"));
+    assert!(xml.contains("<id_number>K1234567</id_number>"));
+    assert!(xml.contains("Payouts withdrawn within hours"));
+    assert!(xml.contains("large-withdrawal") && xml.contains("structuring"));
+    // One <transaction> per ledger entry of the subject in the window (the old payout, 200
+    // days back, is outside the 90 days before the case).
+    let (start, end) = (
+        report["period_start"].as_str().unwrap().replace('T', " "),
+        report["period_end"].as_str().unwrap().replace('T', " "),
+    );
+    let entries = sql_count(
+        app,
+        &format!(
+            "SELECT COUNT(*) FROM ledger_entries WHERE user_id = '{user}' \
+             AND occurred_at >= '{start}' AND occurred_at < '{end}'"
+        ),
+    );
+    assert_eq!(xml.matches("<transaction>").count().to_string(), entries);
+    assert_eq!(entries, "2");
+    // The payouts are valued in HKD when a USD→HKD rate exists; here none does: flagged.
+    assert!(xml.contains("no usable price") || xml.contains("<amount_local>"));
+
+    // The subject's identity is in the stored files only encrypted.
+    let plaintext_hits = if app.settings.database_url.starts_with("postgres") {
+        sql_count(
+            app,
+            "SELECT COUNT(*) FROM report_files WHERE position(convert_to('K1234567', 'UTF8') in content) > 0",
+        )
+    } else {
+        sql_count(
+            app,
+            "SELECT COUNT(*) FROM report_files WHERE instr(content, CAST('K1234567' AS BLOB)) > 0",
+        )
+    };
+    assert_eq!(plaintext_hits, "0");
+    // Generating it is audited with the file hashes.
+    let audited = app.query_text(&format!(
+        "SELECT details AS value FROM audit_log WHERE action = 'report.generate' AND subject_id = '{}'",
+        report["id"].as_str().unwrap()
+    ));
+    assert_eq!(audited.len(), 1);
+    assert!(audited[0].contains("str.xml"));
+}
+
+#[test]
+#[cfg_attr(
+    not(all(hashgate_xml_tests, hashgate_pdf_tests)),
+    ignore = "XML/PDF suite SKIPPED: xmllint or pdftotext not found (apt-get install libxml2-utils poppler-utils)"
+)]
+fn a_case_str_validates_against_the_goaml_schema_and_its_pdf_reads_back() {
+    let app = TestApp::spawn(hashgate::db::Backend::Sqlite);
+    let (case, _) = str_case(&app);
+    let officer = app.token(Role::Officer, None, None);
+    let report = app
+        .post(
+            &format!("/v1/cases/{case}/str-report"),
+            Some(&officer),
+            &json!({}),
+        )
+        .json();
+    let xml = download(&app, &officer, &report, "str.xml");
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("str.xml");
+    std::fs::write(&file, &xml).unwrap();
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/schemas/goaml/5.0.1-generic/goAMLSchema.xsd"
+    );
+    let validated = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema", schema])
+        .arg(&file)
+        .output()
+        .expect("run xmllint");
+    assert!(
+        validated.status.success(),
+        "goAML 5.0.1: {}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    let text = pdf_text(&download(&app, &officer, &report, "report.pdf"));
+    assert!(text.contains("Suspicious transaction report"));
+    assert!(text.contains("Tai Man Chan"));
+    assert!(text.contains("Called the customer; no explanation given"));
+    assert!(text.contains("Pattern consistent with layering"));
+    assert!(text.contains(report["data_sha256"].as_str().unwrap()));
 }

@@ -3,11 +3,13 @@
 -- signature of its bytes.
 CREATE TABLE reports (
     id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('sandbox')),
-    -- The jurisdiction whose regulator receives it.
+    -- `sandbox`: a periodic report; `str`: a suspicious transaction report on a case.
+    kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'str')),
+    -- The jurisdiction whose regulator (or FIU) receives it.
     jurisdiction TEXT NOT NULL,
+    -- A period (2026-Q3) or, for an STR, the case.
     period_label TEXT NOT NULL,
-    -- The period's bounds in UTC, [start, end).
+    -- The period's (or the transactions window's) bounds in UTC, [start, end).
     period_start TIMESTAMP NOT NULL,
     period_end TIMESTAMP NOT NULL,
     language TEXT NOT NULL,
@@ -26,7 +28,9 @@ CREATE TABLE report_files (
     report_id TEXT NOT NULL REFERENCES reports (id),
     name TEXT NOT NULL,
     content_type TEXT NOT NULL,
+    -- Encrypted at rest (AES-256-GCM, the personal-data key): an STR names its subject.
     content BLOB NOT NULL,
+    -- Of the plaintext: what a recipient hashes.
     sha256 TEXT NOT NULL,
     signature TEXT NOT NULL,
     PRIMARY KEY (report_id, name)
