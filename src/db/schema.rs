@@ -626,7 +626,7 @@ diesel::table! {
     reports (id) {
         id -> Text,
         kind -> Text,
-        jurisdiction -> Text,
+        jurisdiction -> Nullable<Text>,
         period_label -> Text,
         period_start -> Timestamp,
         period_end -> Timestamp,

@@ -92,6 +92,7 @@ use utoipa::{Modify, OpenApi};
         crate::carbon::routes::get_public_footprint,
         crate::reports::routes::post_report,
         crate::reports::routes::post_str_report,
+        crate::reports::routes::post_integrity_report,
         crate::reports::routes::list_reports,
         crate::reports::routes::get_report,
         crate::reports::routes::get_file,

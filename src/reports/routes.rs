@@ -28,6 +28,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v1/reports/{id}").route(web::get().to(get_report)))
         .service(web::resource("/v1/cases/{id}/str-report").route(web::post().to(post_str_report)))
         .service(
+            web::resource("/v1/ledger/integrity-reports")
+                .route(web::post().to(post_integrity_report)),
+        )
+        .service(
             web::resource("/v1/reports/{id}/verify")
                 .route(web::get().to(get_verification))
                 .route(web::post().to(post_verification)),
@@ -73,7 +77,8 @@ pub struct FileView {
 pub struct ReportView {
     pub id: String,
     pub kind: String,
-    pub jurisdiction: String,
+    /// None for platform-wide evidence (the ledger integrity report).
+    pub jurisdiction: Option<String>,
     pub period: String,
     #[schema(value_type = String, format = DateTime)]
     pub period_start: chrono::NaiveDateTime,
@@ -125,10 +130,13 @@ fn report_views(
         .collect())
 }
 
-/// 403 unless the caller may read reports of `jurisdiction`.
-fn require_reader(caller: &Caller, jurisdiction: &str) -> Result<(), AppError> {
+/// 403 unless the caller may read reports of `jurisdiction` (a regulator: only their own;
+/// platform-wide reports are for staff).
+fn require_reader(caller: &Caller, jurisdiction: Option<&str>) -> Result<(), AppError> {
     caller.require(READERS)?;
-    if caller.role == Role::Regulator && caller.jurisdiction.as_deref() != Some(jurisdiction) {
+    if caller.role == Role::Regulator
+        && (jurisdiction.is_none() || caller.jurisdiction.as_deref() != jurisdiction)
+    {
         return Err(AppError::Forbidden(format!(
             "this regulator token reads reports of {} only",
             caller.jurisdiction.as_deref().unwrap_or("no jurisdiction")
@@ -248,6 +256,57 @@ pub async fn post_str_report(
     .await
 }
 
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityInput {
+    /// The first entry covered (default 1).
+    #[validate(range(min = 1))]
+    pub from_seq: Option<i64>,
+    /// The last entry covered (default: the head).
+    #[validate(range(min = 1))]
+    pub to_seq: Option<i64>,
+}
+
+/// Generate the ledger integrity report (officers, admin): the hash chain verified from the
+/// first entry to the head, the root hash of the range, counts and totals per asset and kind.
+#[utoipa::path(post, path = "/v1/ledger/integrity-reports", tag = "reports",
+    request_body = IntegrityInput,
+    responses((status = 201, body = ReportView), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_integrity_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(GENERATORS)?;
+    let input: IntegrityInput = body.parse()?;
+    let request = IdempotentRequest::new(
+        &caller,
+        idempotency_key,
+        "POST",
+        "/v1/ledger/integrity-reports",
+        &input,
+    );
+    let (signer, cipher) = (state.signer.clone(), state.cipher.clone());
+    mutation::run(&state.db, request, move |connection| {
+        let report = service::generate_ledger_integrity(
+            connection,
+            Keys {
+                signer: &signer,
+                cipher: &cipher,
+            },
+            (input.from_seq, input.to_seq),
+            (caller.actor(), Some(request_id.0.clone())),
+            crate::db::now(),
+        )?;
+        let view = report_views(connection, vec![report])?;
+        Outcome::new(StatusCode::CREATED, &view[0])
+    })
+    .await
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -272,7 +331,7 @@ pub async fn list_reports(
     // A regulator lists their own jurisdiction; asking for another is refused, not narrowed.
     let jurisdiction = match (&caller.role, query.jurisdiction) {
         (Role::Regulator, Some(code)) => {
-            require_reader(&caller, &code)?;
+            require_reader(&caller, Some(&code))?;
             Some(code)
         }
         (Role::Regulator, None) => caller.jurisdiction.clone(),
@@ -298,7 +357,7 @@ async fn readable_report(
         .db
         .run(move |connection| store::find_report(connection, &id))
         .await?;
-    require_reader(caller, &report.jurisdiction)?;
+    require_reader(caller, report.jurisdiction.as_deref())?;
     Ok(report)
 }
 

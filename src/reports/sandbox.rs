@@ -136,6 +136,11 @@ fn metric_label(metric: &str, language: &str) -> String {
         "emissions" => ("Emissions", "排放"),
         "outbox_failing" => ("Deliveries failing", "投递失败"),
         "chain" => ("Hash chain verification", "哈希链校验"),
+        "head" => ("Chain head", "链头"),
+        "range" => ("Entries covered", "覆盖条目"),
+        "anchor_hash" => ("Hash before the range", "范围前哈希"),
+        "root_hash" => ("Root hash (last entry of the range)", "根哈希"),
+        "entries" => ("Entries", "条目"),
         other => (other, other),
     };
     if language == "zh" { zh } else { en }.to_string()
@@ -215,19 +220,110 @@ pub fn sections_of(figures: &[Figure], sections: &[Section], language: &str) -> 
         .collect()
 }
 
-/// The PDF: a cover block, one table per section, and on every page the period, the data hash
-/// and "page n of N".
+/// A document of figures: a cover of label–value pairs and notes, then one table per section;
+/// on every page a running header and a footer with the scope, the data hash and "page n of N".
+pub(crate) struct FiguresPdf {
+    pub title: String,
+    pub language: String,
+    pub cover: Vec<(String, String)>,
+    pub notes: Vec<String>,
+    pub sections: Vec<(String, Vec<Figure>)>,
+    pub header: String,
+    /// What the report covers, printed in every footer.
+    pub scope: String,
+    pub data_sha256: String,
+    pub confidential: String,
+    pub author: String,
+    pub subject: String,
+    pub dated: i64,
+}
+
+pub(crate) fn figures_pdf(document: FiguresPdf) -> Result<Vec<u8>, AppError> {
+    let zh = document.language == "zh";
+    let l = |en: &str, zh_text: &str| if zh { zh_text } else { en }.to_string();
+    let mut layout = Layout::new(&document.title)?;
+    layout.paragraph(&document.title, 15.0);
+    layout.space(2.0);
+    layout.pairs(&document.cover, 9.0);
+    for note in &document.notes {
+        layout.paragraph(note, 8.0);
+    }
+    let columns = [
+        Column::left(l("Figure", "指标"), 62.0),
+        Column::left(l("Breakdown", "细分"), 62.0),
+        Column::right(l("Value", "数值"), 32.0),
+        Column::left(l("Unit", "单位"), 22.0),
+    ];
+    for (title, figures) in &document.sections {
+        layout.heading(title);
+        let rows: Vec<Vec<String>> = figures
+            .iter()
+            .map(|figure| {
+                vec![
+                    metric_label(&figure.metric, &document.language),
+                    figure.breakdown.replace(';', ", "),
+                    figure.value.clone(),
+                    figure.unit.clone(),
+                ]
+            })
+            .collect();
+        layout.table(&columns, &rows, 8.5, &l("No records", "无记录"));
+    }
+    let hash = format!(
+        "{} {}",
+        l("Data SHA-256", "数据SHA-256"),
+        document.data_sha256
+    );
+    let (confidential, scope) = (&document.confidential, &document.scope);
+    Ok(layout.finish(
+        Metadata {
+            title: document.title.clone(),
+            subject: document.subject.clone(),
+            author: document.author.clone(),
+            identifier: document.data_sha256.clone(),
+            dated: document.dated,
+            language: document.language.clone(),
+        },
+        &document.header,
+        |page, total| {
+            vec![
+                format!(
+                    "{confidential} · {scope} · {} {page} / {total}",
+                    l("Page", "页")
+                ),
+                hash.clone(),
+            ]
+        },
+    ))
+}
+
+/// The sandbox report's PDF: its cover names the regulator, the period in local time and UTC,
+/// the generator and the key.
 pub fn render_pdf(document: &SandboxDocument, zone: chrono_tz::Tz) -> Result<Vec<u8>, AppError> {
     let zh = document.language == "zh";
     let l = |en: &str, zh_text: &str| if zh { zh_text } else { en }.to_string();
-    let title = document.title();
-    let mut layout = Layout::new(&title)?;
-    layout.paragraph(&title, 15.0);
-    layout.space(2.0);
     let local = |at: NaiveDateTime| zone.from_utc_datetime(&at).format("%Y-%m-%d %H:%M:%S %:z");
     let period = &document.period;
-    layout.pairs(
-        &[
+    let mut notes = Vec::new();
+    if document.provisional {
+        notes.push(l(
+            "PROVISIONAL: generated before the period closed; the figures may still change.",
+            "临时报告：于报告期结束前生成，数字可能仍会变化。",
+        ));
+    }
+    notes.push(l(
+        "Every figure below is a row of data.csv, published with this report; its SHA-256 is \
+         printed above and in every footer. The PDF and data.csv are signed with the \
+         platform's Ed25519 key (GET /.well-known/hashgate-signing-key); verify a copy with \
+         `hashgate verify-report FILE` or GET /v1/reports/{id}/verify.",
+        "下列每个数字都是随本报告发布的 data.csv 中的一行；其 SHA-256 打印于上方及每页页脚。\
+         PDF 与 data.csv 均以平台的 Ed25519 密钥签名（GET /.well-known/hashgate-signing-key）；\
+         可用 `hashgate verify-report FILE` 或 GET /v1/reports/{id}/verify 校验副本。",
+    ));
+    figures_pdf(FiguresPdf {
+        title: document.title(),
+        language: document.language.clone(),
+        cover: vec![
             (l("Regulator", "监管机构"), document.regulator.clone()),
             (
                 l("Reporting entity", "报告主体"),
@@ -268,91 +364,32 @@ pub fn render_pdf(document: &SandboxDocument, zone: chrono_tz::Tz) -> Result<Vec
                 format!("Ed25519 {}", document.signing_key_id),
             ),
         ],
-        9.0,
-    );
-    if document.provisional {
-        layout.paragraph(
-            &l(
-                "PROVISIONAL: generated before the period closed; the figures may still change.",
-                "临时报告：于报告期结束前生成，数字可能仍会变化。",
-            ),
-            9.0,
-        );
-    }
-    layout.paragraph(
-        &l(
-            "Every figure below is a row of data.csv, published with this report; its SHA-256 is \
-             printed above and in every footer. The PDF and data.csv are signed with the \
-             platform's Ed25519 key (GET /.well-known/hashgate-signing-key); verify a copy with \
-             `hashgate verify-report FILE` or GET /v1/reports/{id}/verify.",
-            "下列每个数字都是随本报告发布的 data.csv 中的一行；其 SHA-256 打印于上方及每页页脚。\
-             PDF 与 data.csv 均以平台的 Ed25519 密钥签名（GET /.well-known/hashgate-signing-key）；\
-             可用 `hashgate verify-report FILE` 或 GET /v1/reports/{id}/verify 校验副本。",
-        ),
-        8.0,
-    );
-    let columns = [
-        Column::left(l("Figure", "指标"), 62.0),
-        Column::left(l("Breakdown", "细分"), 62.0),
-        Column::right(l("Value", "数值"), 32.0),
-        Column::left(l("Unit", "单位"), 22.0),
-    ];
-    for section in &document.sections {
-        layout.heading(&section.title);
-        let rows: Vec<Vec<String>> = section
-            .figures
+        notes,
+        sections: document
+            .sections
             .iter()
-            .map(|figure| {
-                vec![
-                    metric_label(&figure.metric, &document.language),
-                    figure.breakdown.replace(';', ", "),
-                    figure.value.clone(),
-                    figure.unit.clone(),
-                ]
-            })
-            .collect();
-        layout.table(&columns, &rows, 8.5, &l("No records", "无记录"));
-    }
-    let header = format!(
-        "{} · {} · {}",
-        document.reporting_entity, document.regulator, period.label
-    );
-    let footer_period = format!(
-        "{} {} – {} ({})",
-        l("Period", "报告期"),
-        period.first_day,
-        period.last_day,
-        period.time_zone
-    );
-    let hash = format!(
-        "{} {}",
-        l("Data SHA-256", "数据SHA-256"),
-        document.data_sha256
-    );
-    let confidential = l(
-        "Confidential: for the regulator named above",
-        "机密：仅供上述监管机构",
-    );
-    Ok(layout.finish(
-        Metadata {
-            title: title.clone(),
-            subject: format!("{} {}", document.jurisdiction, period.label),
-            author: document.reporting_entity.clone(),
-            identifier: document.data_sha256.clone(),
-            dated: document.generated_at.and_utc().timestamp(),
-            language: document.language.clone(),
-        },
-        &header,
-        |page, total| {
-            vec![
-                format!(
-                    "{confidential} · {footer_period} · {} {page} / {total}",
-                    l("Page", "页")
-                ),
-                hash.clone(),
-            ]
-        },
-    ))
+            .map(|section| (section.title.clone(), section.figures.clone()))
+            .collect(),
+        header: format!(
+            "{} · {} · {}",
+            document.reporting_entity, document.regulator, period.label
+        ),
+        scope: format!(
+            "{} {} – {} ({})",
+            l("Period", "报告期"),
+            period.first_day,
+            period.last_day,
+            period.time_zone
+        ),
+        data_sha256: document.data_sha256.clone(),
+        confidential: l(
+            "Confidential: for the regulator named above",
+            "机密：仅供上述监管机构",
+        ),
+        author: document.reporting_entity.clone(),
+        subject: format!("{} {}", document.jurisdiction, period.label),
+        dated: document.generated_at.and_utc().timestamp(),
+    })
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ pub fn generate_sandbox(
     let report = ReportRow {
         id: id.clone(),
         kind: "sandbox".into(),
-        jurisdiction: jurisdiction.code.clone(),
+        jurisdiction: Some(jurisdiction.code.clone()),
         period_label: request.period.label.clone(),
         period_start: start,
         period_end: end,
@@ -257,7 +257,7 @@ pub fn generate_str(
     let report = ReportRow {
         id: id.clone(),
         kind: "str".into(),
-        jurisdiction: jurisdiction.code.clone(),
+        jurisdiction: Some(jurisdiction.code.clone()),
         period_label: format!("case {}", case.id),
         period_start: window.0,
         period_end: window.1,
@@ -278,6 +278,131 @@ pub fn generate_str(
             (PDF, "application/pdf", pdf),
         ],
         (request.actor, request.request_id),
+    )?;
+    Ok(report)
+}
+
+/// Generates, signs and stores the ledger integrity report for entries `from..=to` (default:
+/// all): the chain walked from genesis to the head, the range's anchor and root hashes, and its
+/// totals per asset and kind. Platform-wide evidence: no jurisdiction.
+pub fn generate_ledger_integrity(
+    connection: &mut DbConnection,
+    keys: Keys,
+    (from, to): (Option<i64>, Option<i64>),
+    (actor, request_id): (Actor, Option<String>),
+    now: NaiveDateTime,
+) -> Result<ReportRow, AppError> {
+    let (head, _) = store::ledger_head(connection)?;
+    if head == 0 {
+        return Err(AppError::Conflict("the ledger has no entries yet".into()));
+    }
+    let (from, to) = (from.unwrap_or(1), to.unwrap_or(head));
+    if !(1..=head).contains(&from) {
+        return Err(AppError::invalid_field(
+            "from_seq",
+            "out_of_range",
+            format!("must be between 1 and the head, {head}"),
+        ));
+    }
+    if !(from..=head).contains(&to) {
+        return Err(AppError::invalid_field(
+            "to_seq",
+            "out_of_range",
+            format!("must be between from_seq ({from}) and the head, {head}"),
+        ));
+    }
+    let figures = store::ledger_integrity_figures(connection, (from, to))?;
+    let data = figures_csv(&figures).map_err(AppError::internal)?;
+    let data_sha256 = sha256_hex(&data);
+    let id = uuid::Uuid::new_v4().to_string();
+    let title = format!("Ledger integrity report — entries {from} to {to}");
+    let json = serde_json::to_vec_pretty(&serde_json::json!({
+        "report_id": id,
+        "title": title,
+        "range": {"from_seq": from, "to_seq": to},
+        "generated_at": now,
+        "generated_by": actor.name,
+        "data_sha256": data_sha256,
+        "signing_key_id": keys.signer.key_id(),
+        "figures": figures,
+    }))
+    .map_err(AppError::internal)?;
+    let sections = [
+        ("integrity", "Hash chain"),
+        ("totals", "Totals per asset and kind"),
+    ]
+    .iter()
+    .map(|(key, heading)| {
+        (
+            heading.to_string(),
+            figures
+                .iter()
+                .filter(|f| f.section == *key)
+                .cloned()
+                .collect(),
+        )
+    })
+    .collect();
+    let pdf = sandbox::figures_pdf(sandbox::FiguresPdf {
+        title: title.clone(),
+        language: "en".into(),
+        cover: vec![
+            ("Report id".into(), id.clone()),
+            (
+                "Entries covered".into(),
+                format!("{from} to {to} (head: {head})"),
+            ),
+            (
+                "Generated".into(),
+                format!("{} UTC by {}", now.format("%Y-%m-%d %H:%M:%S"), actor.name),
+            ),
+            ("Data SHA-256 (data.csv)".into(), data_sha256.clone()),
+            (
+                "Signing key".into(),
+                format!("Ed25519 {}", keys.signer.key_id()),
+            ),
+        ],
+        notes: vec![
+            "The chain was walked from the first entry to the recorded head: each entry's link to \
+             the one before, its own SHA-256, and every balance against the sum of its entries. \
+             The root hash commits to every entry up to the end of the range; anyone holding a \
+             copy of the ledger can recompute it."
+                .into(),
+        ],
+        sections,
+        header: format!("Ledger integrity · entries {from}–{to}"),
+        scope: format!("Entries {from}–{to}"),
+        data_sha256: data_sha256.clone(),
+        confidential: "Confidential: audit evidence".into(),
+        author: actor.name.clone(),
+        subject: format!("ledger entries {from}-{to}"),
+        dated: now.and_utc().timestamp(),
+    })?;
+    let (period_start, period_end) = store::ledger_time_span(connection, (from, to))?;
+    let report = ReportRow {
+        id,
+        kind: "ledger_integrity".into(),
+        jurisdiction: None,
+        period_label: format!("entries {from}-{to}"),
+        period_start,
+        period_end,
+        language: "en".into(),
+        title,
+        data_sha256,
+        key_id: keys.signer.key_id(),
+        generated_by: actor.name.clone(),
+        generated_at: now,
+    };
+    seal_and_store(
+        connection,
+        keys,
+        &report,
+        vec![
+            (DATA, "text/csv; charset=utf-8", data),
+            (JSON, "application/json", json),
+            (PDF, "application/pdf", pdf),
+        ],
+        (actor, request_id),
     )?;
     Ok(report)
 }

@@ -527,7 +527,7 @@ fn verdict(verification: &Verification) -> String {
 pub struct ReportRow {
     pub id: String,
     pub kind: String,
-    pub jurisdiction: String,
+    pub jurisdiction: Option<String>,
     pub period_label: String,
     pub period_start: NaiveDateTime,
     pub period_end: NaiveDateTime,
@@ -894,4 +894,127 @@ pub fn str_transactions(
         });
     }
     Ok(transactions)
+}
+
+// ---- ledger integrity ----
+
+/// The ledger's recorded head: the last entry's seq and hash.
+pub fn ledger_head(connection: &mut DbConnection) -> Result<(i64, String), AppError> {
+    use crate::db::schema::chain_heads;
+    Ok(chain_heads::table
+        .find("ledger")
+        .select((chain_heads::seq, chain_heads::hash))
+        .first(connection)?)
+}
+
+/// The hash of entry `seq` (the genesis hash before the first).
+pub fn ledger_hash_at(connection: &mut DbConnection, seq: i64) -> Result<String, AppError> {
+    if seq == 0 {
+        return Ok(crate::chain::GENESIS_HASH.to_string());
+    }
+    ledger_entries::table
+        .find(seq)
+        .select(ledger_entries::hash)
+        .first(connection)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no ledger entry {seq}")))
+}
+
+/// Entries and total atoms per asset and kind over entries `from..=to`, asset and kind in order.
+pub fn ledger_totals(
+    connection: &mut DbConnection,
+    (from, to): (i64, i64),
+) -> Result<Vec<(String, String, i64, i128)>, AppError> {
+    let rows: Vec<(String, String, i64)> = ledger_entries::table
+        .filter(ledger_entries::seq.ge(from))
+        .filter(ledger_entries::seq.le(to))
+        .select((
+            ledger_entries::asset,
+            ledger_entries::kind,
+            ledger_entries::amount,
+        ))
+        .load(connection)?;
+    let mut totals: BTreeMap<(String, String), (i64, i128)> = BTreeMap::new();
+    for (asset, kind, amount) in rows {
+        let total = totals.entry((asset, kind)).or_default();
+        total.0 += 1;
+        total.1 += i128::from(amount);
+    }
+    Ok(totals
+        .into_iter()
+        .map(|((asset, kind), (count, atoms))| (asset, kind, count, atoms))
+        .collect())
+}
+
+/// The ledger integrity figures: the chain walked from genesis to the head (links, hashes,
+/// balances), the range's anchor and root hashes, and its totals per asset and kind.
+pub fn ledger_integrity_figures(
+    connection: &mut DbConnection,
+    (from, to): (i64, i64),
+) -> Result<Vec<Figure>, AppError> {
+    const S: &str = "integrity";
+    let verification = crate::ledger::store::verify(connection)?;
+    let (head, head_hash) = ledger_head(connection)?;
+    let assets = crate::ledger::store::load_assets(connection)?;
+    let mut figures = vec![
+        Figure::new(
+            S,
+            "chain",
+            "genesis..head",
+            verdict(&verification),
+            "result",
+        ),
+        Figure::new(S, "head", "seq", head, "entry"),
+        Figure::new(S, "head", "hash", head_hash, "sha256"),
+        Figure::new(S, "range", "from", from, "entry"),
+        Figure::new(S, "range", "to", to, "entry"),
+        Figure::new(
+            S,
+            "anchor_hash",
+            format!("entry {}", from - 1),
+            ledger_hash_at(connection, from - 1)?,
+            "sha256",
+        ),
+        Figure::new(
+            S,
+            "root_hash",
+            format!("entry {to}"),
+            ledger_hash_at(connection, to)?,
+            "sha256",
+        ),
+    ];
+    for (asset, kind, count, atoms) in ledger_totals(connection, (from, to))? {
+        let breakdown = format!("asset={asset};kind={kind}");
+        figures.push(Figure::new(
+            "totals",
+            "entries",
+            breakdown.clone(),
+            count,
+            "count",
+        ));
+        figures.push(Figure::new(
+            "totals",
+            "amount",
+            breakdown,
+            in_units(&assets, &asset, atoms),
+            &asset,
+        ));
+    }
+    Ok(figures)
+}
+
+/// When entries `from..=to` were recorded: `[first, last]` widened to a non-empty span.
+pub fn ledger_time_span(
+    connection: &mut DbConnection,
+    (from, to): (i64, i64),
+) -> Result<(NaiveDateTime, NaiveDateTime), AppError> {
+    let first: NaiveDateTime = ledger_entries::table
+        .find(from)
+        .select(ledger_entries::recorded_at)
+        .first(connection)?;
+    let last: NaiveDateTime = ledger_entries::table
+        .find(to)
+        .select(ledger_entries::recorded_at)
+        .first(connection)?;
+    Ok((first, last.max(first) + chrono::Duration::seconds(1)))
 }

@@ -14,6 +14,7 @@ backend_tests!(
     a_regulator_reads_its_own_jurisdiction_only,
     an_altered_byte_fails_verification,
     a_case_str_names_the_subject_and_the_ledger_transactions,
+    the_ledger_integrity_report_states_the_chain_and_its_totals,
 );
 
 /// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
@@ -651,4 +652,102 @@ fn a_case_str_validates_against_the_goaml_schema_and_its_pdf_reads_back() {
     assert!(text.contains("Called the customer; no explanation given"));
     assert!(text.contains("Pattern consistent with layering"));
     assert!(text.contains(report["data_sha256"].as_str().unwrap()));
+}
+
+/// The value of a figure in a flat list of figures.
+fn flat_figure(figures: &Value, section: &str, metric: &str, breakdown: &str) -> String {
+    figures
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["section"] == section && f["metric"] == metric && f["breakdown"] == breakdown)
+        .unwrap_or_else(|| panic!("no figure {section}/{metric}/{breakdown}"))["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn the_ledger_integrity_report_states_the_chain_and_its_totals(app: &TestApp) {
+    seed(app);
+    let officer = app.token(Role::Officer, None, None);
+    let path = "/v1/ledger/integrity-reports";
+    let response = app.post(path, Some(&officer), &json!({}));
+    assert_eq!(response.status, 201, "{}", response.body);
+    let report = response.json();
+    assert_eq!(report["kind"], "ledger_integrity");
+    assert_eq!(report["jurisdiction"], Value::Null);
+    let document: Value =
+        serde_json::from_slice(&download(app, &officer, &report, "report.json")).unwrap();
+    let figures = &document["figures"];
+    let entries = sql_count(app, "SELECT COUNT(*) FROM ledger_entries");
+    assert_eq!(
+        flat_figure(figures, "integrity", "chain", "genesis..head"),
+        format!("intact ({entries} entries)")
+    );
+    assert_eq!(
+        flat_figure(
+            figures,
+            "integrity",
+            "root_hash",
+            &format!("entry {entries}")
+        ),
+        app.query_text(&format!(
+            "SELECT hash AS value FROM ledger_entries WHERE seq = {entries}"
+        ))[0]
+    );
+    let counts = app.query_text(
+        "SELECT asset || ' ' || kind || ' ' || CAST(COUNT(*) AS TEXT) AS value \
+         FROM ledger_entries GROUP BY asset, kind ORDER BY asset, kind",
+    );
+    assert!(!counts.is_empty());
+    for row in counts {
+        let parts: Vec<&str> = row.split(' ').collect();
+        assert_eq!(
+            flat_figure(
+                figures,
+                "totals",
+                "entries",
+                &format!("asset={};kind={}", parts[0], parts[1])
+            ),
+            parts[2]
+        );
+    }
+
+    // A range: anchored at the hash of the entry before it.
+    let ranged = app.post(path, Some(&officer), &json!({"from_seq": 2, "to_seq": 3}));
+    assert_eq!(ranged.status, 201, "{}", ranged.body);
+    let ranged: Value =
+        serde_json::from_slice(&download(app, &officer, &ranged.json(), "report.json")).unwrap();
+    assert_eq!(
+        flat_figure(&ranged["figures"], "integrity", "anchor_hash", "entry 1"),
+        app.query_text("SELECT hash AS value FROM ledger_entries WHERE seq = 1")[0]
+    );
+    let in_range: i64 = ranged["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["section"] == "totals" && f["metric"] == "entries")
+        .map(|f| f["value"].as_str().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(in_range, 2);
+
+    // Bad ranges name their field; a regulator may not read platform-wide evidence.
+    assert_eq!(
+        app.post(path, Some(&officer), &json!({"from_seq": 0}))
+            .problem_fields(422),
+        vec!["from_seq"]
+    );
+    assert_eq!(
+        app.post(path, Some(&officer), &json!({"to_seq": 1_000_000_000}))
+            .problem_fields(422),
+        vec!["to_seq"]
+    );
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+    let id = report["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/reports/{id}"), Some(&regulator))
+            .status,
+        403
+    );
+    assert_eq!(app.post(path, Some(&regulator), &json!({})).status, 403);
 }

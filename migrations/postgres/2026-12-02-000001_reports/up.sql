@@ -3,11 +3,12 @@
 -- signature of its bytes.
 CREATE TABLE reports (
     id TEXT PRIMARY KEY,
-    -- `sandbox`: a periodic report; `str`: a suspicious transaction report on a case.
-    kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'str')),
-    -- The jurisdiction whose regulator (or FIU) receives it.
-    jurisdiction TEXT NOT NULL,
-    -- A period (2026-Q3) or, for an STR, the case.
+    -- `sandbox`: a periodic report; `str`: a suspicious transaction report on a case;
+    -- `ledger_integrity`: the ledger's hash chain verified, with totals (for auditors).
+    kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'str', 'ledger_integrity')),
+    -- The jurisdiction whose regulator (or FIU) receives it; none for platform-wide evidence.
+    jurisdiction TEXT,
+    -- A period (2026-Q3), the case of an STR, or the ledger entries covered.
     period_label TEXT NOT NULL,
     -- The period's (or the transactions window's) bounds in UTC, [start, end).
     period_start TIMESTAMP NOT NULL,
