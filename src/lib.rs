@@ -235,13 +235,15 @@ impl Application {
     }
 
     /// Serves until stopped, with the background workers beside the server: screening jobs,
-    /// the e-mail and webhook outboxes, the daily monitoring batch and the daily KYC review.
+    /// the e-mail and webhook outboxes, the daily monitoring batch, scheduled reports and the
+    /// daily KYC review.
     pub async fn run(self) -> std::io::Result<()> {
         let workers = [
             actix_web::rt::spawn(aml::monitor::work(self.state.clone())),
             actix_web::rt::spawn(notify::mailer::work(self.state.clone())),
             actix_web::rt::spawn(notify::webhooks::work(self.state.clone())),
             actix_web::rt::spawn(aml::monitoring::batch::schedule(self.state.clone())),
+            actix_web::rt::spawn(reports::schedule::work(self.state.clone())),
             actix_web::rt::spawn(kyc::review::schedule(self.state)),
         ];
         let served = self.server.await;

@@ -88,11 +88,24 @@ enum Command {
         #[arg(long)]
         report: Option<String>,
     },
+    /// Reports: generate the scheduled reports that are due now (the service does it by itself
+    /// every ten minutes).
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
     /// KYC: run the periodic review now (the service runs it daily by itself).
     Kyc {
         #[command(subcommand)]
         command: KycCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Generate each schedule's report for the last closed period, if not made yet, and queue
+    /// the e-mails to its recipients.
+    RunSchedules,
 }
 
 #[derive(Subcommand)]
@@ -811,6 +824,31 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 summary.document_renewals_opened,
                 summary.reviews_lapsed
             );
+        }
+        Command::Reports {
+            command: ReportsCommand::RunSchedules,
+        } => {
+            let state = hashgate::AppState::open(&settings)?;
+            let mut connection = state.db.connection()?;
+            let summary = hashgate::reports::schedule::run_due(
+                &mut connection,
+                hashgate::reports::service::Keys {
+                    signer: &state.signer,
+                    cipher: &state.cipher,
+                },
+                &state.jurisdictions,
+                (&state.reporting_entity.name, state.carbon.location_basis),
+                db::now(),
+            )
+            .map_err(|error| anyhow::anyhow!(describe(&error)))?;
+            println!(
+                "reports generated: {}; recipients notified: {}",
+                summary.generated.len(),
+                summary.notified
+            );
+            for id in summary.generated {
+                println!("  {id}");
+            }
         }
         Command::Verify => {
             let db = db::Db::open(&settings.database_url, 1)?;

@@ -650,6 +650,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    report_schedules (id) {
+        id -> Text,
+        kind -> Text,
+        jurisdiction -> Text,
+        recipients_encrypted -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        disabled_by -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    scheduled_reports (schedule_id, period_label) {
+        schedule_id -> Text,
+        period_label -> Text,
+        report_id -> Text,
+    }
+}
+
 diesel::joinable!(report_files -> reports (report_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -694,5 +715,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     console_sessions,
     withdrawals,
     reports,
-    report_files
+    report_files,
+    report_schedules,
+    scheduled_reports
 );

@@ -7,6 +7,7 @@ pub mod goaml;
 pub mod pdf;
 pub mod routes;
 pub mod sandbox;
+pub mod schedule;
 pub mod service;
 pub mod signing;
 pub mod store;

@@ -32,6 +32,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(post_integrity_report)),
         )
         .service(
+            web::resource("/v1/report-schedules")
+                .route(web::get().to(list_schedules))
+                .route(web::post().to(post_schedule)),
+        )
+        .service(
+            web::resource("/v1/report-schedules/{id}/disable")
+                .route(web::post().to(post_schedule_disable)),
+        )
+        .service(
             web::resource("/v1/reports/{id}/verify")
                 .route(web::get().to(get_verification))
                 .route(web::post().to(post_verification)),
@@ -303,6 +312,158 @@ pub async fn post_integrity_report(
         )?;
         let view = report_views(connection, vec![report])?;
         Outcome::new(StatusCode::CREATED, &view[0])
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInput {
+    /// `sandbox`.
+    #[validate(length(min = 1, max = 32))]
+    pub kind: String,
+    #[validate(length(equal = 2))]
+    pub jurisdiction: String,
+    /// Who is e-mailed when a report is ready (the regulator's addresses).
+    #[validate(length(min = 1, max = 20), custom(function = "valid_emails"))]
+    pub recipients: Vec<String>,
+}
+
+fn valid_emails(recipients: &[String]) -> Result<(), validator::ValidationError> {
+    use validator::ValidateEmail as _;
+    if recipients
+        .iter()
+        .all(|address| address.len() <= 254 && address.validate_email())
+    {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("email")
+            .with_message("every recipient must be an e-mail address".into()))
+    }
+}
+
+/// Schedule a jurisdiction's periodic report (admin): made by itself once each period closes,
+/// its recipients e-mailed through the outbox.
+#[utoipa::path(post, path = "/v1/report-schedules", tag = "reports", request_body = ScheduleInput,
+    responses((status = 201, body = super::schedule::ScheduleView),
+              (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_schedule(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Admin])?;
+    let input: ScheduleInput = body.parse()?;
+    if input.kind != "sandbox" {
+        return Err(AppError::invalid_field(
+            "kind",
+            "unknown_kind",
+            "only sandbox reports are scheduled",
+        ));
+    }
+    let has_reports = state
+        .jurisdictions
+        .get(&input.jurisdiction)
+        .is_some_and(|jurisdiction| jurisdiction.reports.is_some());
+    if !has_reports {
+        return Err(AppError::invalid_field(
+            "jurisdiction",
+            "no_sandbox_report",
+            format!("{} has no sandbox report configured", input.jurisdiction),
+        ));
+    }
+    let request = IdempotentRequest::new(
+        &caller,
+        idempotency_key,
+        "POST",
+        "/v1/report-schedules",
+        &input,
+    );
+    let cipher = state.cipher.clone();
+    mutation::run(&state.db, request, move |connection| {
+        let schedule = super::schedule::create(
+            connection,
+            &cipher,
+            (&input.kind, &input.jurisdiction),
+            &input.recipients,
+            &caller.name,
+        )?;
+        crate::audit::store::append(
+            connection,
+            NewAuditEntry::new(
+                caller.actor(),
+                "report_schedule.create",
+                "report_schedule",
+                &schedule.id,
+                Some(request_id.0.clone()),
+            )
+            .details(serde_json::json!({
+                "kind": schedule.kind,
+                "jurisdiction": schedule.jurisdiction,
+                "recipients": schedule.recipients.len(),
+            })),
+        )?;
+        Outcome::new(StatusCode::CREATED, &schedule)
+    })
+    .await
+}
+
+/// The report schedules (admin), with their recipients.
+#[utoipa::path(get, path = "/v1/report-schedules", tag = "reports",
+    responses((status = 200, body = [super::schedule::ScheduleView])),
+    security(("bearer" = [])))]
+pub async fn list_schedules(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Admin])?;
+    let cipher = state.cipher.clone();
+    let schedules = state
+        .db
+        .run(move |connection| super::schedule::list(connection, &cipher))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": schedules })))
+}
+
+/// Stop a schedule (admin); reports already made stay.
+#[utoipa::path(post, path = "/v1/report-schedules/{id}/disable", tag = "reports",
+    params(("id" = String, Path)),
+    responses((status = 200, body = super::schedule::ScheduleView),
+              (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_schedule_disable(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Admin])?;
+    let id = parse_uuid("id", &path)?;
+    let request = IdempotentRequest::new(
+        &caller,
+        idempotency_key,
+        "POST",
+        &format!("/v1/report-schedules/{id}/disable"),
+        &serde_json::Value::Null,
+    );
+    let cipher = state.cipher.clone();
+    mutation::run(&state.db, request, move |connection| {
+        let schedule = super::schedule::disable(connection, &cipher, &id, &caller.name)?;
+        crate::audit::store::append(
+            connection,
+            NewAuditEntry::new(
+                caller.actor(),
+                "report_schedule.disable",
+                "report_schedule",
+                &id,
+                Some(request_id.0.clone()),
+            ),
+        )?;
+        Outcome::new(StatusCode::OK, &schedule)
     })
     .await
 }

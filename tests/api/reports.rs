@@ -15,6 +15,7 @@ backend_tests!(
     an_altered_byte_fails_verification,
     a_case_str_names_the_subject_and_the_ledger_transactions,
     the_ledger_integrity_report_states_the_chain_and_its_totals,
+    a_schedule_makes_each_closed_period_once_and_tells_the_regulator,
 );
 
 /// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
@@ -750,4 +751,80 @@ fn the_ledger_integrity_report_states_the_chain_and_its_totals(app: &TestApp) {
         403
     );
     assert_eq!(app.post(path, Some(&regulator), &json!({})).status, 403);
+}
+
+fn a_schedule_makes_each_closed_period_once_and_tells_the_regulator(app: &TestApp) {
+    seed(app);
+    let admin = app.token(Role::Admin, None, None);
+    let officer = app.token(Role::Officer, None, None);
+    let path = "/v1/report-schedules";
+    let schedule = json!({"kind": "sandbox", "jurisdiction": "HK",
+                          "recipients": ["sandbox-desk@sfc.example"]});
+    assert_eq!(app.post(path, Some(&officer), &schedule).status, 403);
+    assert_eq!(
+        app.post(
+            path,
+            Some(&admin),
+            &json!({"kind": "sandbox", "jurisdiction": "HK", "recipients": ["not an address"]})
+        )
+        .problem_fields(422),
+        vec!["recipients"]
+    );
+    assert_eq!(
+        app.post(
+            path,
+            Some(&admin),
+            &json!({"kind": "sandbox", "jurisdiction": "US", "recipients": ["a@b.example"]})
+        )
+        .problem_fields(422),
+        vec!["jurisdiction"]
+    );
+    let created = app.post(path, Some(&admin), &schedule);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(app.post(path, Some(&admin), &schedule).status, 409);
+    let listed = app.get(path, Some(&admin)).json();
+    assert_eq!(
+        listed["items"][0]["recipients"][0],
+        "sandbox-desk@sfc.example"
+    );
+
+    let run = app.command(&["reports", "run-schedules"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("reports generated: 1"));
+    let made = app.query_text(
+        "SELECT id || ' ' || period_label AS value FROM reports WHERE kind = 'sandbox' \
+         AND generated_by = 'report scheduler'",
+    );
+    assert_eq!(made.len(), 1);
+    let (report_id, period) = made[0].split_once(' ').unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Hong_Kong)
+        .date_naive();
+    assert_eq!(
+        period,
+        hashgate::reports::Period::last_closed(hashgate::reports::PeriodKind::Quarter, today).label
+    );
+    // One e-mail to the regulator, about that report, through the outbox.
+    let queued = app.query_text(&format!(
+        "SELECT template || ' ' || status AS value FROM email_outbox \
+         WHERE related_type = 'report' AND related_id = '{report_id}'"
+    ));
+    assert_eq!(queued, vec!["report_ready pending".to_string()]);
+    // A second run finds nothing due.
+    let again = app.command(&["reports", "run-schedules"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("reports generated: 0"));
+
+    let disabled = app.post(&format!("{path}/{id}/disable"), Some(&admin), &json!({}));
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert!(disabled.json()["disabled_at"].is_string());
+    assert_eq!(
+        app.post(&format!("{path}/{id}/disable"), Some(&admin), &json!({}))
+            .status,
+        409
+    );
 }

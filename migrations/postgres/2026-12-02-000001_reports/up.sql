@@ -42,3 +42,24 @@ CREATE TRIGGER reports_append_only BEFORE UPDATE OR DELETE ON reports
     FOR EACH ROW EXECUTE FUNCTION hashgate_reject_change();
 CREATE TRIGGER report_files_append_only BEFORE UPDATE OR DELETE ON report_files
     FOR EACH ROW EXECUTE FUNCTION hashgate_reject_change();
+
+-- Periodic reports made by themselves once each period closes, and who hears of them.
+CREATE TABLE report_schedules (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('sandbox')),
+    jurisdiction TEXT NOT NULL,
+    -- The recipients' e-mail addresses, encrypted (a JSON list).
+    recipients_encrypted TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    disabled_by TEXT,
+    disabled_at TIMESTAMP
+);
+
+-- One report per schedule and period: of several instances racing, exactly one inserts it.
+CREATE TABLE scheduled_reports (
+    schedule_id TEXT NOT NULL REFERENCES report_schedules (id),
+    period_label TEXT NOT NULL,
+    report_id TEXT NOT NULL REFERENCES reports (id),
+    PRIMARY KEY (schedule_id, period_label)
+);
