@@ -61,9 +61,10 @@ impl Role {
     /// Officers and senior officers work cases; several endpoints admit both.
     pub const OFFICERS: [Role; 2] = [Role::Officer, Role::SeniorOfficer];
 
-    /// Officers work the console's queues; users download their statements there.
+    /// Officers work the console's queues; users download their statements there; regulators
+    /// their jurisdiction's reports.
     pub fn may_use_console(self) -> bool {
-        Role::OFFICERS.contains(&self) || self == Role::User
+        Role::OFFICERS.contains(&self) || self == Role::User || self == Role::Regulator
     }
 }
 

@@ -27,10 +27,12 @@ pub struct Frame<'a> {
 pub fn page(title: &str, frame: &Frame, body: &str) -> String {
     let mut header = String::new();
     if let (Some((name, role)), Some(csrf)) = (frame.officer, frame.csrf_token) {
-        let links = if role == "user" {
-            r#"<a href="/console/me" accesskey="s">My statements</a>"#
-        } else {
-            r#"<a href="/console/queue" accesskey="q">KYC queue</a> <a href="/console/alerts" accesskey="a">Alerts</a> <a href="/console/cases">Cases</a> <a href="/console/withdrawals" accesskey="w">Held withdrawals</a>"#
+        let links = match role {
+            "user" => r#"<a href="/console/me" accesskey="s">My statements</a>"#,
+            "regulator" => r#"<a href="/console/reports" accesskey="r">Reports</a>"#,
+            _ => {
+                r#"<a href="/console/queue" accesskey="q">KYC queue</a> <a href="/console/alerts" accesskey="a">Alerts</a> <a href="/console/cases">Cases</a> <a href="/console/withdrawals" accesskey="w">Held withdrawals</a> <a href="/console/reports" accesskey="r">Reports</a>"#
+            }
         };
         let _ = write!(
             header,

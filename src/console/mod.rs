@@ -6,6 +6,7 @@ mod application;
 pub mod html;
 mod monitoring;
 mod queue;
+mod reports;
 pub mod session;
 mod statements;
 
@@ -74,6 +75,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(monitoring::review_withdrawal)),
         )
         .service(web::resource("/console/users/{id}").route(web::get().to(monitoring::user_view)))
+        .service(web::resource("/console/reports").route(web::get().to(reports::page)))
+        .service(
+            web::resource("/console/reports/{id}/{name}").route(web::get().to(reports::download)),
+        )
         .service(web::resource("/console/me").route(web::get().to(statements::page)))
         .service(web::resource("/console/me/statement").route(web::get().to(statements::download)))
         .service(
@@ -318,10 +323,10 @@ pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Cons
 
 /// Where a role lands after logging in.
 fn landing_page(role: Role) -> &'static str {
-    if role == Role::User {
-        "/console/me"
-    } else {
-        "/console/queue"
+    match role {
+        Role::User => "/console/me",
+        Role::Regulator => "/console/reports",
+        _ => "/console/queue",
     }
 }
 

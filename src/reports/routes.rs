@@ -103,6 +103,32 @@ pub struct ReportView {
     pub files: Vec<FileView>,
 }
 
+/// The reports `caller` may read, newest first: a regulator's own jurisdiction's only.
+pub(crate) async fn readable_reports(
+    state: &AppState,
+    caller: &Caller,
+    jurisdiction: Option<String>,
+    limit: i64,
+) -> Result<Vec<ReportView>, AppError> {
+    caller.require(READERS)?;
+    // A regulator lists their own jurisdiction; asking for another is refused, not narrowed.
+    let jurisdiction = match (&caller.role, jurisdiction) {
+        (Role::Regulator, Some(code)) => {
+            require_reader(caller, Some(&code))?;
+            Some(code)
+        }
+        (Role::Regulator, None) => caller.jurisdiction.clone(),
+        (_, code) => code,
+    };
+    state
+        .db
+        .run(move |connection| {
+            let rows = store::list_reports(connection, jurisdiction.as_deref(), limit)?;
+            report_views(connection, rows)
+        })
+        .await
+}
+
 fn report_views(
     connection: &mut crate::db::DbConnection,
     rows: Vec<ReportRow>,
@@ -486,25 +512,9 @@ pub async fn list_reports(
     caller: Caller,
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(READERS)?;
     let query = query.0;
     let limit = crate::http::page_limit(query.limit)?;
-    // A regulator lists their own jurisdiction; asking for another is refused, not narrowed.
-    let jurisdiction = match (&caller.role, query.jurisdiction) {
-        (Role::Regulator, Some(code)) => {
-            require_reader(&caller, Some(&code))?;
-            Some(code)
-        }
-        (Role::Regulator, None) => caller.jurisdiction.clone(),
-        (_, code) => code,
-    };
-    let views = state
-        .db
-        .run(move |connection| {
-            let rows = store::list_reports(connection, jurisdiction.as_deref(), limit)?;
-            report_views(connection, rows)
-        })
-        .await?;
+    let views = readable_reports(&state, &caller, query.jurisdiction, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": views })))
 }
 
@@ -555,7 +565,19 @@ pub async fn get_file(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, name) = path.into_inner();
-    let report = readable_report(&state, &caller, parse_uuid("id", &id)?).await?;
+    download(&state, &caller, request_id.0, parse_uuid("id", &id)?, name).await
+}
+
+/// A report file as a download, for the API and the console: the caller must be allowed the
+/// report's jurisdiction; the download is audited.
+pub(crate) async fn download(
+    state: &AppState,
+    caller: &Caller,
+    request_id: String,
+    id: String,
+    name: String,
+) -> Result<HttpResponse, AppError> {
+    let report = readable_report(state, caller, id).await?;
     let actor = caller.actor();
     let cipher = state.cipher.clone();
     let (file, content) = state
@@ -571,7 +593,7 @@ pub async fn get_file(
                         "report.download",
                         "report",
                         &report.id,
-                        Some(request_id.0),
+                        Some(request_id),
                     )
                     .details(serde_json::json!({"file": file.name, "sha256": file.sha256})),
                 )?;

@@ -331,6 +331,38 @@ impl TestApp {
         command
     }
 
+    /// Logs `token` into the console as a browser would (login page, CSRF cookie, form);
+    /// returns the session cookie's value.
+    pub fn console_session(&self, token: &str) -> String {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let cookie = |response: &ureq::http::Response<ureq::Body>, name: &str| {
+            response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find(|value| value.starts_with(&format!("{name}=")))
+                .map(|value| value.split(';').next().unwrap()[name.len() + 1..].to_string())
+        };
+        let page = agent
+            .get(&format!("{}/console/login", self.base))
+            .call()
+            .unwrap();
+        let csrf = cookie(&page, "hg_login_csrf").unwrap();
+        let response = agent
+            .post(&format!("{}/console/login", self.base))
+            .header("Cookie", &format!("hg_login_csrf={csrf}"))
+            .content_type("application/x-www-form-urlencoded")
+            .send(serde_urlencoded::to_string([("csrf", csrf.as_str()), ("token", token)]).unwrap())
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303, "console login");
+        cookie(&response, "hg_session").unwrap()
+    }
+
     /// The test's own scratch directory.
     pub fn directory(&self) -> &std::path::Path {
         self._directory.path()

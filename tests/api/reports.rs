@@ -16,6 +16,7 @@ backend_tests!(
     a_case_str_names_the_subject_and_the_ledger_transactions,
     the_ledger_integrity_report_states_the_chain_and_its_totals,
     a_schedule_makes_each_closed_period_once_and_tells_the_regulator,
+    a_regulator_downloads_its_reports_in_the_console,
 );
 
 /// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
@@ -827,4 +828,56 @@ fn a_schedule_makes_each_closed_period_once_and_tells_the_regulator(app: &TestAp
             .status,
         409
     );
+}
+
+fn a_regulator_downloads_its_reports_in_the_console(app: &TestApp) {
+    seed(app);
+    let hk_report = generate(app, "HK", &current_quarter());
+    let sg_report = generate(app, "SG", &current_month_singapore());
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+    let session = app.console_session(&regulator);
+    let cookie = format!("hg_session={session}");
+    let get = |path: &str| app.request("GET", path, None, None, &[("Cookie", &cookie)]);
+
+    let page = get("/console/reports");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let hk_id = hk_report["id"].as_str().unwrap();
+    let sg_id = sg_report["id"].as_str().unwrap();
+    assert!(page.body.contains(hk_id));
+    assert!(
+        !page.body.contains(sg_id),
+        "another jurisdiction's report is not listed"
+    );
+    let pdf = get(&format!("/console/reports/{hk_id}/report.pdf"));
+    assert_eq!(pdf.status, 200);
+    assert!(pdf.bytes.starts_with(b"%PDF"));
+    assert_eq!(
+        pdf.bytes.len(),
+        download(
+            app,
+            &app.token(Role::Officer, None, None),
+            &hk_report,
+            "report.pdf"
+        )
+        .len()
+    );
+    assert_eq!(
+        get(&format!("/console/reports/{sg_id}/report.pdf")).status,
+        403
+    );
+    // The officers' pages stay closed to a regulator.
+    assert_eq!(get("/console/queue").status, 403);
+    let refused = app.query_text(
+        "SELECT details AS value FROM audit_log WHERE action = 'access.denied' \
+         AND actor_role = 'regulator' ORDER BY seq",
+    );
+    assert!(
+        refused.iter().any(|details| details.contains(sg_id)),
+        "the console refusal is audited: {refused:?}"
+    );
+    let downloads = app.query_text(&format!(
+        "SELECT subject_id AS value FROM audit_log WHERE action = 'report.download' \
+         AND actor_role = 'regulator' AND subject_id = '{hk_id}'"
+    ));
+    assert_eq!(downloads.len(), 1);
 }
