@@ -93,6 +93,8 @@ use utoipa::{Modify, OpenApi};
         crate::reports::routes::post_report,
         crate::reports::routes::post_str_report,
         crate::reports::routes::post_integrity_report,
+        crate::reports::routes::post_kyc_history,
+        crate::reports::routes::post_withdrawal_trace,
         crate::reports::routes::post_schedule,
         crate::reports::routes::list_schedules,
         crate::reports::routes::post_schedule_disable,

@@ -11,6 +11,7 @@ pub mod schedule;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod trail;
 pub mod xml;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};

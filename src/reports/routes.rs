@@ -32,6 +32,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(post_integrity_report)),
         )
         .service(
+            web::resource("/v1/kyc/applications/{id}/audit-report")
+                .route(web::post().to(post_kyc_history)),
+        )
+        .service(
+            web::resource("/v1/withdrawals/{id}/audit-report")
+                .route(web::post().to(post_withdrawal_trace)),
+        )
+        .service(
             web::resource("/v1/report-schedules")
                 .route(web::get().to(list_schedules))
                 .route(web::post().to(post_schedule)),
@@ -333,6 +341,97 @@ pub async fn post_integrity_report(
                 cipher: &cipher,
             },
             (input.from_seq, input.to_seq),
+            (caller.actor(), Some(request_id.0.clone())),
+            crate::db::now(),
+        )?;
+        let view = report_views(connection, vec![report])?;
+        Outcome::new(StatusCode::CREATED, &view[0])
+    })
+    .await
+}
+
+/// Generate the audit PDF of a KYC application (officers): its data, documents with hashes,
+/// screening, every decision and who made it; with the JSONL it was made from.
+#[utoipa::path(post, path = "/v1/kyc/applications/{id}/audit-report", tag = "reports",
+    params(("id" = String, Path)),
+    responses((status = 201, body = ReportView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_kyc_history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = parse_uuid("id", &path)?;
+    let route = format!("/v1/kyc/applications/{id}/audit-report");
+    trail_report(
+        &state,
+        caller,
+        (idempotency_key, request_id),
+        route,
+        move |c, cipher| super::trail::kyc_history(c, cipher, &id),
+    )
+    .await
+}
+
+/// Generate the decision trace of a withdrawal (officers): the gate's reasons, the rates used,
+/// the review and every audit entry; with the JSONL it was made from.
+#[utoipa::path(post, path = "/v1/withdrawals/{id}/audit-report", tag = "reports",
+    params(("id" = String, Path)),
+    responses((status = 201, body = ReportView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_withdrawal_trace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdempotencyKey,
+    request_id: RequestId,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = parse_uuid("id", &path)?;
+    let route = format!("/v1/withdrawals/{id}/audit-report");
+    trail_report(
+        &state,
+        caller,
+        (idempotency_key, request_id),
+        route,
+        move |c, _| super::trail::withdrawal_trace(c, &id),
+    )
+    .await
+}
+
+/// An audit-trail report made by `trail`, signed and stored (officers only).
+async fn trail_report(
+    state: &AppState,
+    caller: Caller,
+    (idempotency_key, request_id): (IdempotencyKey, RequestId),
+    route: String,
+    trail: impl Fn(
+            &mut crate::db::DbConnection,
+            &crate::crypto::FieldCipher,
+        ) -> Result<super::trail::Trail, AppError>
+        + Send
+        + Sync
+        + 'static,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&Role::OFFICERS)?;
+    let request = IdempotentRequest::new(
+        &caller,
+        idempotency_key,
+        "POST",
+        &route,
+        &serde_json::Value::Null,
+    );
+    let (signer, cipher) = (state.signer.clone(), state.cipher.clone());
+    mutation::run(&state.db, request, move |connection| {
+        let trail = trail(connection, &cipher)?;
+        let report = service::generate_trail(
+            connection,
+            Keys {
+                signer: &signer,
+                cipher: &cipher,
+            },
+            trail,
             (caller.actor(), Some(request_id.0.clone())),
             crate::db::now(),
         )?;

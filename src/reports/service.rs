@@ -407,6 +407,48 @@ pub fn generate_ledger_integrity(
     Ok(report)
 }
 
+pub const DATA_JSONL: &str = "data.jsonl";
+
+/// Signs and stores an audit trail (a KYC application's history, a withdrawal's decision
+/// trace) as its PDF and canonical JSONL, in the caller's transaction.
+pub fn generate_trail(
+    connection: &mut DbConnection,
+    keys: Keys,
+    trail: super::trail::Trail,
+    (actor, request_id): (Actor, Option<String>),
+    now: NaiveDateTime,
+) -> Result<ReportRow, AppError> {
+    let data = super::trail::jsonl(&trail.records)?;
+    let data_sha256 = sha256_hex(&data);
+    let id = uuid::Uuid::new_v4().to_string();
+    let pdf = super::trail::pdf(&trail, (&id, &data_sha256), (&actor.name, now))?;
+    let report = ReportRow {
+        id,
+        kind: trail.kind.into(),
+        jurisdiction: Some(trail.jurisdiction.clone()),
+        period_label: trail.title.clone(),
+        period_start: trail.span.0,
+        period_end: trail.span.1,
+        language: "en".into(),
+        title: trail.title.clone(),
+        data_sha256,
+        key_id: keys.signer.key_id(),
+        generated_by: actor.name.clone(),
+        generated_at: now,
+    };
+    seal_and_store(
+        connection,
+        keys,
+        &report,
+        vec![
+            (DATA_JSONL, "application/x-ndjson", data),
+            (PDF, "application/pdf", pdf),
+        ],
+        (actor, request_id),
+    )?;
+    Ok(report)
+}
+
 /// The check of one file: its bytes against the stored hash, and the signature against the
 /// platform's key.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -443,7 +485,7 @@ pub fn verify_stored(
             let sha256_matches = content
                 .as_ref()
                 .is_some_and(|bytes| sha256_hex(bytes) == file.sha256);
-            if file.name == DATA {
+            if file.name == DATA || file.name == DATA_JSONL {
                 data_matches_report = content
                     .as_ref()
                     .is_some_and(|bytes| sha256_hex(bytes) == report.data_sha256);

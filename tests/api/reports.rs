@@ -17,6 +17,7 @@ backend_tests!(
     the_ledger_integrity_report_states_the_chain_and_its_totals,
     a_schedule_makes_each_closed_period_once_and_tells_the_regulator,
     a_regulator_downloads_its_reports_in_the_console,
+    audit_trails_of_an_application_and_a_withdrawal,
 );
 
 /// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
@@ -481,31 +482,7 @@ fn a_sandbox_report_pdf_reads_back_and_renders() {
         "the data hash is in every footer"
     );
     assert!(text.contains(&format!("1 / {pages}")), "page numbers");
-    let directory = tempfile::tempdir().unwrap();
-    std::fs::write(directory.path().join("report.pdf"), &pdf).unwrap();
-    let rendered = std::process::Command::new("pdftoppm")
-        .args(["-png", "-r", "50", "report.pdf", "page"])
-        .current_dir(directory.path())
-        .output()
-        .expect("run pdftoppm");
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let images = std::fs::read_dir(directory.path())
-        .unwrap()
-        .filter(|entry| {
-            entry
-                .as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .and_then(|e| e.to_str())
-                == Some("png")
-        })
-        .count();
-    assert_eq!(images, pages);
+    assert_eq!(rendered_pages(&pdf), pages);
 }
 
 /// A closed case on the first HK user (who applied for KYC), with two alerts and a note;
@@ -880,4 +857,187 @@ fn a_regulator_downloads_its_reports_in_the_console(app: &TestApp) {
          AND actor_role = 'regulator' AND subject_id = '{hk_id}'"
     ));
     assert_eq!(downloads.len(), 1);
+}
+
+/// The JSONL export's records of one kind.
+fn records<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|line| line["record"] == kind)
+        .map(|line| &line["data"])
+        .collect()
+}
+
+fn audit_trails_of_an_application_and_a_withdrawal(app: &TestApp) {
+    use crate::withdrawals::{btc, decision, setup, verified_user, withdraw, ADDRESS};
+    let setup = setup(app);
+    let user = verified_user(app, &setup, "1");
+    // 0.6 BTC = 468,000 HKD: over tier 2's single limit, refused with its reason.
+    let refused = withdraw(app, &setup, btc(&user, "0.6", ADDRESS));
+    assert_eq!(decision(&refused).0, "rejected");
+    let withdrawal = refused.json()["id"].as_str().unwrap().to_string();
+    let application = app.query_text(&format!(
+        "SELECT id AS value FROM kyc_applications WHERE user_id = '{user}'"
+    ))[0]
+        .clone();
+    let officer = app.token(Role::Officer, None, None);
+    let regulator = app.token(Role::Regulator, Some("HK"), None);
+
+    let path = format!("/v1/kyc/applications/{application}/audit-report");
+    assert_eq!(app.post(&path, Some(&regulator), &json!({})).status, 403);
+    let response = app.post(&path, Some(&officer), &json!({}));
+    assert_eq!(response.status, 201, "{}", response.body);
+    let report = response.json();
+    assert_eq!(report["kind"], "kyc_history");
+    assert_eq!(report["jurisdiction"], "HK");
+    let data = download(app, &officer, &report, "data.jsonl");
+    assert_eq!(
+        hashgate::crypto::sha256_hex(&data),
+        report["data_sha256"].as_str().unwrap()
+    );
+    let lines: Vec<Value> = String::from_utf8(data)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let applications = records(&lines, "application");
+    assert_eq!(
+        applications[0]["personal_data"]["legal_name"],
+        "Ada Lovelace"
+    );
+    // Every document with the hash the database holds, every decision from the audit log.
+    let documents: Vec<String> = records(&lines, "document")
+        .iter()
+        .map(|d| d["sha256"].as_str().unwrap().to_string())
+        .collect();
+    let mut stored = app.query_text(&format!(
+        "SELECT sha256 AS value FROM kyc_documents WHERE application_id = '{application}'"
+    ));
+    let mut listed = documents.clone();
+    stored.sort();
+    listed.sort();
+    assert_eq!(listed, stored);
+    assert_eq!(listed.len(), 3);
+    let actions: Vec<&str> = records(&lines, "audit_entry")
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    let audited = app.query_text(&format!(
+        "SELECT action AS value FROM audit_log WHERE subject_type = 'kyc_application' \
+         AND subject_id = '{application}' ORDER BY seq"
+    ));
+    assert_eq!(
+        actions,
+        audited.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(actions.contains(&"kyc.submit"));
+
+    let response = app.post(
+        &format!("/v1/withdrawals/{withdrawal}/audit-report"),
+        Some(&officer),
+        &json!({}),
+    );
+    assert_eq!(response.status, 201, "{}", response.body);
+    let trace = response.json();
+    assert_eq!(trace["kind"], "withdrawal_trace");
+    let lines: Vec<Value> = String::from_utf8(download(app, &officer, &trace, "data.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let recorded = records(&lines, "withdrawal");
+    assert_eq!(recorded[0]["decision"], "rejected");
+    assert_eq!(recorded[0]["amount_local"], "468000.00");
+    assert!(recorded[0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|reason| reason["code"] == "single_limit_exceeded"));
+    // The regulator of HK may read both (their jurisdiction's evidence, once generated).
+    let trace_id = trace["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/reports/{trace_id}"), Some(&regulator))
+            .status,
+        200
+    );
+    let stored = app
+        .get(&format!("/v1/reports/{trace_id}/verify"), Some(&officer))
+        .json();
+    assert_eq!(stored["valid"], true, "{stored}");
+}
+
+/// Renders every page of a PDF to PNG with poppler's pdftoppm; returns how many it rendered.
+fn rendered_pages(pdf: &[u8]) -> usize {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("report.pdf"), pdf).unwrap();
+    let rendered = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "50", "report.pdf", "page"])
+        .current_dir(directory.path())
+        .output()
+        .expect("run pdftoppm");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    std::fs::read_dir(directory.path())
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                == Some("png")
+        })
+        .count()
+}
+
+#[test]
+#[cfg_attr(
+    not(hashgate_pdf_tests),
+    ignore = "PDF suite SKIPPED: pdftotext not found (apt-get install poppler-utils)"
+)]
+fn audit_pdfs_read_back_and_render() {
+    use crate::withdrawals::{btc, setup, verified_user, withdraw, ADDRESS};
+    let app = TestApp::spawn(hashgate::db::Backend::Sqlite);
+    let setup = setup(&app);
+    let user = verified_user(&app, &setup, "1");
+    let withdrawal = withdraw(&app, &setup, btc(&user, "0.6", ADDRESS)).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let application = app.query_text(&format!(
+        "SELECT id AS value FROM kyc_applications WHERE user_id = '{user}'"
+    ))[0]
+        .clone();
+    let officer = app.token(Role::Officer, None, None);
+    let post = |path: String| {
+        let response = app.post(&path, Some(&officer), &json!({}));
+        assert_eq!(response.status, 201, "{}", response.body);
+        response.json()
+    };
+    let history = post(format!("/v1/kyc/applications/{application}/audit-report"));
+    let pdf = download(&app, &officer, &history, "report.pdf");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("KYC application history"));
+    assert!(text.contains("Ada Lovelace"));
+    assert!(text.contains("kyc.submit"));
+    let a_document_hash = app.query_text(&format!(
+        "SELECT sha256 AS value FROM kyc_documents WHERE application_id = '{application}'"
+    ))[0]
+        .clone();
+    assert!(text.contains(&a_document_hash));
+    assert!(rendered_pages(&pdf) >= 1);
+
+    let integrity = post("/v1/ledger/integrity-reports".into());
+    let trace = post(format!("/v1/withdrawals/{withdrawal}/audit-report"));
+    for (report, expected) in [(&trace, "single_limit_exceeded"), (&integrity, "Root hash")] {
+        let pdf = download(&app, &officer, report, "report.pdf");
+        let text = pdf_text(&pdf);
+        assert!(text.contains(expected), "{text}");
+        assert!(text.contains(report["data_sha256"].as_str().unwrap()));
+        assert!(rendered_pages(&pdf) >= 1);
+    }
 }

@@ -171,7 +171,43 @@ fn every_endpoint_admits_exactly_its_roles(app: &TestApp) {
             &response.body,
         );
 
+        let report_readers = [
+            Role::Officer,
+            Role::SeniorOfficer,
+            Role::Admin,
+            Role::Regulator,
+        ];
+        let response = app.get("/v1/reports", token);
+        expect(
+            "GET /v1/reports",
+            response.status,
+            200,
+            allowed(&report_readers),
+            &response.body,
+        );
+        let response = app.get("/v1/report-schedules", token);
+        expect(
+            "GET /v1/report-schedules",
+            response.status,
+            200,
+            allowed(&[Role::Admin]),
+            &response.body,
+        );
+        let response = app.post(
+            "/v1/reports",
+            token,
+            &json!({"kind": "sandbox", "jurisdiction": "HK", "period": "2026-Q1"}),
+        );
+        expect(
+            "POST /v1/reports",
+            response.status,
+            201,
+            allowed(&[Role::Officer, Role::SeniorOfficer, Role::Admin]),
+            &response.body,
+        );
+
         for open in [
+            "/.well-known/hashgate-signing-key",
             "/healthz",
             "/readyz",
             "/metrics",

@@ -4,8 +4,10 @@
 CREATE TABLE reports (
     id TEXT PRIMARY KEY,
     -- `sandbox`: a periodic report; `str`: a suspicious transaction report on a case;
-    -- `ledger_integrity`: the ledger's hash chain verified, with totals (for auditors).
-    kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'str', 'ledger_integrity')),
+    -- `ledger_integrity`: the ledger's hash chain verified, with totals (for auditors);
+    -- `kyc_history` and `withdrawal_trace`: the audit trail of one application or withdrawal.
+    kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'str', 'ledger_integrity', 'kyc_history',
+        'withdrawal_trace')),
     -- The jurisdiction whose regulator (or FIU) receives it; none for platform-wide evidence.
     jurisdiction TEXT,
     -- A period (2026-Q3), the case of an STR, or the ledger entries covered.
