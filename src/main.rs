@@ -525,6 +525,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                     "no carbon data found (pass --carbon-data DIR): no facilities or orders".into()
                 }
             };
+            let reports = hashgate::demo::reports::seed(&state, &officer)?;
             let base = format!("http://{}", settings.bind);
             println!("hashgate demo — database {}", settings.database_url);
             println!("\nUsers:");
@@ -578,6 +579,18 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
                 "  curl -s {base}/v1/users/{user}/footprint -H 'Authorization: Bearer {user_token}'   (the user's orders, certificates and emissions)"
             );
             println!("  curl -s {base}/v1/public/footprint   (the platform's carbon footprint, no token)");
+            let regulator = demo
+                .tokens
+                .iter()
+                .find(|t| t.role == Role::Regulator)
+                .map(|t| t.secret.as_str())
+                .unwrap_or("");
+            println!(
+                "  curl -s {base}/v1/reports -H 'Authorization: Bearer {regulator}'   (the Hong Kong regulator's reports; the console's Reports page too)"
+            );
+            for (jurisdiction, period, id) in &reports {
+                println!("    {jurisdiction} {period}: {base}/v1/reports/{id}/files/report.pdf");
+            }
             println!("  open {base}/docs   (API docs; paste a token at the top)");
             println!(
                 "\nKYC: {applications} applications submitted and screened against the {lists_loaded}."

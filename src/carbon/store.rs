@@ -319,19 +319,22 @@ pub fn list_facilities(connection: &mut DbConnection) -> Result<Vec<Facility>, A
 }
 
 /// Zones hashgate knows: those with an emission factor or a facility.
-pub fn zone_is_known(connection: &mut DbConnection, zone: &str) -> QueryResult<bool> {
-    let factors: i64 = emission_factors::table
-        .filter(emission_factors::zone.eq(zone))
-        .count()
-        .get_result(connection)?;
-    if factors > 0 {
-        return Ok(true);
-    }
-    let sites: i64 = facilities::table
-        .filter(facilities::market_zone.eq(zone))
-        .count()
-        .get_result(connection)?;
-    Ok(sites > 0)
+pub fn known_zones(
+    connection: &mut DbConnection,
+) -> QueryResult<std::collections::BTreeSet<String>> {
+    let mut zones: std::collections::BTreeSet<String> = emission_factors::table
+        .select(emission_factors::zone)
+        .distinct()
+        .load::<String>(connection)?
+        .into_iter()
+        .collect();
+    zones.extend(
+        facilities::table
+            .select(facilities::market_zone)
+            .distinct()
+            .load::<String>(connection)?,
+    );
+    Ok(zones)
 }
 
 // ---- orders ----
@@ -568,6 +571,8 @@ pub fn insert_certificates(
     now: NaiveDateTime,
 ) -> Result<Vec<String>, AppError> {
     let mut problems = Vec::new();
+    // Looked up once per batch, not per row.
+    let zones = known_zones(connection)?;
     for (index, certificate) in batch.iter().enumerate() {
         let field = |name: &str| format!("certificates[{index}].{name}");
         let duplicate: i64 = certificates::table
@@ -626,7 +631,7 @@ pub fn insert_certificates(
                 ),
             ));
         }
-        if !zone_is_known(connection, &certificate.market_zone)? {
+        if !zones.contains(&certificate.market_zone) {
             problems.push(crate::error::FieldError::new(
                 field("market_zone"),
                 "unknown_zone",
@@ -1238,7 +1243,7 @@ pub fn match_orders(
         .into_iter()
         .filter(|c| super::is_one_utc_hour(c.generation_start, c.generation_end))
         .collect();
-    let certified_hours: std::collections::HashSet<NaiveDateTime> = hourly_candidates
+    let certified_hours: std::collections::BTreeSet<NaiveDateTime> = hourly_candidates
         .iter()
         .map(|c| c.generation_start)
         .collect();
@@ -1248,9 +1253,13 @@ pub fn match_orders(
         let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
         let mut hours_stored = std::collections::HashSet::new();
         for order in &open {
-            if !certified_hours.iter().any(|hour| {
-                *hour >= order.starts_at - chrono::Duration::hours(1) && *hour < order.ends_at
-            }) {
+            let first_hour = order.starts_at - chrono::Duration::hours(1);
+            if first_hour >= order.ends_at
+                || certified_hours
+                    .range(first_hour..order.ends_at)
+                    .next()
+                    .is_none()
+            {
                 continue;
             }
             let matched = matched_hours(connection, &order.id)?;

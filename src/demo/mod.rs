@@ -3,6 +3,7 @@
 
 pub mod carbon;
 pub mod kyc;
+pub mod reports;
 pub mod withdrawals;
 
 use chrono::NaiveDate;
