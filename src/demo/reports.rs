@@ -1,5 +1,5 @@
-//! Demo reports: each sandbox jurisdiction's report for its last closed period, so a regulator
-//! token finds one at once.
+//! Demo reports: each sandbox jurisdiction's report for its current period (provisional: the demo's
+//! users and payouts are recent), so a regulator token finds one with real numbers at once.
 
 use chrono::TimeZone as _;
 
@@ -23,7 +23,7 @@ pub fn seed(state: &AppState, officer: &Actor) -> Result<Vec<(String, String, St
             continue;
         };
         let today = jurisdiction.time_zone.from_utc_datetime(&now).date_naive();
-        let period = Period::last_closed(rules.period, today);
+        let period = Period::containing(rules.period, today);
         let report = write_transaction(&mut connection, |connection| {
             service::generate_sandbox(
                 connection,

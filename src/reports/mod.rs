@@ -77,30 +77,35 @@ impl Period {
         }
     }
 
-    /// The last period of `kind` that has closed by local day `today`.
-    pub fn last_closed(kind: PeriodKind, today: NaiveDate) -> Period {
+    /// The period of `kind` that local day `day` falls in.
+    pub fn containing(kind: PeriodKind, day: NaiveDate) -> Period {
         let months = match kind {
             PeriodKind::Month => 1,
             PeriodKind::Quarter => 3,
         };
-        // The first month of the current period, then one period back.
-        let current_first_month = (today.month() - 1) / months * months + 1;
-        let current =
-            NaiveDate::from_ymd_opt(today.year(), current_first_month, 1).unwrap_or(today);
-        let first_day = current
-            .checked_sub_months(chrono::Months::new(months))
-            .unwrap_or(current);
+        let first_month = (day.month() - 1) / months * months + 1;
+        let first_day = NaiveDate::from_ymd_opt(day.year(), first_month, 1).unwrap_or(day);
+        let end_day = first_day
+            .checked_add_months(chrono::Months::new(months))
+            .unwrap_or(first_day);
         let label = match kind {
             PeriodKind::Month => format!("{}-{:02}", first_day.year(), first_day.month()),
-            PeriodKind::Quarter => {
-                format!("{}-Q{}", first_day.year(), (first_day.month() - 1) / 3 + 1)
-            }
+            PeriodKind::Quarter => format!("{}-Q{}", first_day.year(), first_month / 3 + 1),
         };
         Period {
             label,
             first_day,
-            end_day: current,
+            end_day,
         }
+    }
+
+    /// The last period of `kind` that has closed by local day `today`.
+    pub fn last_closed(kind: PeriodKind, today: NaiveDate) -> Period {
+        let current = Period::containing(kind, today);
+        Period::containing(
+            kind,
+            current.first_day.pred_opt().unwrap_or(current.first_day),
+        )
     }
 
     /// The period's bounds in UTC, `[start, end)`, for a jurisdiction's zone.
@@ -210,6 +215,15 @@ mod tests {
         assert_eq!(
             Period::last_closed(PeriodKind::Month, day(2026, 1, 1)).label,
             "2025-12"
+        );
+        let current = Period::containing(PeriodKind::Quarter, day(2026, 12, 2));
+        assert_eq!(
+            (current.label.as_str(), current.first_day, current.end_day),
+            ("2026-Q4", day(2026, 10, 1), day(2027, 1, 1))
+        );
+        assert_eq!(
+            Period::containing(PeriodKind::Month, day(2026, 2, 28)).label,
+            "2026-02"
         );
     }
 
