@@ -50,6 +50,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/v1/reports/{id}/verify")
+                // A copy to check is a whole report file: more than actix's 256 KiB default.
+                .app_data(web::PayloadConfig::new(MAX_COPY_BYTES))
                 .route(web::get().to(get_verification))
                 .route(web::post().to(post_verification)),
         )
@@ -58,6 +60,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/.well-known/hashgate-signing-key").route(web::get().to(get_public_key)),
         );
 }
+
+/// The largest copy `POST /v1/reports/{id}/verify` accepts.
+const MAX_COPY_BYTES: usize = 64 * 1024 * 1024;
 
 const READERS: &[Role] = &[
     Role::Officer,
@@ -125,7 +130,10 @@ pub(crate) async fn readable_reports(
             require_reader(caller, Some(&code))?;
             Some(code)
         }
-        (Role::Regulator, None) => caller.jurisdiction.clone(),
+        // Never "no filter": a regulator token without a jurisdiction reads nothing.
+        (Role::Regulator, None) => Some(caller.jurisdiction.clone().ok_or_else(|| {
+            AppError::Forbidden("this regulator token is bound to no jurisdiction".into())
+        })?),
         (_, code) => code,
     };
     state

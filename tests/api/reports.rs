@@ -395,6 +395,10 @@ fn an_altered_byte_fails_verification(app: &TestApp) {
     assert_eq!(check(pdf.clone())["valid"], true);
     let mut altered = pdf.clone();
     altered[pdf.len() / 2] ^= 1;
+    // A copy larger than actix's default payload limit is checked, not refused.
+    let mut padded = pdf.clone();
+    padded.resize(300 * 1024, b' ');
+    assert_eq!(check(padded)["valid"], false);
     let verdict = check(altered.clone());
     assert_eq!(verdict["valid"], false);
     assert!(verdict["message"].as_str().unwrap().contains("altered"));
