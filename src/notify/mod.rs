@@ -131,6 +131,14 @@ mod tests {
             ("amount", "0.2"),
             ("asset", "BTC"),
             ("withdrawal_id", "w-1"),
+            ("title", "Sandbox periodic report — Hong Kong — 2026-Q3"),
+            ("kind", "sandbox"),
+            ("jurisdiction", "Hong Kong"),
+            ("period", "2026-Q3"),
+            ("report_id", "r-1"),
+            ("path", "/v1/reports/r-1/files/report.pdf"),
+            ("data_sha256", "0f00"),
+            ("key_id", "275561c30f320125"),
         ]
         .into_iter()
         .map(|(key, value)| (key, value.to_string()))
