@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pdf::{Column, Layout, Metadata};
 use super::xml::{end, io, leaf, name_parts, start, XmlWriter};
+use crate::aml::monitoring::store::{Alert, Case, CaseNote};
 use crate::error::AppError;
 use crate::kyc::application::PersonalData;
 
@@ -71,37 +72,16 @@ pub struct StrTransaction {
     pub counterparty_network: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct CaseAlert {
-    pub rule: String,
-    pub severity: String,
-    pub message: String,
-    pub created_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone)]
-pub struct CaseNote {
-    pub kind: String,
-    pub body: String,
-    pub author: String,
-    pub file_name: Option<String>,
-    pub created_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone)]
+/// A case with its alerts and notes, oldest first, as the monitoring module keeps them.
 pub struct StrCase {
-    pub id: String,
-    pub jurisdiction: String,
-    pub title: String,
-    pub status: String,
-    pub outcome: Option<String>,
-    pub opened_by: String,
-    pub opened_at: NaiveDateTime,
-    pub closed_by: Option<String>,
-    pub closed_at: Option<NaiveDateTime>,
-    pub closing_reason: Option<String>,
-    pub alerts: Vec<CaseAlert>,
+    pub case: Case,
+    pub alerts: Vec<Alert>,
     pub notes: Vec<CaseNote>,
+}
+
+/// The rule that raised an alert, or its origin (a screening hit).
+fn rule_of(alert: &Alert) -> &str {
+    alert.rule_id.as_deref().unwrap_or(&alert.origin)
 }
 
 /// Everything a report on a case says.
@@ -122,17 +102,6 @@ pub struct StrDocument<'a> {
     pub data_sha256: &'a str,
 }
 
-/// The canonical export: the transactions, in ledger order.
-pub fn transactions_csv(transactions: &[StrTransaction]) -> Result<Vec<u8>, csv::Error> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for transaction in transactions {
-        writer.serialize(transaction)?;
-    }
-    writer
-        .into_inner()
-        .map_err(|error| csv::Error::from(error.into_error()))
-}
-
 fn date(at: NaiveDateTime) -> String {
     at.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
@@ -144,12 +113,12 @@ fn clip(text: &str, limit: usize) -> String {
 
 /// The case summary that goes in `reason`: the title, what raised it, and what was found.
 fn reason(document: &StrDocument) -> String {
-    let case = document.case;
+    let case = &document.case.case;
     let mut text = format!("Case {}: {}.", case.id, case.title);
-    for alert in &case.alerts {
+    for alert in &document.case.alerts {
         text.push_str(&format!(
             " Alert {} ({}, {}): {}.",
-            alert.rule,
+            rule_of(alert),
             alert.severity,
             date(alert.created_at),
             alert.message
@@ -188,7 +157,7 @@ fn residence(document: &StrDocument) -> String {
     document
         .subject
         .map(|data| data.residence.clone())
-        .unwrap_or_else(|| document.case.jurisdiction.clone())
+        .unwrap_or_else(|| document.case.case.jurisdiction.clone())
 }
 
 /// The subject's wallet at the platform (or a withdrawal's destination) as a `t_account`.
@@ -265,7 +234,10 @@ pub fn xml(document: &StrDocument) -> Result<Vec<u8>, AppError> {
     leaf(&mut writer, "country_code", &[], &document.entity.country)?;
     end(&mut writer, "location")?;
     leaf(&mut writer, "reason", &[], &reason(document))?;
-    let action = match (&document.case.outcome, &document.case.closing_reason) {
+    let action = match (
+        &document.case.case.outcome,
+        &document.case.case.closing_reason,
+    ) {
         (Some(outcome), Some(why)) => format!("Case closed: {outcome}. {why}"),
         (Some(outcome), None) => format!("Case closed: {outcome}."),
         _ => "Case open: under review.".to_string(),
@@ -375,7 +347,7 @@ pub fn xml(document: &StrDocument) -> Result<Vec<u8>, AppError> {
         &clip(
             &format!(
                 "Subject of case {}: {}",
-                document.case.id, document.case.title
+                document.case.case.id, document.case.case.title
             ),
             8_000,
         ),
@@ -394,7 +366,7 @@ pub fn xml(document: &StrDocument) -> Result<Vec<u8>, AppError> {
 
 /// The case file: the case, its alerts and notes, the subject and the transactions reported.
 pub fn pdf(document: &StrDocument, zone: chrono_tz::Tz) -> Result<Vec<u8>, AppError> {
-    let case = document.case;
+    let case = &document.case.case;
     let title = format!("Suspicious transaction report — case {}", case.id);
     let mut layout = Layout::new(&title)?;
     layout.paragraph(&title, 15.0);
@@ -475,13 +447,14 @@ pub fn pdf(document: &StrDocument, zone: chrono_tz::Tz) -> Result<Vec<u8>, AppEr
         layout.paragraph(why, 9.0);
     }
     layout.heading("Alerts");
-    let alerts: Vec<Vec<String>> = case
+    let alerts: Vec<Vec<String>> = document
+        .case
         .alerts
         .iter()
         .map(|alert| {
             vec![
                 date(alert.created_at).replace('T', " "),
-                alert.rule.clone(),
+                rule_of(alert).to_string(),
                 alert.severity.clone(),
                 alert.message.clone(),
             ]
@@ -499,7 +472,8 @@ pub fn pdf(document: &StrDocument, zone: chrono_tz::Tz) -> Result<Vec<u8>, AppEr
         "No alerts",
     );
     layout.heading("Notes and evidence");
-    let notes: Vec<Vec<String>> = case
+    let notes: Vec<Vec<String>> = document
+        .case
         .notes
         .iter()
         .map(|note| {

@@ -153,12 +153,13 @@ impl Figure {
     }
 }
 
-/// The canonical export of a report's figures: CSV with a header, rows in report order, values
-/// as exact decimals. Its SHA-256 is printed in the report so anyone can recompute it.
-pub fn figures_csv(figures: &[Figure]) -> Result<Vec<u8>, csv::Error> {
+/// A canonical CSV export: a header, then the rows in order (figures in report order, an STR's
+/// transactions in ledger order), values as exact decimals. Its SHA-256 is printed in the
+/// report so anyone can recompute it.
+pub fn csv_bytes<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    for figure in figures {
-        writer.serialize(figure)?;
+    for row in rows {
+        writer.serialize(row)?;
     }
     writer
         .into_inner()
@@ -229,8 +230,7 @@ mod tests {
 
     #[test]
     fn the_canonical_csv_has_a_header_and_exact_values() {
-        let csv =
-            figures_csv(&[Figure::new("payouts", "fmv", "asset=BTC", "1.50", "USD")]).unwrap();
+        let csv = csv_bytes(&[Figure::new("payouts", "fmv", "asset=BTC", "1.50", "USD")]).unwrap();
         assert_eq!(
             String::from_utf8(csv).unwrap(),
             "section,metric,breakdown,value,unit\npayouts,fmv,asset=BTC,1.50,USD\n"

@@ -29,54 +29,35 @@ pub struct ScheduleView {
     pub disabled_at: Option<NaiveDateTime>,
 }
 
-type ScheduleRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = report_schedules)]
+struct ScheduleRow {
+    id: String,
+    kind: String,
+    jurisdiction: String,
+    recipients_encrypted: String,
+    created_by: String,
+    created_at: NaiveDateTime,
+    disabled_at: Option<NaiveDateTime>,
+}
 
 fn recipients_context(id: &str) -> String {
     format!("report_schedules.recipients:{id}")
 }
 
 fn view(cipher: &FieldCipher, row: ScheduleRow) -> Result<ScheduleView, AppError> {
-    let (id, kind, jurisdiction, recipients, created_by, created_at, disabled_at) = row;
     let recipients = cipher
-        .decrypt(&recipients, &recipients_context(&id))
+        .decrypt(&row.recipients_encrypted, &recipients_context(&row.id))
         .map_err(AppError::internal)?;
     Ok(ScheduleView {
         recipients: serde_json::from_str(&recipients).map_err(AppError::internal)?,
-        id,
-        kind,
-        jurisdiction,
-        created_by,
-        created_at,
-        disabled_at,
+        id: row.id,
+        kind: row.kind,
+        jurisdiction: row.jurisdiction,
+        created_by: row.created_by,
+        created_at: row.created_at,
+        disabled_at: row.disabled_at,
     })
-}
-
-fn columns() -> (
-    report_schedules::id,
-    report_schedules::kind,
-    report_schedules::jurisdiction,
-    report_schedules::recipients_encrypted,
-    report_schedules::created_by,
-    report_schedules::created_at,
-    report_schedules::disabled_at,
-) {
-    (
-        report_schedules::id,
-        report_schedules::kind,
-        report_schedules::jurisdiction,
-        report_schedules::recipients_encrypted,
-        report_schedules::created_by,
-        report_schedules::created_at,
-        report_schedules::disabled_at,
-    )
 }
 
 /// A new schedule; a jurisdiction has at most one active schedule per kind.
@@ -126,7 +107,7 @@ pub fn find(
 ) -> Result<ScheduleView, AppError> {
     let row: ScheduleRow = report_schedules::table
         .find(id)
-        .select(columns())
+        .select(ScheduleRow::as_select())
         .first(connection)
         .optional()?
         .ok_or_else(|| AppError::NotFound(format!("no report schedule {id}")))?;
@@ -138,7 +119,7 @@ pub fn list(
     cipher: &FieldCipher,
 ) -> Result<Vec<ScheduleView>, AppError> {
     let rows: Vec<ScheduleRow> = report_schedules::table
-        .select(columns())
+        .select(ScheduleRow::as_select())
         .order((report_schedules::created_at, report_schedules::id))
         .load(connection)?;
     rows.into_iter().map(|row| view(cipher, row)).collect()
@@ -196,7 +177,7 @@ pub fn run_due(
     let mut summary = RunSummary::default();
     let active: Vec<ScheduleRow> = report_schedules::table
         .filter(report_schedules::disabled_at.is_null())
-        .select(columns())
+        .select(ScheduleRow::as_select())
         .order(report_schedules::id)
         .load(connection)?;
     for row in active {

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::sandbox::{self, PeriodView, SandboxDocument};
 use super::signing::ReportSigner;
 use super::store::{self, ReportRow, Scope};
-use super::{figures_csv, Period};
+use super::{csv_bytes, Period};
 use crate::audit::{Actor, NewAuditEntry};
 use crate::crypto::{sha256_hex, FieldCipher};
 use crate::db::DbConnection;
@@ -27,15 +27,44 @@ pub struct Keys<'a> {
     pub cipher: &'a FieldCipher,
 }
 
+/// What a generator says of its report; the key, the author and the time are added when it is
+/// sealed.
+struct Draft {
+    id: String,
+    kind: String,
+    jurisdiction: Option<String>,
+    period_label: String,
+    period_start: NaiveDateTime,
+    period_end: NaiveDateTime,
+    language: String,
+    title: String,
+    data_sha256: String,
+}
+
 /// Signs each file, stores the report and its files (encrypted) and audits the generation:
 /// one call inside the caller's transaction.
 fn seal_and_store(
     connection: &mut DbConnection,
     keys: Keys,
-    report: &ReportRow,
+    draft: Draft,
     files: Vec<(&str, &str, Vec<u8>)>,
     (actor, request_id): (Actor, Option<String>),
-) -> Result<(), AppError> {
+    now: NaiveDateTime,
+) -> Result<ReportRow, AppError> {
+    let report = ReportRow {
+        id: draft.id,
+        kind: draft.kind,
+        jurisdiction: draft.jurisdiction,
+        period_label: draft.period_label,
+        period_start: draft.period_start,
+        period_end: draft.period_end,
+        language: draft.language,
+        title: draft.title,
+        data_sha256: draft.data_sha256,
+        key_id: keys.signer.key_id(),
+        generated_by: actor.name.clone(),
+        generated_at: now,
+    };
     let files: Vec<store::NewFile> = files
         .into_iter()
         .map(|(name, content_type, content)| store::NewFile {
@@ -46,7 +75,7 @@ fn seal_and_store(
             content,
         })
         .collect();
-    store::insert_report(connection, keys.cipher, report, &files)?;
+    store::insert_report(connection, keys.cipher, &report, &files)?;
     crate::audit::store::append(
         connection,
         NewAuditEntry::new(actor, "report.generate", "report", &report.id, request_id).details(
@@ -62,7 +91,7 @@ fn seal_and_store(
             }),
         ),
     )?;
-    Ok(())
+    Ok(report)
 }
 
 /// What a sandbox report is made for and by.
@@ -125,7 +154,7 @@ pub fn generate_sandbox(
         carbon_basis: request.carbon_basis,
     };
     let figures = store::sandbox_figures(connection, &scope, &rules.sections)?;
-    let data = figures_csv(&figures).map_err(AppError::internal)?;
+    let data = csv_bytes(&figures).map_err(AppError::internal)?;
     let id = uuid::Uuid::new_v4().to_string();
     let document = SandboxDocument {
         report_id: id.clone(),
@@ -152,7 +181,7 @@ pub fn generate_sandbox(
     };
     let json = serde_json::to_vec_pretty(&document).map_err(AppError::internal)?;
     let pdf = sandbox::render_pdf(&document, jurisdiction.time_zone)?;
-    let report = ReportRow {
+    let draft = Draft {
         id: id.clone(),
         kind: "sandbox".into(),
         jurisdiction: Some(jurisdiction.code.clone()),
@@ -162,22 +191,19 @@ pub fn generate_sandbox(
         language: rules.language.clone(),
         title: document.title(),
         data_sha256: document.data_sha256.clone(),
-        key_id: keys.signer.key_id(),
-        generated_by: request.actor.name.clone(),
-        generated_at: now,
     };
     seal_and_store(
         connection,
         keys,
-        &report,
+        draft,
         vec![
             (DATA, "text/csv; charset=utf-8", data),
             (JSON, "application/json", json),
             (PDF, "application/pdf", pdf),
         ],
         (request.actor, request.request_id),
-    )?;
-    Ok(report)
+        now,
+    )
 }
 
 /// How far before a case was opened its STR reports the subject's transactions.
@@ -201,7 +227,8 @@ pub fn generate_str(
     request: StrRequest,
     now: NaiveDateTime,
 ) -> Result<ReportRow, AppError> {
-    let (case, user_id) = store::str_case(connection, request.case_id)?;
+    let case_file = store::str_case(connection, request.case_id)?;
+    let (case, user_id) = (&case_file.case, case_file.case.user_id.clone());
     let jurisdiction = request
         .jurisdictions
         .get(&case.jurisdiction)
@@ -234,12 +261,12 @@ pub fn generate_str(
         crate::kyc::store::identities(connection, keys.cipher, std::slice::from_ref(&user_id))?
             .remove(&user_id);
     let reference = crate::users::store::find(connection, keys.cipher, &user_id)?.external_ref;
-    let data = super::goaml::transactions_csv(&transactions).map_err(AppError::internal)?;
+    let data = super::csv_bytes(&transactions).map_err(AppError::internal)?;
     let data_sha256 = sha256_hex(&data);
     let id = uuid::Uuid::new_v4().to_string();
     let document = super::goaml::StrDocument {
         report_id: &id,
-        case: &case,
+        case: &case_file,
         user_id: &user_id,
         subject: subject.as_ref(),
         subject_reference: &reference,
@@ -254,7 +281,7 @@ pub fn generate_str(
     };
     let xml = super::goaml::xml(&document)?;
     let pdf = super::goaml::pdf(&document, jurisdiction.time_zone)?;
-    let report = ReportRow {
+    let draft = Draft {
         id: id.clone(),
         kind: "str".into(),
         jurisdiction: Some(jurisdiction.code.clone()),
@@ -264,22 +291,19 @@ pub fn generate_str(
         language: "en".into(),
         title: format!("Suspicious transaction report — case {}", case.id),
         data_sha256,
-        key_id: keys.signer.key_id(),
-        generated_by: request.actor.name.clone(),
-        generated_at: now,
     };
     seal_and_store(
         connection,
         keys,
-        &report,
+        draft,
         vec![
             (DATA, "text/csv; charset=utf-8", data),
             (GOAML, "application/xml", xml),
             (PDF, "application/pdf", pdf),
         ],
         (request.actor, request.request_id),
-    )?;
-    Ok(report)
+        now,
+    )
 }
 
 /// Generates, signs and stores the ledger integrity report for entries `from..=to` (default:
@@ -312,7 +336,7 @@ pub fn generate_ledger_integrity(
         ));
     }
     let figures = store::ledger_integrity_figures(connection, (from, to))?;
-    let data = figures_csv(&figures).map_err(AppError::internal)?;
+    let data = csv_bytes(&figures).map_err(AppError::internal)?;
     let data_sha256 = sha256_hex(&data);
     let id = uuid::Uuid::new_v4().to_string();
     let title = format!("Ledger integrity report — entries {from} to {to}");
@@ -379,7 +403,7 @@ pub fn generate_ledger_integrity(
         dated: now.and_utc().timestamp(),
     })?;
     let (period_start, period_end) = store::ledger_time_span(connection, (from, to))?;
-    let report = ReportRow {
+    let draft = Draft {
         id,
         kind: "ledger_integrity".into(),
         jurisdiction: None,
@@ -389,22 +413,19 @@ pub fn generate_ledger_integrity(
         language: "en".into(),
         title,
         data_sha256,
-        key_id: keys.signer.key_id(),
-        generated_by: actor.name.clone(),
-        generated_at: now,
     };
     seal_and_store(
         connection,
         keys,
-        &report,
+        draft,
         vec![
             (DATA, "text/csv; charset=utf-8", data),
             (JSON, "application/json", json),
             (PDF, "application/pdf", pdf),
         ],
         (actor, request_id),
-    )?;
-    Ok(report)
+        now,
+    )
 }
 
 pub const DATA_JSONL: &str = "data.jsonl";
@@ -422,7 +443,7 @@ pub fn generate_trail(
     let data_sha256 = sha256_hex(&data);
     let id = uuid::Uuid::new_v4().to_string();
     let pdf = super::trail::pdf(&trail, (&id, &data_sha256), (&actor.name, now))?;
-    let report = ReportRow {
+    let draft = Draft {
         id,
         kind: trail.kind.into(),
         jurisdiction: Some(trail.jurisdiction.clone()),
@@ -432,21 +453,18 @@ pub fn generate_trail(
         language: "en".into(),
         title: trail.title.clone(),
         data_sha256,
-        key_id: keys.signer.key_id(),
-        generated_by: actor.name.clone(),
-        generated_at: now,
     };
     seal_and_store(
         connection,
         keys,
-        &report,
+        draft,
         vec![
             (DATA_JSONL, "application/x-ndjson", data),
             (PDF, "application/pdf", pdf),
         ],
         (actor, request_id),
-    )?;
-    Ok(report)
+        now,
+    )
 }
 
 /// The check of one file: its bytes against the stored hash, and the signature against the

@@ -34,6 +34,8 @@ pub fn sandbox_figures(
     scope: &Scope,
     sections: &[Section],
 ) -> Result<Vec<Figure>, AppError> {
+    // Read once: withdrawals and payouts both format amounts by asset scale.
+    let assets = crate::ledger::store::load_assets(connection)?;
     let mut figures = Vec::new();
     for section in sections {
         let found = match section {
@@ -42,8 +44,8 @@ pub fn sandbox_figures(
             Section::Screening => screening(connection, scope)?,
             Section::Monitoring => monitoring(connection, scope)?,
             Section::SuspiciousReports => suspicious_reports(connection, scope)?,
-            Section::Withdrawals => withdrawal_figures(connection, scope)?,
-            Section::Payouts => payouts(connection, scope)?,
+            Section::Withdrawals => withdrawal_figures(connection, scope, &assets)?,
+            Section::Payouts => payouts(connection, scope, &assets)?,
             Section::Carbon => carbon(connection, scope)?,
             Section::Incidents => incidents(connection)?,
         };
@@ -316,9 +318,9 @@ fn suspicious_reports(
 fn withdrawal_figures(
     connection: &mut DbConnection,
     scope: &Scope,
+    assets: &crate::ledger::Assets,
 ) -> Result<Vec<Figure>, AppError> {
     const S: &str = "withdrawals";
-    let assets = crate::ledger::store::load_assets(connection)?;
     let rows: Vec<(String, String, i64, Option<i64>)> = withdrawals::table
         .filter(withdrawals::jurisdiction.eq(scope.jurisdiction))
         .filter(withdrawals::requested_at.ge(scope.start))
@@ -346,14 +348,14 @@ fn withdrawal_figures(
             S,
             "amount",
             breakdown.clone(),
-            in_units(&assets, &asset, amount),
+            in_units(assets, &asset, amount),
             &asset,
         ));
         figures.push(Figure::new(
             S,
             "amount_local",
             breakdown,
-            in_units(&assets, scope.currency, local),
+            in_units(assets, scope.currency, local),
             scope.currency,
         ));
     }
@@ -368,9 +370,12 @@ fn in_units(assets: &crate::ledger::Assets, code: &str, atoms: i128) -> String {
         .unwrap_or_else(|_| atoms.to_string())
 }
 
-fn payouts(connection: &mut DbConnection, scope: &Scope) -> Result<Vec<Figure>, AppError> {
+fn payouts(
+    connection: &mut DbConnection,
+    scope: &Scope,
+    assets: &crate::ledger::Assets,
+) -> Result<Vec<Figure>, AppError> {
     const S: &str = "payouts";
-    let assets = crate::ledger::store::load_assets(connection)?;
     // A join, not `user_id IN (…)`: SQLite then walks the time index once instead of each
     // resident's entries (1.5 s instead of 4.3 s over a million payouts).
     let rows: Vec<(String, i64, Option<String>)> = ledger_entries::table
@@ -404,7 +409,7 @@ fn payouts(connection: &mut DbConnection, scope: &Scope) -> Result<Vec<Figure>, 
             S,
             "volume",
             breakdown.clone(),
-            in_units(&assets, &asset, atoms),
+            in_units(assets, &asset, atoms),
             &asset,
         ));
         // Half away from zero, the usual commercial rounding of a displayed total.
@@ -691,115 +696,29 @@ pub fn files_with_hash(
 
 // ---- suspicious transaction reports ----
 
-/// A case with its alerts and notes, and the user it is about.
+/// A case with its alerts and notes, oldest first.
 pub fn str_case(
     connection: &mut DbConnection,
     id: &str,
-) -> Result<(super::goaml::StrCase, String), AppError> {
-    use super::goaml::{CaseAlert, CaseNote, StrCase};
-    use crate::db::schema::case_notes;
-    type CaseColumns = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        NaiveDateTime,
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<String>,
-    );
-    let row: Option<CaseColumns> = cases::table
-        .find(id)
-        .select((
-            cases::id,
-            cases::jurisdiction,
-            cases::user_id,
-            cases::title,
-            cases::status,
-            cases::outcome,
-            cases::opened_by,
-            cases::opened_at,
-            cases::closed_by,
-            cases::closed_at,
-            cases::closing_reason,
-        ))
-        .first(connection)
-        .optional()?;
-    let Some((
-        id,
-        jurisdiction,
-        user_id,
-        title,
-        status,
-        outcome,
-        opened_by,
-        opened_at,
-        closed_by,
-        closed_at,
-        closing_reason,
-    )) = row
-    else {
-        return Err(AppError::NotFound(format!("no case {id}")));
-    };
-    let alerts = alerts::table
-        .filter(alerts::case_id.eq(&id))
-        .order((alerts::created_at, alerts::id))
-        .select((
-            alerts::origin,
-            alerts::rule_id,
-            alerts::severity,
-            alerts::message,
-            alerts::created_at,
-        ))
-        .load::<(String, Option<String>, String, String, NaiveDateTime)>(connection)?
-        .into_iter()
-        .map(|(origin, rule, severity, message, created_at)| CaseAlert {
-            rule: rule.unwrap_or(origin),
-            severity,
-            message,
-            created_at,
-        })
-        .collect();
-    let notes = case_notes::table
-        .filter(case_notes::case_id.eq(&id))
-        .order((case_notes::created_at, case_notes::id))
-        .select((
-            case_notes::kind,
-            case_notes::body,
-            case_notes::author,
-            case_notes::file_name,
-            case_notes::created_at,
-        ))
-        .load::<(String, String, String, Option<String>, NaiveDateTime)>(connection)?
-        .into_iter()
-        .map(|(kind, body, author, file_name, created_at)| CaseNote {
-            kind,
-            body,
-            author,
-            file_name,
-            created_at,
-        })
-        .collect();
-    Ok((
-        StrCase {
-            id,
-            jurisdiction,
-            title,
-            status,
-            outcome,
-            opened_by,
-            opened_at,
-            closed_by,
-            closed_at,
-            closing_reason,
-            alerts,
-            notes,
+) -> Result<super::goaml::StrCase, AppError> {
+    use crate::aml::monitoring::store as monitoring;
+    let case = monitoring::find_case(connection, id)?
+        .ok_or_else(|| AppError::NotFound(format!("no case {id}")))?;
+    let mut alerts = monitoring::list_alerts(
+        connection,
+        &monitoring::AlertFilter {
+            case_id: Some(case.id.clone()),
+            limit: 10_000,
+            ..monitoring::AlertFilter::default()
         },
-        user_id,
-    ))
+    )?;
+    alerts.reverse();
+    let notes = monitoring::notes(connection, &case.id)?;
+    Ok(super::goaml::StrCase {
+        case,
+        alerts,
+        notes,
+    })
 }
 
 /// The user's ledger entries in `[from, to)`, each valued in `currency` at its time (the

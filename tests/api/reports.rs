@@ -570,8 +570,11 @@ fn a_case_str_names_the_subject_and_the_ledger_transactions(app: &TestApp) {
     );
     assert_eq!(xml.matches("<transaction>").count().to_string(), entries);
     assert_eq!(entries, "2");
-    // The payouts are valued in HKD when a USD→HKD rate exists; here none does: flagged.
-    assert!(xml.contains("no usable price") || xml.contains("<amount_local>"));
+    // The payouts have a USD value but no USD→HKD rate exists: each local amount is flagged
+    // as unknown, never silently valued.
+    assert_eq!(xml.matches("the local amount is not known").count(), 2);
+    assert_eq!(xml.matches("<amount_local>0</amount_local>").count(), 2);
+    assert_eq!(xml.matches("(fair market value ").count(), 2);
 
     // The subject's identity is in the stored files only encrypted.
     let plaintext_hits = if app.settings.database_url.starts_with("postgres") {
