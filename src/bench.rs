@@ -552,7 +552,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     let verification = store::verify(&mut connection).map_err(problem)?;
     let elapsed = started.elapsed();
     let entries = match verification {
-        Verification::Intact { entries } => entries,
+        Verification::Intact { entries, .. } => entries,
         other => anyhow::bail!("{name}: the bench ledger does not verify: {other:?}"),
     };
     writeln!(

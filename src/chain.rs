@@ -211,6 +211,9 @@ impl ChainVerifier {
 pub enum Verification {
     Intact {
         entries: i64,
+        /// The hash of the last entry (the chain head): a backup's head must be found again
+        /// after its restore.
+        head: String,
     },
     Broken(ChainBreak),
     /// The chain holds, but state derived from it (e.g. a balance) does not match it.

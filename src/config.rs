@@ -21,6 +21,12 @@ pub struct Settings {
     /// Base64 of 32 bytes: the Ed25519 seed reports are signed with.
     pub signing_key: Option<String>,
     pub signing_key_file: Option<PathBuf>,
+    /// Earlier personal-data keys, base64: they only decrypt what was written under them.
+    pub encryption_retired_keys: Vec<String>,
+    /// Public halves of earlier signing keys, base64: reports signed with them still verify.
+    pub signing_retired_public_keys: Vec<String>,
+    /// When set, the service terminates TLS itself instead of serving plain HTTP.
+    pub tls: Option<TlsSettings>,
     pub max_body_bytes: usize,
     pub workers: usize,
     pub log_format: LogFormat,
@@ -34,6 +40,21 @@ pub struct Settings {
     /// The platform as the reporting crypto-asset service provider in tax-authority exports.
     pub reporting_entity: ReportingEntity,
     pub carbon: CarbonSettings,
+}
+
+/// The service's own TLS listener: a PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub min_version: TlsVersion,
+}
+
+/// The oldest protocol version the listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
 }
 
 /// How certificates are matched and emissions computed.
@@ -120,6 +141,11 @@ struct FileSettings {
     encryption_key_file: Option<PathBuf>,
     signing_key: Option<String>,
     signing_key_file: Option<PathBuf>,
+    encryption_retired_keys: Option<String>,
+    signing_retired_public_keys: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_min_version: Option<String>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     log_format: Option<String>,
@@ -151,6 +177,11 @@ const SETTING_NAMES: &[&str] = &[
     "encryption_key_file",
     "signing_key",
     "signing_key_file",
+    "encryption_retired_keys",
+    "signing_retired_public_keys",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_min_version",
     "max_body_bytes",
     "workers",
     "log_format",
@@ -379,6 +410,67 @@ impl Settings {
         )
         .map(|(value, _)| PathBuf::from(value));
 
+        let encryption_retired_keys = key_list(
+            "encryption_retired_keys",
+            pick(
+                "encryption_retired_keys",
+                file_settings.encryption_retired_keys,
+            ),
+            |key| crate::crypto::FieldCipher::from_base64(key).map(|_| ()),
+        )?;
+        let signing_retired_public_keys = key_list(
+            "signing_retired_public_keys",
+            pick(
+                "signing_retired_public_keys",
+                file_settings.signing_retired_public_keys,
+            ),
+            |key| crate::reports::signing::parse_public_key(key).map(|_| ()),
+        )?;
+
+        let path = |name: &str, from_file: Option<PathBuf>| {
+            pick(name, from_file.map(|p| p.display().to_string()))
+                .map(|(value, _)| PathBuf::from(value))
+        };
+        let tls_min_version = match pick("tls_min_version", file_settings.tls_min_version) {
+            None => TlsVersion::Tls13,
+            Some((value, source)) => match value.as_str() {
+                "1.3" => TlsVersion::Tls13,
+                "1.2" => TlsVersion::Tls12,
+                other => {
+                    return Err(ConfigError::new(
+                        "tls_min_version",
+                        &source,
+                        format!("`{other}` is not one of 1.3, 1.2"),
+                    ))
+                }
+            },
+        };
+        let tls = match (
+            path("tls_cert_file", file_settings.tls_cert_file),
+            path("tls_key_file", file_settings.tls_key_file),
+        ) {
+            (Some(cert_file), Some(key_file)) => Some(TlsSettings {
+                cert_file,
+                key_file,
+                min_version: tls_min_version,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "tls_key_file",
+                    "value",
+                    "tls_cert_file is set, so tls_key_file must name its private key",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "tls_cert_file",
+                    "value",
+                    "tls_key_file is set, so tls_cert_file must name its certificate chain",
+                ))
+            }
+        };
+
         let smtp_tls = match pick("smtp_tls", file_settings.smtp_tls) {
             None => SmtpTls::Starttls,
             Some((value, source)) => match value.as_str() {
@@ -509,6 +601,9 @@ impl Settings {
             encryption_key_file,
             signing_key: signing_key.map(|(value, _)| value),
             signing_key_file,
+            encryption_retired_keys,
+            signing_retired_public_keys,
+            tls,
             max_body_bytes,
             workers,
             log_format,
@@ -525,6 +620,29 @@ impl Settings {
         // Validated at load time.
         Backend::from_url(&self.database_url).unwrap_or(Backend::Sqlite)
     }
+}
+
+/// A comma-separated list of base64 keys, each checked by `check`.
+fn key_list(
+    name: &str,
+    value: Option<(String, String)>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some((text, source)) = value else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(str::to_string)
+        .collect();
+    for (position, key) in keys.iter().enumerate() {
+        check(key).map_err(|message| {
+            ConfigError::new(name, &source, format!("key {}: {message}", position + 1))
+        })?;
+    }
+    Ok(keys)
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
@@ -622,5 +740,58 @@ mod tests {
         let error = Settings::from_layers(None, &env(&[("HASHGATE_POOL_SIZ", "3")])).unwrap_err();
         assert_eq!(error.setting, "pool_siz");
         assert!(error.to_string().contains("HASHGATE_POOL_SIZ"));
+    }
+
+    #[test]
+    fn tls_and_retired_key_settings_are_checked() {
+        let tls = Settings::from_layers(
+            None,
+            &env(&[
+                ("HASHGATE_TLS_CERT_FILE", "/etc/tls/chain.pem"),
+                ("HASHGATE_TLS_KEY_FILE", "/etc/tls/key.pem"),
+            ]),
+        )
+        .unwrap()
+        .tls
+        .unwrap();
+        assert_eq!(
+            tls.min_version,
+            TlsVersion::Tls13,
+            "TLS 1.3 only by default"
+        );
+        let error =
+            Settings::from_layers(None, &env(&[("HASHGATE_TLS_CERT_FILE", "/c.pem")])).unwrap_err();
+        assert_eq!(error.setting, "tls_key_file");
+        let error =
+            Settings::from_layers(None, &env(&[("HASHGATE_TLS_MIN_VERSION", "1.1")])).unwrap_err();
+        assert_eq!(error.setting, "tls_min_version");
+
+        let old_key = crate::crypto::FieldCipher::generate_key();
+        let settings = Settings::from_layers(
+            None,
+            &env(&[("HASHGATE_ENCRYPTION_RETIRED_KEYS", &format!(" {old_key} ,"))]),
+        )
+        .unwrap();
+        assert_eq!(settings.encryption_retired_keys, vec![old_key.clone()]);
+        let error = Settings::from_layers(
+            None,
+            &env(&[(
+                "HASHGATE_ENCRYPTION_RETIRED_KEYS",
+                &format!("{old_key},short"),
+            )]),
+        )
+        .unwrap_err();
+        assert_eq!(error.setting, "encryption_retired_keys");
+        assert!(error.message.starts_with("key 2:"), "{}", error.message);
+        assert!(
+            !error.to_string().contains(&old_key),
+            "a key is never echoed"
+        );
+        let error = Settings::from_layers(
+            None,
+            &env(&[("HASHGATE_SIGNING_RETIRED_PUBLIC_KEYS", "c2hvcnQ=")]),
+        )
+        .unwrap_err();
+        assert_eq!(error.setting, "signing_retired_public_keys");
     }
 }

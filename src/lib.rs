@@ -125,7 +125,7 @@ pub fn load_cipher(settings: &Settings) -> anyhow::Result<FieldCipher> {
             suffix: ".key",
             purpose: "personal-data encryption",
         },
-        FieldCipher::from_base64,
+        |key| FieldCipher::from_base64(key)?.with_retired(&settings.encryption_retired_keys),
     )
 }
 
@@ -140,7 +140,10 @@ pub fn load_signer(settings: &Settings) -> anyhow::Result<reports::signing::Repo
             suffix: ".signing-key",
             purpose: "report-signing",
         },
-        reports::signing::ReportSigner::from_base64,
+        |key| {
+            reports::signing::ReportSigner::from_base64(key)?
+                .with_retired(&settings.signing_retired_public_keys)
+        },
     )
 }
 
@@ -216,8 +219,11 @@ impl Application {
                 .configure(configure)
                 .default_service(web::to(http::not_found))
         })
-        .workers(settings.workers)
-        .listen(listener)?
+        .workers(settings.workers);
+        let server = match &settings.tls {
+            Some(tls) => server.listen_rustls_0_23(listener, http::tls::server_config(tls)?)?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Application {
             server,

@@ -872,8 +872,8 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             let mut intact = true;
             for (name, outcome) in [("audit log", audit), ("ledger", ledger)] {
                 match outcome {
-                    Verification::Intact { entries } => {
-                        println!("{name}: {entries} entries, hash chain intact");
+                    Verification::Intact { entries, head } => {
+                        println!("{name}: {entries} entries, hash chain intact, head {head}");
                     }
                     Verification::Broken(broken) => {
                         eprintln!("{name}: BROKEN: {broken}");

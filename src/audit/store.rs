@@ -167,7 +167,10 @@ pub fn verify_chain(connection: &mut DbConnection) -> QueryResult<Verification> 
         .select((chain_heads::seq, chain_heads::hash))
         .first(connection)?;
     Ok(match verifier.finish(head_seq, &head_hash) {
-        Ok(entries) => Verification::Intact { entries },
+        Ok(entries) => Verification::Intact {
+            entries,
+            head: head_hash,
+        },
         Err(broken) => Verification::Broken(broken),
     })
 }

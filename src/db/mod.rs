@@ -281,13 +281,25 @@ where
     }
 }
 
+/// The advisory lock key migrations hold on PostgreSQL ("hashgate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6861_7368_6761_7465;
+
 pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let names = |applied: Vec<diesel::migration::MigrationVersion<'_>>| {
+        applied.iter().map(|version| version.to_string()).collect()
+    };
     let applied = match connection {
-        DbConnection::Sqlite(inner) => inner.run_pending_migrations(SQLITE_MIGRATIONS),
-        DbConnection::Postgresql(inner) => inner.run_pending_migrations(POSTGRES_MIGRATIONS),
-    }
-    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-    Ok(applied.iter().map(|version| version.to_string()).collect())
+        DbConnection::Sqlite(inner) => inner.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
+        DbConnection::Postgresql(inner) => {
+            // Instances starting together take turns: the first migrates, the others then find
+            // nothing pending. The lock is the session's, released when the migration ends.
+            inner.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let applied = inner.run_pending_migrations(POSTGRES_MIGRATIONS).map(names);
+            inner.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            applied
+        }
+    };
+    applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
 /// `SELECT 1` through the pool, for readiness checks.

@@ -4,6 +4,7 @@ pub mod docs;
 pub mod extract;
 pub mod middleware;
 pub mod mutation;
+pub mod tls;
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};

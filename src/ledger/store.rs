@@ -1056,7 +1056,10 @@ pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
             )));
         }
     }
-    Ok(Verification::Intact { entries })
+    Ok(Verification::Intact {
+        entries,
+        head: head_hash,
+    })
 }
 
 /// Streams the summary columns of entries that occurred in [from, to), in pages.

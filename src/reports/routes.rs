@@ -786,10 +786,10 @@ pub async fn post_verification(
 
 /// The public half of the report-signing key (no token needed).
 #[utoipa::path(get, path = "/.well-known/hashgate-signing-key", tag = "reports",
-    responses((status = 200, body = super::signing::PublicKey)))]
+    responses((status = 200, body = super::signing::PublishedKeys)))]
 pub async fn get_public_key(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
-        .json(state.signer.public_key())
+        .json(state.signer.public_keys())
 }

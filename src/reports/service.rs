@@ -512,9 +512,9 @@ pub fn verify_stored(
                 name: file.name.clone(),
                 sha256: file.sha256.clone(),
                 sha256_matches,
-                signature_valid: content
-                    .as_ref()
-                    .is_some_and(|bytes| keys.signer.verifies(bytes, &file.signature)),
+                signature_valid: content.as_ref().is_some_and(|bytes| {
+                    keys.signer.verifies(&report.key_id, bytes, &file.signature)
+                }),
             }
         })
         .collect();
@@ -525,7 +525,7 @@ pub fn verify_stored(
             && checks
                 .iter()
                 .all(|check| check.sha256_matches && check.signature_valid),
-        key_id: keys.signer.key_id(),
+        key_id: report.key_id.clone(),
         files: checks,
         data_matches_report,
     })
@@ -552,30 +552,36 @@ pub fn verify_copy(
     let found = store::files_with_hash(connection, &sha256)?
         .into_iter()
         .find(|file| report_id.is_none_or(|id| id == file.report_id));
-    Ok(match found {
-        Some(file) if signer.verifies(bytes, &file.signature) => CopyCheck {
-            valid: true,
-            message: format!(
-                "{} of report {}: SHA-256 and Ed25519 signature (key {}) match",
-                file.name,
-                file.report_id,
-                signer.key_id()
-            ),
-            sha256,
-            report_id: Some(file.report_id),
-            name: Some(file.name),
-        },
-        Some(file) => CopyCheck {
+    // The key that signed it is the one its report names, current or retired.
+    let signed_by = match &found {
+        Some(file) => Some(store::find_report(connection, &file.report_id)?.key_id),
+        None => None,
+    };
+    Ok(match (found, signed_by) {
+        (Some(file), Some(key_id)) if signer.verifies(&key_id, bytes, &file.signature) => {
+            CopyCheck {
+                valid: true,
+                message: format!(
+                    "{} of report {}: SHA-256 and Ed25519 signature (key {key_id}) match",
+                    file.name, file.report_id,
+                ),
+                sha256,
+                report_id: Some(file.report_id),
+                name: Some(file.name),
+            }
+        }
+        (Some(file), _) => CopyCheck {
             valid: false,
             message: format!(
-                "the SHA-256 matches {} of report {}, but its stored signature does not verify",
+                "the SHA-256 matches {} of report {}, but its stored signature does not verify \
+                 with the key the report names",
                 file.name, file.report_id
             ),
             sha256,
             report_id: Some(file.report_id),
             name: Some(file.name),
         },
-        None => CopyCheck {
+        (None, _) => CopyCheck {
             valid: false,
             message: match report_id {
                 Some(id) => format!(

@@ -9,8 +9,11 @@ use rand::RngCore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The current signing key, and the public halves of the keys it replaced: a report names the
+/// key that signed it, and stays verifiable after a rotation.
 pub struct ReportSigner {
     key: SigningKey,
+    retired: Vec<VerifyingKey>,
 }
 
 impl std::fmt::Debug for ReportSigner {
@@ -19,7 +22,15 @@ impl std::fmt::Debug for ReportSigner {
     }
 }
 
-/// The published half of the signing key.
+/// What the well-known URL publishes: the current key, and the retired keys older reports name.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PublishedKeys {
+    #[serde(flatten)]
+    pub current: PublicKey,
+    pub retired: Vec<PublicKey>,
+}
+
+/// The published half of a signing key.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicKey {
     pub algorithm: &'static str,
@@ -39,15 +50,23 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 impl ReportSigner {
     /// A signer from the base64 of a 32-byte seed.
     pub fn from_base64(encoded: &str) -> Result<ReportSigner, String> {
-        let bytes = STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| "must be base64 (e.g. `openssl rand -base64 32`)".to_string())?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "must be the base64 of exactly 32 bytes".to_string())?;
+        let seed = decode_32(encoded, "exactly 32 bytes (e.g. `openssl rand -base64 32`)")?;
         Ok(ReportSigner {
             key: SigningKey::from_bytes(&seed),
+            retired: Vec::new(),
         })
+    }
+
+    /// Adds the public keys of earlier rotations (base64 of 32 bytes), for verification only.
+    pub fn with_retired(mut self, public_keys: &[String]) -> Result<ReportSigner, String> {
+        self.retired = public_keys
+            .iter()
+            .enumerate()
+            .map(|(position, key)| {
+                parse_public_key(key).map_err(|message| format!("key {}: {message}", position + 1))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 
     /// A new random seed, base64.
@@ -66,30 +85,59 @@ impl ReportSigner {
         key_id_of(&self.key.verifying_key())
     }
 
-    pub fn public_key(&self) -> PublicKey {
-        let verifying = self.key.verifying_key();
-        let mut der = ED25519_SPKI_PREFIX.to_vec();
-        der.extend_from_slice(verifying.as_bytes());
-        PublicKey {
-            algorithm: "Ed25519",
-            key_id: self.key_id(),
-            public_key: STANDARD.encode(verifying.as_bytes()),
-            pem: format!(
-                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-                STANDARD.encode(der)
-            ),
+    pub fn public_keys(&self) -> PublishedKeys {
+        PublishedKeys {
+            current: published(&self.key.verifying_key()),
+            retired: self.retired.iter().map(published).collect(),
         }
     }
 
-    /// Whether `signature` (base64) is this key's signature of `bytes`.
-    pub fn verifies(&self, bytes: &[u8], signature: &str) -> bool {
+    /// Whether `signature` (base64) is the signature of `bytes` by the key named `key_id`, current
+    /// or retired.
+    pub fn verifies(&self, key_id: &str, bytes: &[u8], signature: &str) -> bool {
+        let current = self.key.verifying_key();
+        let Some(key) = std::iter::once(&current)
+            .chain(&self.retired)
+            .find(|key| key_id_of(key) == key_id)
+        else {
+            return false;
+        };
         let Ok(raw) = STANDARD.decode(signature) else {
             return false;
         };
         let Ok(signature) = Signature::from_slice(&raw) else {
             return false;
         };
-        self.key.verifying_key().verify(bytes, &signature).is_ok()
+        key.verify(bytes, &signature).is_ok()
+    }
+}
+
+/// A public key from the base64 of its 32 raw bytes.
+pub fn parse_public_key(encoded: &str) -> Result<VerifyingKey, String> {
+    let raw = decode_32(encoded, "a 32-byte Ed25519 public key")?;
+    VerifyingKey::from_bytes(&raw).map_err(|_| "is not a valid Ed25519 public key".to_string())
+}
+
+/// 32 bytes from base64; `what` says what they should be.
+fn decode_32(encoded: &str, what: &str) -> Result<[u8; 32], String> {
+    STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| format!("must be the base64 of {what}"))
+}
+
+fn published(verifying: &VerifyingKey) -> PublicKey {
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(verifying.as_bytes());
+    PublicKey {
+        algorithm: "Ed25519",
+        key_id: key_id_of(verifying),
+        public_key: STANDARD.encode(verifying.as_bytes()),
+        pem: format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(der)
+        ),
     }
 }
 
@@ -105,11 +153,31 @@ mod tests {
     fn a_signature_verifies_only_for_the_signed_bytes_and_key() {
         let signer = ReportSigner::from_base64(&ReportSigner::generate_key()).unwrap();
         let signature = signer.sign(b"report bytes");
-        assert!(signer.verifies(b"report bytes", &signature));
-        assert!(!signer.verifies(b"report bytez", &signature));
+        let id = signer.key_id();
+        assert!(signer.verifies(&id, b"report bytes", &signature));
+        assert!(!signer.verifies(&id, b"report bytez", &signature));
         let other = ReportSigner::from_base64(&ReportSigner::generate_key()).unwrap();
-        assert!(!other.verifies(b"report bytes", &signature));
-        assert!(!signer.verifies(b"report bytes", "not base64!"));
+        assert!(!other.verifies(&other.key_id(), b"report bytes", &signature));
+        assert!(!signer.verifies(&id, b"report bytes", "not base64!"));
+        assert!(!signer.verifies("0000000000000000", b"report bytes", &signature));
+    }
+
+    #[test]
+    fn a_retired_key_still_verifies_what_it_signed_and_is_published() {
+        let old = ReportSigner::from_base64(&ReportSigner::generate_key()).unwrap();
+        let signature = old.sign(b"last quarter's report");
+        let old_public = old.public_keys().current;
+        let rotated = ReportSigner::from_base64(&ReportSigner::generate_key())
+            .unwrap()
+            .with_retired(std::slice::from_ref(&old_public.public_key))
+            .unwrap();
+        assert!(rotated.verifies(&old.key_id(), b"last quarter's report", &signature));
+        assert!(!rotated.verifies(&rotated.key_id(), b"last quarter's report", &signature));
+        let published = rotated.public_keys();
+        assert_eq!(published.current.key_id, rotated.key_id());
+        assert_eq!(published.retired.len(), 1);
+        assert_eq!(published.retired[0].key_id, old.key_id());
+        assert!(rotated.with_retired(&["c2hvcnQ=".to_string()]).is_err());
     }
 
     #[test]
@@ -121,7 +189,7 @@ mod tests {
     #[test]
     fn the_pem_carries_the_raw_public_key() {
         let signer = ReportSigner::from_base64(&ReportSigner::generate_key()).unwrap();
-        let published = signer.public_key();
+        let published = signer.public_keys().current;
         let body: String = published
             .pem
             .lines()

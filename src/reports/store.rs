@@ -519,7 +519,7 @@ fn incidents(connection: &mut DbConnection) -> Result<Vec<Figure>, AppError> {
 
 fn verdict(verification: &Verification) -> String {
     match verification {
-        Verification::Intact { entries } => format!("intact ({entries} entries)"),
+        Verification::Intact { entries, .. } => format!("intact ({entries} entries)"),
         Verification::Broken(broken) => format!("broken: {broken}"),
         Verification::Inconsistent(reason) => format!("inconsistent: {reason}"),
     }

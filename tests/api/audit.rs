@@ -120,6 +120,16 @@ fn tampering_is_refused_or_detected_by_verify(app: &TestApp) {
         String::from_utf8_lossy(&intact.stderr)
     );
     assert!(String::from_utf8_lossy(&intact.stdout).contains("4 entries, hash chain intact"));
+    // The printed head is the last entry's hash: what a backup records and its restore must show.
+    let head = app.query_text("SELECT hash AS value FROM audit_log WHERE seq = 4");
+    assert!(
+        String::from_utf8_lossy(&intact.stdout).contains(&format!(
+            "audit log: 4 entries, hash chain intact, head {}",
+            head[0]
+        )),
+        "{}",
+        String::from_utf8_lossy(&intact.stdout)
+    );
 
     let tamper = "UPDATE audit_log SET actor_name = 'someone else' WHERE seq = 3";
     let refused = app.execute_sql(tamper).unwrap_err();

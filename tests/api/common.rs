@@ -367,6 +367,50 @@ impl TestApp {
     pub fn directory(&self) -> &std::path::Path {
         self._directory.path()
     }
+
+    /// `hashgate serve` as a process of its own on this test's database, with `settings` added
+    /// (they win over the test's), logging to `log`. Requests reach it once `base` is swapped.
+    pub fn serve_child(&self, settings: &[(&str, String)], log: &std::path::Path) -> ChildService {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = self.command_builder(&["serve"]);
+        command
+            .env("HASHGATE_BIND", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap());
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let process = command.spawn().unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the service did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        ChildService {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// A service process started by [`TestApp::serve_child`]; killed when dropped.
+pub struct ChildService {
+    process: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for ChildService {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 impl Drop for TestApp {

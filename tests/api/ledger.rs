@@ -435,7 +435,7 @@ fn run_random_operations(app: &TestApp, seed: u64) -> BTreeMap<(String, String),
         );
     }
     match store::verify(&mut connection).unwrap() {
-        hashgate::chain::Verification::Intact { entries } => assert!(entries > 50, "{entries}"),
+        hashgate::chain::Verification::Intact { entries, .. } => assert!(entries > 50, "{entries}"),
         other => panic!("{other:?}"),
     }
     // Keyed by user index rather than generated id, so two databases can be compared.

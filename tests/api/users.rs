@@ -50,7 +50,11 @@ fn platform_registers_a_user_with_personal_data_encrypted_at_rest(app: &TestApp)
             stored[0]
         );
     }
-    assert!(stored[0].starts_with("v1:"));
+    assert!(
+        stored[0].starts_with("v2:"),
+        "each value names its key: {}",
+        stored[0]
+    );
 
     // The officer's read of personal data is in the audit log.
     let admin = app.token(Role::Admin, None, None);
