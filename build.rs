@@ -3,12 +3,14 @@
 // - PostgreSQL: when HASHGATE_TEST_POSTGRES_URL names a server;
 // - the browser: when chromedriver is on the PATH (or HASHGATE_TEST_CHROMEDRIVER names it);
 // - PDF text: when poppler's pdftotext is on the PATH (an independent reader of our PDFs);
-// - XML schemas: when libxml2's xmllint is on the PATH (validates exports against their XSD).
+// - XML schemas: when libxml2's xmllint is on the PATH (validates exports against their XSD);
+// - API fuzzing: when schemathesis (from PyPI) is on the PATH.
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(hashgate_postgres_tests)");
     println!("cargo:rustc-check-cfg=cfg(hashgate_browser_tests)");
     println!("cargo:rustc-check-cfg=cfg(hashgate_pdf_tests)");
     println!("cargo:rustc-check-cfg=cfg(hashgate_xml_tests)");
+    println!("cargo:rustc-check-cfg=cfg(hashgate_fuzz_tests)");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_POSTGRES_URL");
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_CHROMEDRIVER");
     println!("cargo:rerun-if-env-changed=PATH");
@@ -24,6 +26,9 @@ fn main() {
     }
     if on_path("xmllint").is_some() {
         println!("cargo:rustc-cfg=hashgate_xml_tests");
+    }
+    if on_path("schemathesis").is_some() {
+        println!("cargo:rustc-cfg=hashgate_fuzz_tests");
     }
 }
 

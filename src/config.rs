@@ -33,6 +33,9 @@ pub struct Settings {
     pub log_level: String,
     /// A payout whose latest price is older than this is flagged instead of valued.
     pub price_staleness_seconds: i64,
+    /// How long an outbox sender holds a message or event before another may retry it (a
+    /// sender killed mid-delivery releases nothing).
+    pub outbox_lease_seconds: i64,
     /// Where the e-mail outbox delivers; without a host, mail waits in the outbox.
     pub smtp: SmtpSettings,
     /// Where the platform receives signed webhooks; without a URL, they wait in the outbox.
@@ -151,6 +154,7 @@ struct FileSettings {
     log_format: Option<String>,
     log_level: Option<String>,
     price_staleness_seconds: Option<i64>,
+    outbox_lease_seconds: Option<i64>,
     smtp_host: Option<String>,
     smtp_port: Option<u16>,
     smtp_tls: Option<String>,
@@ -168,7 +172,12 @@ struct FileSettings {
 }
 
 /// Environment variables that are not settings but are read by hashgate or its tests.
-const NON_SETTING_VARIABLES: &[&str] = &["HASHGATE_CONFIG", "HASHGATE_TEST_POSTGRES_URL"];
+const NON_SETTING_VARIABLES: &[&str] = &[
+    "HASHGATE_CONFIG",
+    "HASHGATE_TEST_POSTGRES_URL",
+    "HASHGATE_TEST_CHROMEDRIVER",
+    "HASHGATE_FUZZ_SECONDS",
+];
 const SETTING_NAMES: &[&str] = &[
     "bind",
     "database_url",
@@ -187,6 +196,7 @@ const SETTING_NAMES: &[&str] = &[
     "log_format",
     "log_level",
     "price_staleness_seconds",
+    "outbox_lease_seconds",
     "smtp_host",
     "smtp_port",
     "smtp_tls",
@@ -381,6 +391,23 @@ impl Settings {
                 "price_staleness_seconds",
                 "value",
                 "must be between 60 and 2678400 (31 days)",
+            ));
+        }
+
+        let outbox_lease_seconds = parse_number(
+            "outbox_lease_seconds",
+            pick(
+                "outbox_lease_seconds",
+                file_settings.outbox_lease_seconds.map(|v| v.to_string()),
+            ),
+        )?
+        .unwrap_or(120);
+        // Longer than the SMTP (15 s) and webhook (10 s) timeouts, so a live sender keeps it.
+        if !(30..=3600).contains(&outbox_lease_seconds) {
+            return Err(ConfigError::new(
+                "outbox_lease_seconds",
+                "value",
+                "must be between 30 and 3600",
             ));
         }
 
@@ -609,6 +636,7 @@ impl Settings {
             log_format,
             log_level,
             price_staleness_seconds,
+            outbox_lease_seconds,
             smtp,
             webhook,
             reporting_entity,

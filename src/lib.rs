@@ -48,6 +48,8 @@ pub struct AppState {
     /// Delivers the e-mail outbox; `None` without a configured SMTP host.
     pub mailer: Option<Arc<notify::mailer::Mailer>>,
     pub webhook: config::WebhookSettings,
+    /// How long an outbox sender holds what it is delivering.
+    pub outbox_lease: chrono::Duration,
     pub reporting_entity: config::ReportingEntity,
     pub carbon: config::CarbonSettings,
     pub signer: Arc<reports::signing::ReportSigner>,
@@ -163,6 +165,7 @@ impl AppState {
             jurisdictions: Arc::new(jurisdictions),
             mailer: notify::mailer::Mailer::from_settings(&settings.smtp)?.map(Arc::new),
             webhook: settings.webhook.clone(),
+            outbox_lease: chrono::Duration::seconds(settings.outbox_lease_seconds),
             reporting_entity: settings.reporting_entity.clone(),
             carbon: settings.carbon.clone(),
             signer,

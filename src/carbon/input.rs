@@ -56,7 +56,10 @@ pub fn period(
 }
 
 pub fn zone_code_is_valid(zone: &str) -> bool {
-    let (country, rest) = zone.split_at(zone.len().min(2));
+    // Checked: the first two bytes of untrusted text need not be whole characters.
+    let Some((country, rest)) = zone.split_at_checked(zone.len().min(2)) else {
+        return false;
+    };
     crate::jurisdiction::is_country_code(country)
         && (rest.is_empty()
             || (rest.len() <= 4
@@ -221,4 +224,28 @@ pub fn valid_certificate(
         expires_at: expires_at.flatten(),
         supersedes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_codes_are_a_country_and_an_optional_suffix() {
+        for zone in ["NO", "NO2", "CA-QC", "KZ"] {
+            assert!(zone_code_is_valid(zone), "{zone}");
+        }
+        // Found by fuzzing: the first two bytes of "!\u{7248e}…" are not whole characters.
+        for zone in [
+            "",
+            "X",
+            "no2",
+            "CA-QCXX",
+            "!\u{7248e}\u{1002fa}D",
+            "é",
+            "NOé",
+        ] {
+            assert!(!zone_code_is_valid(zone), "{zone}");
+        }
+    }
 }

@@ -62,9 +62,14 @@ impl Mailer {
 }
 
 /// Delivers one batch of due messages; returns how many were sent.
-pub fn deliver_due(db: &Db, cipher: &FieldCipher, mailer: &Mailer) -> Result<usize, AppError> {
+pub fn deliver_due(
+    db: &Db,
+    cipher: &FieldCipher,
+    mailer: &Mailer,
+    lease: chrono::Duration,
+) -> Result<usize, AppError> {
     let mut connection = db.connection()?;
-    let due = outbox::take_due(&mut connection, cipher, BATCH, crate::db::now())?;
+    let due = outbox::take_due(&mut connection, cipher, BATCH, crate::db::now(), lease)?;
     let mut sent = 0;
     for message in due {
         match mailer.send(&message) {
@@ -96,7 +101,8 @@ pub async fn work(state: actix_web::web::Data<crate::AppState>) {
         let db = state.db.clone();
         let cipher = state.cipher.clone();
         let mailer = mailer.clone();
-        let result = actix_web::web::block(move || deliver_due(&db, &cipher, &mailer)).await;
+        let lease = state.outbox_lease;
+        let result = actix_web::web::block(move || deliver_due(&db, &cipher, &mailer, lease)).await;
         match result {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(error = %error, "the e-mail outbox could not be read"),

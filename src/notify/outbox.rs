@@ -12,9 +12,6 @@ use crate::db::schema::email_outbox;
 use crate::db::DbConnection;
 use crate::error::AppError;
 
-/// A sender holds a message this long; a sender that died lets another take it afterwards.
-pub const LEASE_SECONDS: i64 = 120;
-
 fn context(column: &str, id: &str) -> String {
     format!("email_outbox.{column}:{id}")
 }
@@ -69,13 +66,14 @@ pub struct Outgoing {
     pub attempts: i32,
 }
 
-/// Takes up to `limit` due messages, each leased to this sender by a conditional update, so two
-/// senders never hold the same message.
+/// Takes up to `limit` due messages, each leased to this sender for `lease` by a conditional
+/// update, so two senders never hold the same message.
 pub fn take_due(
     connection: &mut DbConnection,
     cipher: &FieldCipher,
     limit: i64,
     now: NaiveDateTime,
+    lease: Duration,
 ) -> Result<Vec<Outgoing>, AppError> {
     let due: Vec<String> = email_outbox::table
         .filter(email_outbox::status.eq("pending"))
@@ -101,7 +99,7 @@ pub fn take_due(
                         .or(email_outbox::locked_until.lt(now)),
                 ),
         )
-        .set(email_outbox::locked_until.eq(now + Duration::seconds(LEASE_SECONDS)))
+        .set(email_outbox::locked_until.eq(now + lease))
         .execute(connection)?;
         if leased == 0 {
             continue;

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::outbox::{backoff, LEASE_SECONDS};
+use super::outbox::backoff;
 use crate::config::WebhookSettings;
 use crate::db::schema::webhook_outbox;
 use crate::db::{Db, DbConnection};
@@ -72,7 +72,11 @@ struct Due {
 }
 
 /// Leases up to `limit` due events to this worker, as the e-mail outbox does.
-fn take_due(connection: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<Due>> {
+fn take_due(
+    connection: &mut DbConnection,
+    now: NaiveDateTime,
+    lease: Duration,
+) -> QueryResult<Vec<Due>> {
     let free = webhook_outbox::locked_until
         .is_null()
         .or(webhook_outbox::locked_until.lt(now));
@@ -92,7 +96,7 @@ fn take_due(connection: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Ve
                 .filter(webhook_outbox::status.eq("pending"))
                 .filter(free),
         )
-        .set(webhook_outbox::locked_until.eq(now + Duration::seconds(LEASE_SECONDS)))
+        .set(webhook_outbox::locked_until.eq(now + lease))
         .execute(connection)?;
         if leased == 1 {
             let (event, payload, attempts) = webhook_outbox::table
@@ -136,12 +140,16 @@ fn post(agent: &ureq::Agent, settings: (&str, &str), due: &Due) -> anyhow::Resul
 }
 
 /// Delivers one batch of due events; returns how many were delivered.
-pub fn deliver_due(db: &Db, settings: &WebhookSettings) -> Result<usize, AppError> {
+pub fn deliver_due(
+    db: &Db,
+    settings: &WebhookSettings,
+    lease: Duration,
+) -> Result<usize, AppError> {
     let (Some(url), Some(secret)) = (&settings.url, &settings.secret) else {
         return Ok(0);
     };
     let mut connection = db.connection()?;
-    let due = take_due(&mut connection, crate::db::now())?;
+    let due = take_due(&mut connection, crate::db::now(), lease)?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -196,7 +204,8 @@ pub async fn work(state: actix_web::web::Data<crate::AppState>) {
     loop {
         let db = state.db.clone();
         let settings = state.webhook.clone();
-        match actix_web::web::block(move || deliver_due(&db, &settings)).await {
+        let lease = state.outbox_lease;
+        match actix_web::web::block(move || deliver_due(&db, &settings, lease)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, "the webhook outbox could not be read")

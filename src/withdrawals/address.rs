@@ -86,7 +86,11 @@ pub fn validate_format(network: Network, address: &str) -> Result<(), AddressErr
 
 fn bitcoin(address: &str) -> Result<(), AddressError> {
     const NAME: &str = "Bitcoin";
-    if address.len() >= 4 && address[..3].eq_ignore_ascii_case("bc1") {
+    if address.len() >= 4
+        && address
+            .get(..3)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("bc1"))
+    {
         return segwit(address);
     }
     let bytes = base58check(address).map_err(|problem| match problem {
@@ -302,6 +306,16 @@ mod tests {
         // BIP 350 test vector: a Taproot (v1, Bech32m) address.
         "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0",
     ];
+
+    #[test]
+    fn text_that_is_not_ascii_is_malformed_not_a_panic() {
+        // Found by fuzzing: slicing "bc1" off the first three bytes split a character.
+        for address in ["ééé1", "b\u{7248e}c1qar0srrr", "\u{10ffff}\u{10ffff}"] {
+            for network in [Network::Bitcoin, Network::Ethereum, Network::Tron] {
+                assert!(validate_format(network, address).is_err(), "{address}");
+            }
+        }
+    }
 
     #[test]
     fn real_addresses_are_accepted() {

@@ -370,17 +370,23 @@ impl TestApp {
 
     /// `hashgate serve` as a process of its own on this test's database, with `settings` added
     /// (they win over the test's), logging to `log`. Requests reach it once `base` is swapped.
-    pub fn serve_child(&self, settings: &[(&str, String)], log: &std::path::Path) -> ChildService {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    pub fn serve_child(
+        &self,
+        port: u16,
+        settings: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> ChildService {
         let mut command = self.command_builder(&["serve"]);
         command
             .env("HASHGATE_BIND", format!("127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap());
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            );
         for (name, value) in settings {
             command.env(name, value);
         }
@@ -400,7 +406,16 @@ impl TestApp {
     }
 }
 
-/// A service process started by [`TestApp::serve_child`]; killed when dropped.
+/// A free local port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service process started by [`TestApp::serve_child`]; killed (SIGKILL) when dropped.
 pub struct ChildService {
     process: std::process::Child,
     pub base: String,

@@ -699,18 +699,18 @@ fn the_daily_batch_judges_withdrawals_again_under_the_current_rules(app: &TestAp
     assert_eq!(alert["detected_by"], "daily_batch");
 }
 
-/// A platform endpoint on loopback: answers the first request 500 and later ones 200, keeping
-/// each request's headers and body.
 /// A received request: lower-cased header names with values, and the body.
-type Received = (Vec<(String, String)>, String);
+pub type Received = (Vec<(String, String)>, String);
 
-struct Receiver {
-    url: String,
-    requests: Arc<Mutex<Vec<Received>>>,
+/// A platform webhook endpoint on loopback, keeping each request's headers and body.
+pub struct Receiver {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    /// Answers 200, or with `fail_first` the first request 500 and later ones 200.
+    pub fn start(fail_first: bool) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hooks/hashgate", listener.local_addr().unwrap());
         let requests: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -744,7 +744,7 @@ impl Receiver {
                     all.push((headers, String::from_utf8(body).unwrap()));
                     all.len() == 1
                 };
-                let status = if first {
+                let status = if first && fail_first {
                     "500 Internal Server Error"
                 } else {
                     "200 OK"
@@ -761,7 +761,7 @@ impl Receiver {
 
 #[test]
 fn sqlite_webhooks_are_signed_and_retried_until_the_platform_takes_them() {
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(true);
     let secret = "whsec-test-0123456789abcdef0123456789";
     let app = TestApp::spawn_with(
         hashgate::db::Backend::Sqlite,

@@ -7,7 +7,7 @@ use hashgate::db::Backend;
 use hashgate::reports::signing::ReportSigner;
 use serde_json::json;
 
-use crate::common::TestApp;
+use crate::common::{free_port, TestApp};
 
 fn user_with_birth_date(app: &TestApp, platform: &str, birth_date: &str) -> String {
     let created = app.post(
@@ -82,7 +82,7 @@ fn rotated_keys_keep_old_data_readable_and_old_reports_verifiable() {
         ("HASHGATE_SIGNING_KEY", new_seed.clone()),
         ("HASHGATE_SIGNING_RETIRED_PUBLIC_KEYS", old_public.clone()),
     ];
-    let service = app.serve_child(&rotated, &app.directory().join("rotated.log"));
+    let service = app.serve_child(free_port(), &rotated, &app.directory().join("rotated.log"));
     let own_base = std::mem::replace(&mut app.base, service.base.clone());
 
     // Old personal data reads; new personal data is written under the new key.

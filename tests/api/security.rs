@@ -2,14 +2,13 @@
 //! no plaintext personal data in the database's own files.
 
 use std::io::Read as _;
-use std::net::TcpListener;
 
 use hashgate::auth::Role;
 use hashgate::db::Backend;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::common::TestApp;
+use crate::common::{free_port, TestApp};
 use crate::kyc::{multipart, personal_data, tier2_documents, ID_CARD};
 use crate::withdrawals::{beneficiary, btc, decision, setup, verified_user, withdraw, ADDRESS};
 
@@ -131,15 +130,6 @@ fn personal_data_is_not_in_the_raw_database_files(app: &TestApp) {
     );
 }
 
-/// A free local port for a child service.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_full_run_logs_no_token_key_password_or_personal_datum() {
     let mut app = TestApp::spawn(Backend::Sqlite);
@@ -149,6 +139,7 @@ fn a_full_run_logs_no_token_key_password_or_personal_datum() {
     // The service as operators run it, at debug level, with mail and webhooks that fail (their
     // errors are logged) on the same database as the test's own server.
     let service = app.serve_child(
+        free_port(),
         &[
             ("HASHGATE_LOG_LEVEL", "debug".to_string()),
             ("HASHGATE_LOG_FORMAT", "json".to_string()),

@@ -1,0 +1,144 @@
+//! The whole API under a property-based fuzzer: schemathesis (from PyPI) generates requests from
+//! the service's own OpenAPI document, valid and invalid, for every operation and every role,
+//! against the demo's realistic data. No request may get a 5xx, break the connection, or panic a
+//! worker. `HASHGATE_FUZZ_SECONDS` sets the budget per role (20 s here; the full run uses 300).
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The roles the fuzzer runs as; `anonymous` sends no token.
+const ROLES: [&str; 7] = [
+    "anonymous",
+    "platform",
+    "officer",
+    "senior_officer",
+    "user",
+    "regulator",
+    "admin",
+];
+
+fn read(path: &std::path::Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    text
+}
+
+/// The first token the demo printed for `role`.
+fn token_of(demo_output: &str, role: &str) -> Option<String> {
+    demo_output
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(role))
+        .and_then(|line| line.split_whitespace().last())
+        .filter(|token| token.starts_with("hgt_"))
+        .map(str::to_string)
+}
+
+#[test]
+#[cfg_attr(
+    not(hashgate_fuzz_tests),
+    ignore = "API fuzzing SKIPPED: schemathesis is not on the PATH (pip install schemathesis)"
+)]
+fn no_generated_request_gets_a_server_error_or_panics_the_service() {
+    let seconds: u64 = std::env::var("HASHGATE_FUZZ_SECONDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(20);
+    let directory = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (stdout_path, stderr_path) = (
+        directory.path().join("demo.out"),
+        directory.path().join("demo.err"),
+    );
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_hashgate"));
+    demo.arg("demo").arg("--database").arg(format!(
+        "sqlite://{}",
+        directory.path().join("demo.db").display()
+    ));
+    for (option, data) in [("--lists", "sanctions"), ("--carbon-data", "carbon")] {
+        if shared.join(data).is_dir() {
+            demo.arg(option).arg(shared.join(data));
+        }
+    }
+    let mut demo = demo
+        .current_dir(directory.path())
+        .env_remove("DATABASE_URL")
+        .env("HASHGATE_BIND", format!("127.0.0.1:{port}"))
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !read(&stdout_path).contains(&format!("open http://127.0.0.1:{port}/console")) {
+        if let Some(status) = demo.try_wait().unwrap() {
+            panic!("the demo stopped ({status}):\n{}", read(&stderr_path));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the demo did not start"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let demo_output = read(&stdout_path);
+
+    let mut failures = Vec::new();
+    for role in ROLES {
+        let mut fuzz = Command::new("schemathesis");
+        fuzz.args(["run", &format!("http://127.0.0.1:{port}/openapi.json")])
+            .args(["--checks", "not_a_server_error"])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args([
+                "--workers",
+                "2",
+                "--seed",
+                "20261203",
+                "--max-examples",
+                "40",
+            ])
+            .args(["--max-time", &seconds.to_string()])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        if role != "anonymous" {
+            let token = token_of(&demo_output, role)
+                .unwrap_or_else(|| panic!("the demo printed no {role} token:\n{demo_output}"));
+            fuzz.args(["--header", &format!("Authorization: Bearer {token}")]);
+        }
+        let output = fuzz.output().unwrap();
+        let report = String::from_utf8_lossy(&output.stdout).to_string();
+        let generated = report
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some("generated,"))
+            .unwrap_or("no test cases")
+            .trim()
+            .to_string();
+        eprintln!("fuzzing as {role}: {generated}");
+        assert!(
+            generated.contains("generated"),
+            "schemathesis ran no test case as {role}:\n{report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if !output.status.success() {
+            failures.push(format!("as {role}:\n{report}"));
+        }
+    }
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let log = read(&stderr_path);
+    let panics: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("panicked"))
+        .collect();
+    assert!(
+        panics.is_empty(),
+        "the service panicked:\n{}",
+        panics.join("\n")
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
