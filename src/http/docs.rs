@@ -2,6 +2,7 @@
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -106,7 +107,7 @@ use utoipa::{Modify, OpenApi};
         crate::reports::routes::get_public_key,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "users", description = "Platform users"),
         (name = "tokens", description = "API tokens and roles (admin)"),
@@ -134,6 +135,87 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// Documents the problem responses every operation can give besides its own: 400 (malformed),
+/// 401 and 403 (token and role, on secured operations), 404 (an id that names nothing), 413 and
+/// 415 (the body's size and type), 422 (validation, including the Idempotency-Key header) and
+/// 503 (the database unreachable); every 4xx and 5xx body is `application/problem+json`.
+struct ProblemResponses;
+
+const PROBLEM_TYPE: &str = "application/problem+json";
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.is_some();
+                let has_body = operation.request_body.is_some();
+                let mut common = vec![
+                    ("400", "The request is malformed"),
+                    (
+                        "422",
+                        "A field, parameter or header is invalid; `errors` names each",
+                    ),
+                    ("503", "The database cannot be reached"),
+                ];
+                if secured {
+                    common.push(("401", "No token, or an unknown, expired or revoked one"));
+                    common.push(("403", "The token's role or scope does not allow this"));
+                }
+                if path.contains('{') {
+                    common.push(("404", "Nothing has this id"));
+                }
+                let idempotent = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|parameter| parameter.name.eq_ignore_ascii_case("Idempotency-Key"));
+                if idempotent {
+                    common.push((
+                        "409",
+                        "The Idempotency-Key was sent before with another request",
+                    ));
+                }
+                if has_body {
+                    common.push(("413", "The body is larger than `max_body_bytes`"));
+                    common.push(("415", "The body is not of the documented content type"));
+                }
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| problem_response(description).into());
+                }
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.starts_with('4') || status.starts_with('5') {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response.content.insert(PROBLEM_TYPE.to_string(), content);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> Response {
+    let mut response = Response::new(description);
+    response.content.insert(
+        PROBLEM_TYPE.to_string(),
+        Content::new(Some(Ref::from_schema_name("Problem"))),
+    );
+    response
 }
 
 pub async fn openapi_json() -> HttpResponse {

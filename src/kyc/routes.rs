@@ -887,7 +887,8 @@ pub struct ApplicationStatusView {
 /// pass `user_id`.
 #[utoipa::path(get, path = "/v1/kyc/status", tag = "kyc",
     params(("user_id" = Option<String>, Query, description = "For the platform and officers")),
-    responses((status = 200, body = KycStatus)),
+    responses((status = 200, body = KycStatus),
+              (status = 404, description = "No such user", body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn status(
     state: web::Data<AppState>,

@@ -662,7 +662,10 @@ pub async fn get_report(
 /// `Digest` header carries its SHA-256 and `X-Hashgate-Signature` its Ed25519 signature.
 #[utoipa::path(get, path = "/v1/reports/{id}/files/{name}", tag = "reports",
     params(("id" = String, Path), ("name" = String, Path)),
-    responses((status = 200, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The file as stored: the PDF, the JSON, the data as \
+               CSV or JSON lines, or the goAML XML",
+               content(("application/pdf"), ("application/json"), ("text/csv; charset=utf-8"),
+                       ("application/x-ndjson"), ("application/xml"))),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn get_file(
