@@ -46,6 +46,32 @@ fn describe_memory() -> String {
         .unwrap_or_else(|| "peak RSS unavailable".to_string())
 }
 
+/// A new API token for `role`, as `hashgate token create` makes it; returns its secret.
+pub(crate) fn bench_token(
+    state: &crate::AppState,
+    role: crate::auth::Role,
+) -> anyhow::Result<String> {
+    let (secret, hash) = crate::auth::generate_token();
+    let mut connection = state.db.connection().map_err(problem)?;
+    crate::db::write_transaction(&mut connection, |connection| {
+        let grant = crate::auth::TokenGrant {
+            name: format!("bench {}", role.as_str()),
+            role,
+            jurisdiction: None,
+            user_id: None,
+        };
+        crate::auth::store::create(
+            connection,
+            &grant,
+            &hash,
+            &crate::audit::Actor::command_line(),
+            None,
+        )
+    })
+    .map_err(problem)?;
+    Ok(secret)
+}
+
 pub(crate) fn problem(error: AppError) -> anyhow::Error {
     anyhow::anyhow!(error.problem().detail)
 }
@@ -189,6 +215,10 @@ pub(crate) fn on_scratch_backends(
                 (
                     "HASHGATE_ENCRYPTION_KEY".into(),
                     crate::crypto::FieldCipher::generate_key(),
+                ),
+                (
+                    "HASHGATE_SIGNING_KEY".into(),
+                    crate::reports::signing::ReportSigner::generate_key(),
                 ),
                 ("HASHGATE_BIND".into(), "127.0.0.1:0".into()),
                 ("HASHGATE_LOG_LEVEL".into(), "warn".into()),

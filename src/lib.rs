@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod jurisdiction;
 pub mod kyc;
 pub mod ledger;
+pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod reports;

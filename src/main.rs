@@ -192,6 +192,29 @@ enum BenchCommand {
         #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
+    /// The service as its own process under a paced mix of withdrawal decisions, payout batches,
+    /// screenings and statement downloads: latency per operation, errors (must be 0), the
+    /// service's memory over the run, and the chains, balances and certificate volumes
+    /// afterwards. Exits non-zero on any error. Build with --release for figures.
+    Load {
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        #[arg(long, default_value_t = 100_000)]
+        payouts: usize,
+        /// How long the load runs.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Requests per second over all clients.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// The sanctions data (OFAC and UN) to screen against.
+        #[arg(long, default_value = "../shared/data/sanctions")]
+        lists: std::path::PathBuf,
+        #[arg(long, env = "HASHGATE_TEST_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     /// One user-year tax statement (JSON and PDF) and the CARF export over every user's year,
     /// on SQLite and (with a URL) PostgreSQL. Build with --release.
     Tax {
@@ -478,7 +501,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
             });
             let lists_loaded = match &lists {
                 Some(directory) => {
-                    load_demo_lists(&state.db, directory)?;
+                    hashgate::aml::import::load_standard_lists(&state.db, directory)?;
                     format!(
                         "OFAC SDN and UN consolidated lists from {}",
                         directory.display()
@@ -724,6 +747,32 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             command:
+                BenchCommand::Load {
+                    users,
+                    payouts,
+                    seconds,
+                    rate,
+                    clients,
+                    lists,
+                    postgres_url,
+                },
+        } => {
+            if users == 0 || seconds == 0 || rate == 0 || clients == 0 {
+                anyhow::bail!("--users, --seconds, --rate and --clients must be at least 1");
+            }
+            let report = hashgate::load::run(&hashgate::load::LoadOptions {
+                users,
+                payouts,
+                seconds,
+                rate,
+                clients,
+                lists: Some(lists),
+                postgres_url,
+            })?;
+            print!("{report}");
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Tax {
                     users,
                     days,
@@ -918,32 +967,6 @@ fn serve(settings: &Settings, state: AppState) -> anyhow::Result<()> {
     let application = Application::build(settings, state)?;
     tracing::info!(address = %settings.bind, backend, "hashgate is serving; API docs at /docs");
     actix_web::rt::System::new().block_on(application.run())?;
-    Ok(())
-}
-
-/// Loads the OFAC SDN (with its address supplement) and UN lists for the demo.
-fn load_demo_lists(db: &db::Db, directory: &std::path::Path) -> anyhow::Result<()> {
-    use hashgate::aml::lists::ListSource;
-    let mut ofac = vec![directory.join("ofac")];
-    let supplement = directory.join("ofac-addresses/sdn_comments.csv");
-    if supplement.is_file() {
-        ofac.push(supplement);
-    }
-    for (source, paths) in [
-        (ListSource::OfacSdn, ofac),
-        (
-            ListSource::UnConsolidated,
-            vec![directory.join("un/UN_consolidated.xml")],
-        ),
-    ] {
-        hashgate::aml::import::import_list(db, source, &paths, false, None).with_context(|| {
-            format!(
-                "cannot load the {} list from {}",
-                source.as_str(),
-                directory.display()
-            )
-        })?;
-    }
     Ok(())
 }
 

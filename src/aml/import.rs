@@ -138,6 +138,32 @@ pub fn store_list(
     Ok(Loaded { version, rescreen })
 }
 
+/// Loads the OFAC SDN (with its address supplement) and UN lists from the shared data layout
+/// (`ofac/`, `ofac-addresses/`, `un/`), as the demo and the load bench use them.
+pub fn load_standard_lists(db: &Db, directory: &std::path::Path) -> anyhow::Result<()> {
+    let mut ofac = vec![directory.join("ofac")];
+    let supplement = directory.join("ofac-addresses/sdn_comments.csv");
+    if supplement.is_file() {
+        ofac.push(supplement);
+    }
+    for (source, paths) in [
+        (ListSource::OfacSdn, ofac),
+        (
+            ListSource::UnConsolidated,
+            vec![directory.join("un/UN_consolidated.xml")],
+        ),
+    ] {
+        import_list(db, source, &paths, false, None).with_context(|| {
+            format!(
+                "cannot load the {} list from {}",
+                source.as_str(),
+                directory.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// `hashgate lists import`.
 pub fn import_list(
     db: &Db,

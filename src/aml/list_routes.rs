@@ -111,7 +111,7 @@ pub async fn upload_list(
     caller.require(&[Role::Admin])?;
     let source = ListSource::parse(&path.into_inner())
         .ok_or_else(|| AppError::bad_field("source", "must be ofac-sdn, un-consolidated or pep"))?;
-    let force = query.0.force.unwrap_or(false);
+    let force = query.into_inner()?.force.unwrap_or(false);
     let files = read_files(&request, payload).await?;
     let (checksum, entries) = web::block(move || import::parse_files(source, files))
         .await
@@ -171,7 +171,7 @@ pub async fn list_jobs(
     query: QueryParams<JobQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(JOB_READERS)?;
-    let limit = query.0.limit.unwrap_or(50);
+    let limit = query.into_inner()?.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(AppError::bad_field("limit", "must be between 1 and 500"));
     }

@@ -544,7 +544,7 @@ pub async fn list_hits(
     query: QueryParams<HitQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(REVIEWERS)?;
-    let query = query.0;
+    let query = query.into_inner()?;
     let status = match query.status.as_deref() {
         None => HitStatus::Open,
         Some(text) => HitStatus::parse(text).ok_or_else(|| {

@@ -47,7 +47,7 @@ pub async fn list_audit(
     query: QueryParams<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Admin, Role::Officer, Role::SeniorOfficer])?;
-    let query = query.0;
+    let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
     let before_seq = crate::http::parse_seq_cursor(query.cursor.as_deref())?;
     let filter = AuditFilter {

@@ -168,7 +168,7 @@ pub async fn list_tokens(
     query: QueryParams<TokenListQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Admin])?;
-    let query = query.0;
+    let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
     let after = query
         .cursor

@@ -203,8 +203,17 @@ fn malformed(error: &serde_json::Error) -> AppError {
     ))
 }
 
-/// Query parameters, deserialised with the failing parameter named.
-pub struct QueryParams<T>(pub T);
+/// Query parameters, deserialised with the failing parameter named. A bad parameter is reported
+/// by [`QueryParams::into_inner`], not by the extraction: actix resolves a handler's extractors
+/// together, and a query error must not answer before the token and role checks do (a caller
+/// without access learns nothing about the parameters).
+pub struct QueryParams<T>(Result<T, AppError>);
+
+impl<T> QueryParams<T> {
+    pub fn into_inner(self) -> Result<T, AppError> {
+        self.0
+    }
+}
 
 impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
     type Error = AppError;
@@ -213,18 +222,16 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let pairs = form_urlencoded::parse(request.query_string().as_bytes());
         let deserializer = serde_urlencoded::Deserializer::new(pairs);
-        let result = serde_path_to_error::deserialize::<_, T>(deserializer)
-            .map(QueryParams)
-            .map_err(|error| {
-                let message = error.inner().to_string();
-                let path = error.path().to_string();
-                let parameter = named_field(&message).unwrap_or(path);
-                AppError::bad_field(
-                    parameter.clone(),
-                    format!("invalid query parameter `{parameter}`: {message}"),
-                )
-            });
-        std::future::ready(result)
+        let result = serde_path_to_error::deserialize::<_, T>(deserializer).map_err(|error| {
+            let message = error.inner().to_string();
+            let path = error.path().to_string();
+            let parameter = named_field(&message).unwrap_or(path);
+            AppError::bad_field(
+                parameter.clone(),
+                format!("invalid query parameter `{parameter}`: {message}"),
+            )
+        });
+        std::future::ready(Ok(QueryParams(result)))
     }
 }
 

@@ -460,7 +460,7 @@ pub async fn queue(
     query: QueryParams<QueueQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(OFFICERS)?;
-    let filter = queue_filter(query.0, &caller)?;
+    let filter = queue_filter(query.into_inner()?, &caller)?;
     Ok(HttpResponse::Ok().json(queue_page(&state, filter).await?))
 }
 
@@ -902,7 +902,7 @@ pub async fn status(
                 .clone()
                 .ok_or_else(|| AppError::Forbidden("this user token is bound to no user".into()))?;
             if query
-                .0
+                .into_inner()?
                 .user_id
                 .as_ref()
                 .is_some_and(|requested| *requested != own)
@@ -916,7 +916,7 @@ pub async fn status(
         _ => {
             caller.require(&[Role::Platform, Role::Officer, Role::SeniorOfficer])?;
             let requested = query
-                .0
+                .into_inner()?
                 .user_id
                 .ok_or_else(|| AppError::bad_field("user_id", "name the user"))?;
             parse_uuid("user_id", &requested)?

@@ -393,7 +393,7 @@ pub async fn get_ledger(
     query: QueryParams<LedgerQuery>,
 ) -> Result<HttpResponse, AppError> {
     let user_id = readable_user(&caller, path)?;
-    let query = query.0;
+    let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
     let before_seq = crate::http::parse_seq_cursor(query.cursor.as_deref())?;
     let filter = EntryFilter {
@@ -450,7 +450,7 @@ pub async fn get_summary(
     query: QueryParams<SummaryQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Officer, Role::SeniorOfficer, Role::Admin])?;
-    let query = query.0;
+    let query = query.into_inner()?;
     let zone_name = query.tz.unwrap_or_else(|| "UTC".to_string());
     let zone: chrono_tz::Tz = zone_name.parse().map_err(|_| {
         AppError::bad_field("tz", format!("`{zone_name}` is not an IANA time zone"))

@@ -619,7 +619,8 @@ pub async fn list_reports(
     caller: Caller,
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let query = query.0;
+    caller.require(READERS)?;
+    let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
     let views = readable_reports(&state, &caller, query.jurisdiction, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": views })))

@@ -198,7 +198,8 @@ pub async fn get_tax(
     query: QueryParams<TaxQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (user_id, year) = tax_path(&caller, path)?;
-    let (_, report) = build_report(&state, user_id, year, query.0.classification).await?;
+    let (_, report) =
+        build_report(&state, user_id, year, query.into_inner()?.classification).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -251,7 +252,8 @@ pub async fn get_statement_csv(
     query: QueryParams<TaxQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (user_id, year) = tax_path(&caller, path)?;
-    let (_, report) = build_report(&state, user_id, year, query.0.classification).await?;
+    let (_, report) =
+        build_report(&state, user_id, year, query.into_inner()?.classification).await?;
     Ok(csv_response(&report))
 }
 
@@ -268,7 +270,8 @@ pub async fn get_statement_pdf(
     query: QueryParams<TaxQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (user_id, year) = tax_path(&caller, path)?;
-    let (holder, report) = build_report(&state, user_id, year, query.0.classification).await?;
+    let (holder, report) =
+        build_report(&state, user_id, year, query.into_inner()?.classification).await?;
     pdf_response(holder, report).await
 }
 
@@ -298,7 +301,7 @@ pub async fn get_carf(
     use std::io::{Read, Seek};
 
     caller.require(&[Role::Admin])?;
-    let query = query.0;
+    let query = query.into_inner()?;
     if state.jurisdictions.get(&query.jurisdiction).is_none() {
         return Err(AppError::NotFound(format!(
             "no jurisdiction `{}`",

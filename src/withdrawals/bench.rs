@@ -9,9 +9,10 @@ use chrono::NaiveDate;
 use rand::{Rng, SeedableRng};
 
 use crate::audit::Actor;
-use crate::auth::{Role, TokenGrant};
+use crate::auth::Role;
 use crate::bench::{
-    bench_rates, http_request, on_scratch_backends, payout_rows, percentile, problem, BenchServer,
+    bench_rates, bench_token, http_request, on_scratch_backends, payout_rows, percentile, problem,
+    BenchServer,
 };
 use crate::config::Settings;
 use crate::db::write_transaction;
@@ -40,14 +41,21 @@ pub fn run(options: &GateBenchOptions) -> anyhow::Result<String> {
     })
 }
 
-fn bench_backend(
-    settings: &Settings,
-    state: crate::AppState,
-    options: &GateBenchOptions,
+/// Verified users with funded wallets, today's BTC rates and a platform token: what the gate
+/// needs to approve withdrawals.
+pub(crate) struct GateFixture {
+    pub users: Vec<String>,
+    pub platform_token: String,
+}
+
+pub(crate) fn gate_fixture(
+    state: &crate::AppState,
+    users: usize,
+    payouts: usize,
     out: &mut String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<GateFixture> {
     let started = Instant::now();
-    let users = verified_users(&state, options.users)?;
+    let users = verified_users(state, users)?;
     writeln!(
         out,
         "{} verified users in {} s",
@@ -73,7 +81,7 @@ fn bench_backend(
     let assets = ledger::load_assets(&mut connection)?;
     let actor = Actor::command_line();
     let started = Instant::now();
-    let mut source = payout_rows(&users, "gate", options.payouts).peekable();
+    let mut source = payout_rows(&users, "gate", payouts).peekable();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while source.peek().is_some() {
         batch.clear();
@@ -92,27 +100,28 @@ fn bench_backend(
         })
         .map_err(problem)?;
     }
+    drop(source);
     writeln!(
         out,
-        "{} payouts ({} ledger entries) in {} s",
-        options.payouts,
-        options.payouts,
+        "{payouts} payouts ({payouts} ledger entries) in {} s",
         seconds_text(started.elapsed())
     )?;
-
-    let (secret, hash) = crate::auth::generate_token();
-    write_transaction(&mut connection, |connection| {
-        let grant = TokenGrant {
-            name: "bench platform".into(),
-            role: Role::Platform,
-            jurisdiction: None,
-            user_id: None,
-        };
-        crate::auth::store::create(connection, &grant, &hash, &actor, None)
+    Ok(GateFixture {
+        users,
+        platform_token: bench_token(state, Role::Platform)?,
     })
-    .map_err(problem)?;
-    drop(connection);
+}
 
+fn bench_backend(
+    settings: &Settings,
+    state: crate::AppState,
+    options: &GateBenchOptions,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let GateFixture {
+        users,
+        platform_token: secret,
+    } = gate_fixture(&state, options.users, options.payouts, out)?;
     let server = BenchServer::start(settings, state)?;
     let bearer = format!("Bearer {secret}");
     let per_client = options.requests.div_ceil(options.clients);

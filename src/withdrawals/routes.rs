@@ -228,7 +228,7 @@ pub async fn list_withdrawals(
     query: QueryParams<WithdrawalListQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(OFFICERS)?;
-    let query = query.0;
+    let query = query.into_inner()?;
     let status = query.status.unwrap_or_else(|| "held".into());
     if ![
         "held",

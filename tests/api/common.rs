@@ -363,6 +363,25 @@ impl TestApp {
         cookie(&response, "hg_session").unwrap()
     }
 
+    /// An admin token made through the API and revoked through it; returns its secret.
+    pub fn revoked_token(&self) -> String {
+        let admin = self.token(Role::Admin, None, None);
+        let made = self
+            .post(
+                "/v1/tokens",
+                Some(&admin),
+                &serde_json::json!({"name": "gone", "role": "admin"}),
+            )
+            .json();
+        let revoked = self.post(
+            &format!("/v1/tokens/{}/revoke", made["id"].as_str().unwrap()),
+            Some(&admin),
+            &serde_json::json!({"reason": "left the company"}),
+        );
+        assert_eq!(revoked.status, 200, "{}", revoked.body);
+        made["token"].as_str().unwrap().to_string()
+    }
+
     /// The test's own scratch directory.
     pub fn directory(&self) -> &std::path::Path {
         self._directory.path()

@@ -4,6 +4,7 @@
 mod common;
 mod webdriver;
 
+mod access;
 mod audit;
 mod carbon;
 mod cli;
@@ -15,6 +16,7 @@ mod idempotency;
 mod import;
 mod kyc;
 mod ledger;
+mod load;
 mod monitoring;
 mod reports;
 mod roles;

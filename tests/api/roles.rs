@@ -21,22 +21,7 @@ fn every_endpoint_admits_exactly_its_roles(app: &TestApp) {
     let user_id = app.create_user(&platform, "matrix-user");
     let tokens: Vec<(Who, Option<String>)> = {
         let mut list = vec![(Who::Nobody, None)];
-        let revoked = app
-            .post(
-                "/v1/tokens",
-                Some(&admin),
-                &json!({"name": "gone", "role": "admin"}),
-            )
-            .json();
-        app.post(
-            &format!("/v1/tokens/{}/revoke", revoked["id"].as_str().unwrap()),
-            Some(&admin),
-            &json!({"reason": "rotated"}),
-        );
-        list.push((
-            Who::Revoked,
-            Some(revoked["token"].as_str().unwrap().to_string()),
-        ));
+        list.push((Who::Revoked, Some(app.revoked_token())));
         for role in Role::ALL {
             let token = match role {
                 Role::Regulator => app.token(role, Some("HK"), None),

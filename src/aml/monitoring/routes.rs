@@ -75,7 +75,7 @@ pub async fn list_alerts(
     query: QueryParams<AlertQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(OFFICERS)?;
-    let query = query.0;
+    let query = query.into_inner()?;
     if let Some(status) = &query.status {
         one_of("status", status, &["open", "in_case", "closed"])?;
     }
@@ -186,7 +186,7 @@ pub async fn list_cases(
     query: QueryParams<CaseQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(OFFICERS)?;
-    let query = query.0;
+    let query = query.into_inner()?;
     if let Some(status) = &query.status {
         one_of("status", status, &["open", "closed"])?;
     }
