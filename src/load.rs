@@ -150,6 +150,8 @@ impl Service {
     fn connect(&self) -> anyhow::Result<BufReader<TcpStream>> {
         let stream = TcpStream::connect(("127.0.0.1", self.port))?;
         stream.set_nodelay(true)?;
+        // A hung service counts as an error instead of stopping the run.
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         Ok(BufReader::new(stream))
     }
 
