@@ -218,8 +218,14 @@ fn problem_response(description: &str) -> Response {
     response
 }
 
+/// The document is the same for the life of the process: built and serialised once.
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let document =
+        DOCUMENT.get_or_init(|| serde_json::to_string(&ApiDoc::openapi()).unwrap_or_default());
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.as_str())
 }
 
 /// The page loads `/openapi.json` and builds a form per operation; it needs nothing from a CDN.

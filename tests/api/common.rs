@@ -425,6 +425,11 @@ impl TestApp {
     }
 }
 
+/// The single value of `sql` (a count, say) as text, on either backend.
+pub fn sql_count(app: &TestApp, sql: &str) -> String {
+    app.query_text(&format!("SELECT CAST(({sql}) AS TEXT) AS value"))[0].clone()
+}
+
 /// A free local port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -11,7 +11,7 @@ use hashgate::db::Backend;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::common::{free_port, TestApp};
+use crate::common::{free_port, sql_count, TestApp};
 use crate::monitoring::Receiver;
 use crate::smtp::SmtpServer;
 use crate::withdrawals::{beneficiary, btc, setup, verified_user, ADDRESS};
@@ -64,10 +64,6 @@ fn until_answered(
             }
         }
     }
-}
-
-fn sql_count(app: &TestApp, sql: &str) -> String {
-    app.query_text(&format!("SELECT CAST(({sql}) AS TEXT) AS value"))[0].clone()
 }
 
 #[test]

@@ -77,11 +77,7 @@ fn no_generated_request_gets_a_server_error_or_panics_the_service() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(20);
     let directory = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let (stdout_path, stderr_path) = (
         directory.path().join("demo.out"),
         directory.path().join("demo.err"),

@@ -6,7 +6,7 @@ use hashgate::auth::Role;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::common::TestApp;
+use crate::common::{sql_count, TestApp};
 use crate::tax::pdf_text;
 
 backend_tests!(
@@ -142,10 +142,6 @@ fn download(app: &TestApp, token: &str, report: &Value, name: &str) -> Vec<u8> {
     let response = app.get(&format!("/v1/reports/{id}/files/{name}"), Some(token));
     assert_eq!(response.status, 200, "{}", response.body);
     response.bytes
-}
-
-fn sql_count(app: &TestApp, sql: &str) -> String {
-    app.query_text(&format!("SELECT CAST(({sql}) AS TEXT) AS value"))[0].clone()
 }
 
 /// The value of one figure of the report's JSON.
