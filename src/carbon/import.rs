@@ -1,6 +1,7 @@
 //! `hashgate import emission-factors` and `hashgate import certificates`: the same checks and
 //! the same all-or-nothing writes as the API, from files, with the operator in the audit log.
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context;
@@ -8,7 +9,7 @@ use anyhow::Context;
 use super::factors::{self, FactorFormat, FactorRow};
 use super::input::{valid_certificate, CertificateInput};
 use super::matching::VintageRules;
-use super::store::{self, MatchReport};
+use super::store::{self, MatchReport, NewCertificate};
 use crate::audit::{Actor, NewAuditEntry};
 use crate::db::{write_transaction, Db};
 use crate::error::{AppError, FieldError};
@@ -97,17 +98,12 @@ pub fn import_factors(db: &Db, source: &FactorSource<'_>) -> anyhow::Result<(usi
     .map_err(problem)
 }
 
-/// Imports a certificate CSV (the API's fields as columns) in one transaction, then matches
-/// open orders: (certificates imported, what matching allocated).
-pub fn import_certificates(
-    db: &Db,
-    path: &Path,
-    vintage: &VintageRules,
-) -> anyhow::Result<(usize, MatchReport)> {
+/// Reads and checks a certificate CSV (the API's fields as columns): every certificate, or every
+/// bad row's errors named `certificates[i].field`.
+pub fn read_certificates(input: impl Read) -> Result<Vec<NewCertificate>, Vec<FieldError>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .from_reader(input);
     let mut errors = Vec::new();
     let mut certificates = Vec::new();
     for (index, record) in reader.deserialize::<CertificateInput>().enumerate() {
@@ -120,9 +116,23 @@ pub fn import_certificates(
             )),
         }
     }
-    if !errors.is_empty() {
-        return Err(described(path, &errors));
+    if errors.is_empty() {
+        Ok(certificates)
+    } else {
+        Err(errors)
     }
+}
+
+/// Imports a certificate CSV (the API's fields as columns) in one transaction, then matches
+/// open orders: (certificates imported, what matching allocated).
+pub fn import_certificates(
+    db: &Db,
+    path: &Path,
+    vintage: &VintageRules,
+) -> anyhow::Result<(usize, MatchReport)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let certificates = read_certificates(file).map_err(|errors| described(path, &errors))?;
     let actor = Actor::command_line();
     let mut connection = db.connection().map_err(problem)?;
     write_transaction(&mut connection, |connection| {

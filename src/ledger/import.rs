@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,29 @@ fn progress_bar(total_bytes: u64, visible: bool) -> ProgressBar {
     bar
 }
 
+/// A payout CSV reader positioned after its header, and the header; refuses a header without
+/// every payout column. Rows are read with `record.deserialize::<PayoutInput>(Some(&header))`.
+pub fn payout_csv<R: Read>(input: R) -> anyhow::Result<(csv::Reader<R>, csv::StringRecord)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(input);
+    let headers = reader.headers()?.clone();
+    let missing: Vec<&str> = PAYOUT_COLUMNS
+        .iter()
+        .copied()
+        .filter(|column| !headers.iter().any(|h| h == *column))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the header lacks {}; expected {}",
+            missing.join(", "),
+            PAYOUT_COLUMNS.join(",")
+        );
+    }
+    Ok((reader, headers))
+}
+
 /// Imports payouts from a CSV with the header
 /// `user_id,asset,amount,occurred_at,order_id,facility_id,external_id`.
 pub fn import_payouts(
@@ -124,24 +147,8 @@ pub fn import_payouts(
     let started = Instant::now();
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let total_bytes = file.metadata()?.len();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(file);
-    let headers = reader.headers()?.clone();
-    let missing: Vec<&str> = PAYOUT_COLUMNS
-        .iter()
-        .copied()
-        .filter(|column| !headers.iter().any(|h| h == *column))
-        .collect();
-    if !missing.is_empty() {
-        anyhow::bail!(
-            "{}: the header lacks {}; expected {}",
-            path.display(),
-            missing.join(", "),
-            PAYOUT_COLUMNS.join(",")
-        );
-    }
+    let (mut reader, headers) =
+        payout_csv(file).map_err(|error| anyhow::anyhow!("{}: {error:#}", path.display()))?;
 
     let mut summary = ImportSummary::default();
     if let Some(checkpoint) = Checkpoint::load(&options.checkpoint_path, &options.source) {
@@ -329,20 +336,28 @@ fn batch_index(field: &str) -> Option<usize> {
     field.split_once('[')?.1.split_once(']')?.0.parse().ok()
 }
 
-/// Imports prices and FX rates from a CSV with the header `base,quote,as_of,rate`. Any bad row
-/// stops the import before anything is written, naming every bad line.
-pub fn import_rates(db: &Db, path: &Path, source: &str) -> anyhow::Result<(usize, usize)> {
+/// The rows of a rate CSV (header `base,quote,as_of,rate`) with their line numbers; the first
+/// malformed row stops the reading, named by its line.
+pub fn rate_rows<R: Read>(input: R) -> anyhow::Result<(Vec<RateInput>, Vec<u64>)> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .from_reader(input);
     let mut rows = Vec::new();
     let mut lines = Vec::new();
     for record in reader.deserialize::<RateInput>() {
         let line = rows.len() as u64 + 2;
-        rows.push(record.with_context(|| format!("{} line {line}", path.display()))?);
+        rows.push(record.with_context(|| format!("line {line}"))?);
         lines.push(line);
     }
+    Ok((rows, lines))
+}
+
+/// Imports prices and FX rates from a CSV with the header `base,quote,as_of,rate`. Any bad row
+/// stops the import before anything is written, naming every bad line.
+pub fn import_rates(db: &Db, path: &Path, source: &str) -> anyhow::Result<(usize, usize)> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (rows, lines) =
+        rate_rows(file).map_err(|error| anyhow::anyhow!("{} {error:#}", path.display()))?;
     let mut connection = db
         .connection()
         .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
