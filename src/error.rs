@@ -202,9 +202,33 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(_, info) if info.message().contains("database is locked") => {
                 AppError::ServiceUnavailable("the database is busy, retry shortly".into())
             }
+            // The connection to PostgreSQL broke (a restart, a fail-over) or the server is
+            // shutting down or starting: nothing was committed and the client may retry.
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager => AppError::ServiceUnavailable(
+                "the database connection was lost, retry shortly".into(),
+            ),
+            Error::DatabaseError(_, info) if server_unavailable(info.message()) => {
+                AppError::ServiceUnavailable("the database is restarting, retry shortly".into())
+            }
             _ => AppError::Internal(error.into()),
         }
     }
+}
+
+/// PostgreSQL's messages for a server that is going away or not yet accepting work (SQLSTATE
+/// 57P01–57P03 and 08006); diesel reports them with no kind of their own.
+fn server_unavailable(message: &str) -> bool {
+    [
+        "terminating connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "server closed the connection unexpectedly",
+        "no connection to the server",
+    ]
+    .iter()
+    .any(|fragment| message.contains(fragment))
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {

@@ -107,15 +107,32 @@ impl TestApp {
 
     /// A server with more settings, e.g. `("HASHGATE_SMTP_HOST", "127.0.0.1")`.
     pub fn spawn_with(backend: Backend, body_limit: usize, extra: &[(&str, String)]) -> TestApp {
+        let admin_url = (backend == Backend::Postgres).then(|| {
+            std::env::var("HASHGATE_TEST_POSTGRES_URL")
+                .expect("HASHGATE_TEST_POSTGRES_URL must be set for the PostgreSQL suite")
+        });
+        Self::spawn_at(admin_url, body_limit, extra)
+    }
+
+    /// A server on a new database of the PostgreSQL server at `postgres_admin_url`, or on a
+    /// new SQLite file when it is `None`.
+    pub fn spawn_at(
+        postgres_admin_url: Option<String>,
+        body_limit: usize,
+        extra: &[(&str, String)],
+    ) -> TestApp {
         let directory = tempfile::tempdir().unwrap();
-        let (database_url, postgres_database) = match backend {
-            Backend::Sqlite => (
+        let backend = if postgres_admin_url.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let (database_url, postgres_database) = match postgres_admin_url {
+            None => (
                 format!("sqlite://{}", directory.path().join("test.db").display()),
                 None,
             ),
-            Backend::Postgres => {
-                let admin_url = std::env::var("HASHGATE_TEST_POSTGRES_URL")
-                    .expect("HASHGATE_TEST_POSTGRES_URL must be set for the PostgreSQL suite");
+            Some(admin_url) => {
                 let name = format!("hashgate_test_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = PgConnection::establish(&admin_url)
                     .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));

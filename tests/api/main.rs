@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod crash;
 mod errors;
+mod failover;
 mod fuzz;
 mod idempotency;
 mod import;
