@@ -23,6 +23,7 @@ pub mod notify;
 pub mod reports;
 pub mod tax;
 pub mod users;
+pub mod utc;
 pub mod withdrawals;
 
 use std::net::TcpListener;

@@ -275,6 +275,7 @@ pub struct ListVersionView {
     pub changed: i64,
     pub removed: i64,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub loaded_at: chrono::NaiveDateTime,
     pub loaded_by: String,
 }

@@ -255,6 +255,7 @@ pub struct StoredScreening {
     pub jurisdiction: Option<String>,
     pub threshold: f64,
     pub trigger: String,
+    #[serde(with = "crate::utc")]
     pub screened_at: chrono::NaiveDateTime,
     pub hits: Vec<StoredHit>,
 }
@@ -584,6 +585,7 @@ pub struct QueuedHit {
     pub subject_ref: Option<String>,
     pub trigger: String,
     pub status: String,
+    #[serde(with = "crate::utc")]
     pub created_at: chrono::NaiveDateTime,
     pub hit: serde_json::Value,
 }
@@ -779,12 +781,16 @@ pub struct ScreeningJob {
     pub last_subject_ref: Option<String>,
     pub error: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: chrono::NaiveDateTime,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub started_at: Option<chrono::NaiveDateTime>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub heartbeat_at: Option<chrono::NaiveDateTime>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub finished_at: Option<chrono::NaiveDateTime>,
 }
 

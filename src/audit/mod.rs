@@ -77,6 +77,7 @@ impl NewAuditEntry {
 pub struct AuditEntry {
     pub seq: i64,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub occurred_at: NaiveDateTime,
     pub actor_id: String,
     pub actor_name: String,

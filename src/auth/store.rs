@@ -35,9 +35,11 @@ pub struct TokenInfo {
     pub jurisdiction: Option<String>,
     pub user_id: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: NaiveDateTime,
     pub created_by: String,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_by: Option<String>,
     pub revoke_reason: Option<String>,

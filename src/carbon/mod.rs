@@ -154,6 +154,7 @@ pub fn modelled_energy_wh(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct HourOfConsumption {
     #[schema(value_type = String)]
+    #[serde(with = "crate::utc")]
     pub hour_start: NaiveDateTime,
     pub wh: i64,
 }

@@ -534,6 +534,7 @@ pub(crate) async fn certificate_response(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HourView {
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub hour_start: NaiveDateTime,
     pub consumption_wh: i64,
     pub matched_wh: i64,

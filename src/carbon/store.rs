@@ -152,6 +152,7 @@ pub struct Facility {
     /// The fleet's J/TH: total power over total hashrate.
     pub j_per_th: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: NaiveDateTime,
 }
 
@@ -360,8 +361,10 @@ pub struct OrderRow {
     pub market_zone: String,
     pub hashrate_mths: i64,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub starts_at: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub ends_at: NaiveDateTime,
     pub energy_wh: i64,
     pub energy_source: String,
@@ -371,6 +374,7 @@ pub struct OrderRow {
     pub matched_wh: i64,
     pub hourly_matched_wh: i64,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: NaiveDateTime,
 }
 
@@ -509,12 +513,15 @@ pub struct CertificateRow {
     pub market_zone: String,
     pub country: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub generation_start: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub generation_end: NaiveDateTime,
     pub volume_wh: i64,
     pub g_per_kwh: String,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub expires_at: Option<NaiveDateTime>,
     pub allocated_wh: i64,
     pub retired_wh: i64,
@@ -522,6 +529,7 @@ pub struct CertificateRow {
     pub supersedes: Option<String>,
     pub imported_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub imported_at: NaiveDateTime,
 }
 
@@ -1463,14 +1471,17 @@ pub struct Retirement {
     pub user_id: String,
     pub beneficiary: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub period_start: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub period_end: NaiveDateTime,
     pub registry_reference: String,
     pub retired_wh: i64,
     pub allocations: usize,
     pub retired_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub retired_at: NaiveDateTime,
 }
 
@@ -1592,6 +1603,7 @@ pub struct AllocationView {
     pub g_per_kwh: String,
     pub mode: String,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub hour_start: Option<NaiveDateTime>,
     pub wh: i64,
     pub state: String,
@@ -1725,6 +1737,7 @@ pub struct CertificateEvent {
     pub actor: String,
     pub reason: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub occurred_at: NaiveDateTime,
 }
 

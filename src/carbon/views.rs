@@ -100,8 +100,10 @@ pub struct OrderView {
     pub market_zone: String,
     pub hashrate_ths: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub starts_at: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub ends_at: NaiveDateTime,
     /// `metered` or `modelled`.
     pub energy_source: String,
@@ -238,8 +240,10 @@ pub fn order_totals(orders: &[OrderView]) -> OrderTotals {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WindowFigures {
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub from: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub to: NaiveDateTime,
     pub energy_wh: i64,
     pub matched_wh: i64,
@@ -254,6 +258,7 @@ pub struct WindowFigures {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicFootprint {
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub as_of: NaiveDateTime,
     /// Average power of the orders running now, in W.
     pub current_power_w: i64,

@@ -334,8 +334,10 @@ pub struct QueueItem {
     pub risk: String,
     pub priority: i32,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub submitted_at: chrono::NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub due_at: chrono::NaiveDateTime,
     pub sla_breached: bool,
     pub assignee_name: Option<String>,
@@ -863,6 +865,7 @@ pub struct KycStatus {
     pub limits: Option<super::rules::Limits>,
     pub currency: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub next_review_at: Option<chrono::NaiveDateTime>,
     pub review_lapsed: bool,
     /// The application in progress or last decided.
@@ -876,6 +879,7 @@ pub struct ApplicationStatusView {
     pub target_tier: u8,
     pub status: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub submitted_at: chrono::NaiveDateTime,
     /// What the user still has to provide (when the status is `info_requested`).
     pub missing: Vec<MissingItem>,

@@ -56,6 +56,7 @@ pub struct SubmittedApplication {
     pub target_tier: Tier,
     pub jurisdiction: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub submitted_at: NaiveDateTime,
     pub documents: Vec<DocumentSummary>,
 }

@@ -77,18 +77,22 @@ pub struct Application {
     pub risk: RiskRating,
     pub priority: i32,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub submitted_at: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub due_at: NaiveDateTime,
     pub submitted_by: String,
     pub based_on: Option<String>,
     pub assignee_id: Option<String>,
     pub assignee_name: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub claim_expires_at: Option<NaiveDateTime>,
     pub first_approver_id: Option<String>,
     pub first_approver_name: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub first_approved_at: Option<NaiveDateTime>,
     pub second_approver_id: Option<String>,
     pub second_approver_name: Option<String>,
@@ -96,8 +100,10 @@ pub struct Application {
     pub decision_code: Option<String>,
     pub decision_text: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub decided_at: Option<NaiveDateTime>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub updated_at: NaiveDateTime,
 }
 
@@ -230,6 +236,7 @@ pub struct DocumentSummary {
     pub size_bytes: i64,
     pub sha256: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub uploaded_at: NaiveDateTime,
 }
 
@@ -819,14 +826,18 @@ pub struct Profile {
     pub risk_level: String,
     pub pep: bool,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub approved_at: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub next_review_at: NaiveDateTime,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub review_lapsed_at: Option<NaiveDateTime>,
     #[schema(value_type = Option<String>, format = Date)]
     pub document_expires_on: Option<NaiveDate>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub updated_at: NaiveDateTime,
 }
 

@@ -331,8 +331,10 @@ pub struct EntryView {
     pub debit_account: String,
     pub credit_account: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub occurred_at: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub recorded_at: NaiveDateTime,
     pub external_id: Option<String>,
     pub order_id: Option<String>,
@@ -342,6 +344,7 @@ pub struct EntryView {
     pub fmv_usd: Option<String>,
     pub usd_price: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub price_at: Option<NaiveDateTime>,
     pub reason: Option<String>,
     pub reverses_seq: Option<i64>,

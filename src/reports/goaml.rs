@@ -63,6 +63,7 @@ pub struct StrTransaction {
     pub kind: String,
     pub asset: String,
     pub amount: String,
+    #[serde(with = "crate::utc")]
     pub occurred_at: NaiveDateTime,
     pub fmv_usd: Option<String>,
     /// In the jurisdiction's currency; none when no usable price or rate existed.

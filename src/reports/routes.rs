@@ -103,8 +103,10 @@ pub struct ReportView {
     pub jurisdiction: Option<String>,
     pub period: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub period_start: chrono::NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub period_end: chrono::NaiveDateTime,
     pub language: String,
     pub title: String,
@@ -112,6 +114,7 @@ pub struct ReportView {
     pub key_id: String,
     pub generated_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub generated_at: chrono::NaiveDateTime,
     pub files: Vec<FileView>,
 }
@@ -546,7 +549,7 @@ pub async fn post_schedule(
 
 /// The report schedules (admin), with their recipients.
 #[utoipa::path(get, path = "/v1/report-schedules", tag = "reports",
-    responses((status = 200, body = [super::schedule::ScheduleView])),
+    responses((status = 200, body = ScheduleList)),
     security(("bearer" = [])))]
 pub async fn list_schedules(
     state: web::Data<AppState>,
@@ -558,7 +561,13 @@ pub async fn list_schedules(
         .db
         .run(move |connection| super::schedule::list(connection, &cipher))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": schedules })))
+    Ok(HttpResponse::Ok().json(ScheduleList { items: schedules }))
+}
+
+/// Every report schedule, enabled or not.
+#[derive(Serialize, ToSchema)]
+pub struct ScheduleList {
+    pub items: Vec<super::schedule::ScheduleView>,
 }
 
 /// Stop a schedule (admin); reports already made stay.
@@ -612,7 +621,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/reports", tag = "reports",
     params(("jurisdiction" = Option<String>, Query, description = "ISO code"),
            ("limit" = Option<i64>, Query, description = "1 to 500")),
-    responses((status = 200, body = [ReportView]), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = ReportList), (status = 403, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn list_reports(
     state: web::Data<AppState>,
@@ -622,8 +631,14 @@ pub async fn list_reports(
     caller.require(READERS)?;
     let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
-    let views = readable_reports(&state, &caller, query.jurisdiction, limit).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": views })))
+    let items = readable_reports(&state, &caller, query.jurisdiction, limit).await?;
+    Ok(HttpResponse::Ok().json(ReportList { items }))
+}
+
+/// The newest reports, up to the limit asked for.
+#[derive(Serialize, ToSchema)]
+pub struct ReportList {
+    pub items: Vec<ReportView>,
 }
 
 async fn readable_report(

@@ -154,8 +154,10 @@ pub struct PeriodView {
     pub last_day: NaiveDate,
     pub time_zone: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub start_utc: NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub end_utc: NaiveDateTime,
 }
 
@@ -180,6 +182,7 @@ pub struct SandboxDocument {
     /// True when generated before the period closed: the figures may still change.
     pub provisional: bool,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub generated_at: NaiveDateTime,
     pub generated_by: String,
     /// The SHA-256 of `data.csv`, the canonical export of the figures below.

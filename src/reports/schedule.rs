@@ -24,8 +24,10 @@ pub struct ScheduleView {
     pub recipients: Vec<String>,
     pub created_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: NaiveDateTime,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub disabled_at: Option<NaiveDateTime>,
 }
 

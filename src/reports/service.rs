@@ -344,7 +344,7 @@ pub fn generate_ledger_integrity(
         "report_id": id,
         "title": title,
         "range": {"from_seq": from, "to_seq": to},
-        "generated_at": now,
+        "generated_at": crate::utc::text(&now),
         "generated_by": actor.name,
         "data_sha256": data_sha256,
         "signing_key_id": keys.signer.key_id(),

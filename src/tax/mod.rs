@@ -37,9 +37,11 @@ pub struct TaxYear {
     pub time_zone: String,
     /// Inclusive, UTC.
     #[schema(value_type = String)]
+    #[serde(with = "crate::utc")]
     pub starts_at: NaiveDateTime,
     /// Exclusive, UTC.
     #[schema(value_type = String)]
+    #[serde(with = "crate::utc")]
     pub ends_at: NaiveDateTime,
 }
 
@@ -103,6 +105,7 @@ pub struct ValuedLine {
     /// `payout` or `fee`.
     pub kind: String,
     #[schema(value_type = String)]
+    #[serde(with = "crate::utc")]
     pub occurred_at: NaiveDateTime,
     /// The local time in the tax zone, RFC 3339.
     pub local_time: String,
@@ -114,6 +117,7 @@ pub struct ValuedLine {
     #[schema(value_type = Option<String>)]
     pub usd_price: Option<Decimal>,
     #[schema(value_type = Option<String>)]
+    #[serde(with = "crate::utc::option")]
     pub price_at: Option<NaiveDateTime>,
     #[schema(value_type = Option<String>)]
     pub fmv_usd: Option<Decimal>,
@@ -121,6 +125,7 @@ pub struct ValuedLine {
     #[schema(value_type = Option<String>)]
     pub fx_rate: Option<Decimal>,
     #[schema(value_type = Option<String>)]
+    #[serde(with = "crate::utc::option")]
     pub fx_at: Option<NaiveDateTime>,
     /// In the jurisdiction's currency, to the cent; none when it could not be valued.
     #[schema(value_type = Option<String>)]

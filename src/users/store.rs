@@ -35,6 +35,7 @@ pub struct User {
     pub date_of_birth: Option<NaiveDate>,
     pub address: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: NaiveDateTime,
 }
 

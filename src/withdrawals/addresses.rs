@@ -26,16 +26,20 @@ pub struct AddressEntry {
     pub label: Option<String>,
     pub added_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub added_at: NaiveDateTime,
     /// When the cooling-off period ends.
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub usable_from: NaiveDateTime,
     pub approved_by: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub approved_at: Option<NaiveDateTime>,
     pub approval_reason: Option<String>,
     pub removed_by: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub removed_at: Option<NaiveDateTime>,
 }
 

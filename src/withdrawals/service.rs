@@ -62,6 +62,7 @@ pub struct WithdrawalView {
     pub usd_price: Option<String>,
     pub fx_rate: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub requested_at: NaiveDateTime,
     /// Where the withdrawal is now: `approved`, `held`, `release_pending` (one of two officers
     /// released it), `released` or `rejected`.
@@ -77,6 +78,7 @@ pub struct ReviewView {
     pub first_reviewer: Option<String>,
     pub reviewed_by: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub reviewed_at: Option<NaiveDateTime>,
     pub reason: Option<String>,
     pub ledger_seq: Option<i64>,

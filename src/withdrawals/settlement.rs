@@ -29,6 +29,7 @@ pub struct Settlement {
     pub ledger_seq: Option<i64>,
     pub reported_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub reported_at: chrono::NaiveDateTime,
 }
 

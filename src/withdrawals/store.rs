@@ -129,17 +129,21 @@ pub struct WithdrawalRow {
     pub amount_local: Option<i64>,
     pub usd_price: Option<String>,
     pub fx_rate: Option<String>,
+    #[serde(with = "crate::utc::option")]
     pub price_at: Option<NaiveDateTime>,
     pub beneficiary_encrypted: Option<String>,
     pub hold_seq: Option<i64>,
+    #[serde(with = "crate::utc")]
     pub requested_at: NaiveDateTime,
     pub requested_by: String,
     /// Where the withdrawal is now: the gate's decision, or an officer's review of a held one
     /// (`release_pending`, `released`, `rejected`).
     pub status: String,
     pub first_reviewer: Option<String>,
+    #[serde(with = "crate::utc::option")]
     pub first_reviewed_at: Option<NaiveDateTime>,
     pub reviewed_by: Option<String>,
+    #[serde(with = "crate::utc::option")]
     pub reviewed_at: Option<NaiveDateTime>,
     pub review_reason: Option<String>,
     /// The ledger entry that settled (released) or returned (rejected) the held funds.

@@ -282,8 +282,8 @@ fn hourly_and_volumetric_shares_are_reported_apart(app: &TestApp) {
     assert_eq!(
         hours,
         json!([
-            {"hour_start": "2026-03-10T10:00:00", "consumption_wh": 3_203, "matched_wh": 1_000},
-            {"hour_start": "2026-03-10T11:00:00", "consumption_wh": 3_202, "matched_wh": 0},
+            {"hour_start": "2026-03-10T10:00:00Z", "consumption_wh": 3_203, "matched_wh": 1_000},
+            {"hour_start": "2026-03-10T11:00:00Z", "consumption_wh": 3_202, "matched_wh": 0},
         ])
     );
 }

@@ -1,7 +1,7 @@
 //! The whole API under a property-based fuzzer: schemathesis (from PyPI) generates requests from
 //! the service's own OpenAPI document, valid and invalid, for every operation and every role,
 //! against the demo's realistic data. No request may get a 5xx, break the connection, or panic a
-//! worker, and every answer's status and content type must be ones the document declares.
+//! worker, and every answer's status, content type and body must be ones the document declares.
 //! `HASHGATE_FUZZ_SECONDS` sets the budget per role (20 s here; the full run uses 300).
 
 use std::io::Read as _;
@@ -120,7 +120,7 @@ fn no_generated_request_gets_a_server_error_or_panics_the_service() {
         fuzz.args(["run", &format!("http://127.0.0.1:{port}/openapi.json")])
             .args([
                 "--checks",
-                "not_a_server_error,status_code_conformance,content_type_conformance",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             ])
             .args(["--phases", "examples,coverage,fuzzing"])
             .args([
@@ -133,6 +133,8 @@ fn no_generated_request_gets_a_server_error_or_panics_the_service() {
             ])
             .args(["--max-time", &seconds.to_string()])
             .env("NO_COLOR", "1")
+            // Its cache (.schemathesis/) goes to the scratch directory, not the work tree.
+            .current_dir(directory.path())
             .stdin(Stdio::null());
         if role != "anonymous" {
             let token = token_of(&demo_output, role)

@@ -214,12 +214,12 @@ fn an_application_lives_from_submission_to_approval(app: &TestApp) {
     // 48 hours for tier 2 in HK.
     let submitted = chrono::NaiveDateTime::parse_from_str(
         detail["submitted_at"].as_str().unwrap(),
-        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.fZ",
     )
     .unwrap();
     let due = chrono::NaiveDateTime::parse_from_str(
         detail["due_at"].as_str().unwrap(),
-        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.fZ",
     )
     .unwrap();
     assert_eq!(due - submitted, chrono::Duration::hours(48));

@@ -137,7 +137,7 @@ fn payouts_are_recorded_valued_and_balanced(app: &TestApp) {
     };
     // 01:00 in UTC+8 is 17:00 UTC the day before: valued at that day's price.
     let first = by_id("p-1");
-    assert_eq!(first["occurred_at"], "2025-12-31T17:00:00");
+    assert_eq!(first["occurred_at"], "2025-12-31T17:00:00Z");
     assert_eq!(first["usd_price"], "94000.5");
     assert_eq!(first["fmv_usd"], "11.604361725");
     assert_eq!(first["amount"], "0.00012345");

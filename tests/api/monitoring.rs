@@ -49,12 +49,12 @@ fn the_address_book_guards_against_hijacked_payouts(app: &TestApp) {
     // Hong Kong's cooling-off is 48 hours.
     let added_at = chrono::NaiveDateTime::parse_from_str(
         entry["added_at"].as_str().unwrap(),
-        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.fZ",
     )
     .unwrap();
     let usable_from = chrono::NaiveDateTime::parse_from_str(
         entry["usable_from"].as_str().unwrap(),
-        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.fZ",
     )
     .unwrap();
     assert_eq!(usable_from - added_at, chrono::Duration::hours(48));

@@ -92,7 +92,7 @@ fn a_uk_computation_follows_the_local_tax_year_and_the_fees(app: &TestApp) {
     assert_eq!(response.status, 200, "{}", response.body);
     let report = response.json();
     assert_eq!(report["tax_year"]["label"], "2026/27");
-    assert_eq!(report["tax_year"]["starts_at"], "2026-04-05T23:00:00");
+    assert_eq!(report["tax_year"]["starts_at"], "2026-04-05T23:00:00Z");
     assert_eq!(report["classification"], "miscellaneous");
     assert_eq!(report["rules_version"], "GB-2026/27.1");
     // 0.01 + 0.5 BTC × 80,000 × 0.75 = 600 + 30,000.

@@ -18,7 +18,9 @@ const JOB: &str = "monitoring-daily";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BatchSummary {
+    #[serde(with = "crate::utc::option")]
     pub from: Option<NaiveDateTime>,
+    #[serde(with = "crate::utc::option")]
     pub to: Option<NaiveDateTime>,
     pub withdrawals: usize,
     pub new_alerts: usize,

@@ -50,6 +50,7 @@ pub struct NoteView {
     pub file_sha256: Option<String>,
     pub author: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

@@ -35,6 +35,7 @@ pub struct Alert {
     pub status: String,
     pub case_id: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub created_at: NaiveDateTime,
 }
 
@@ -218,9 +219,11 @@ pub struct Case {
     pub outcome: Option<String>,
     pub opened_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "crate::utc")]
     pub opened_at: NaiveDateTime,
     pub closed_by: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "crate::utc::option")]
     pub closed_at: Option<NaiveDateTime>,
     pub closing_reason: Option<String>,
 }
