@@ -84,6 +84,13 @@ pub(crate) fn percentile(sorted: &[Duration], fraction_per_thousand: usize) -> D
     sorted[index]
 }
 
+/// The 99th percentile of unsorted samples.
+pub(crate) fn p99(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    percentile(&sorted, 990)
+}
+
 pub(crate) fn latency_line(label: &str, mut samples: Vec<Duration>) -> String {
     samples.sort();
     format!(
@@ -524,6 +531,18 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
         written += report.accepted;
     }
     let elapsed = started.elapsed();
+    let ingest_target = crate::scorecard::Target::AtLeast(match backend {
+        Backend::Sqlite => 100_000.0,
+        Backend::Postgres => 50_000.0,
+    });
+    crate::scorecard::record(
+        3,
+        &format!("payout ingest, batch path, {written} payouts, hash chain on"),
+        name,
+        ingest_target,
+        per_second(written as u64, elapsed) as f64,
+        "/s",
+    );
     writeln!(
         out,
         "{name}: batch path: {written} payouts in {} s = {} entries/s, {}",
@@ -565,6 +584,14 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     let mut import_options = ImportOptions::beside(&csv_path, "bench-csv");
     import_options.show_progress = false;
     let summary = import_payouts(db, &csv_path, &import_options, &actor, staleness)?;
+    crate::scorecard::record(
+        3,
+        &format!("payout ingest, CSV import, {} payouts", summary.accepted),
+        name,
+        ingest_target,
+        per_second(summary.accepted, summary.elapsed) as f64,
+        "/s",
+    );
     writeln!(
         out,
         "{name}: CSV import: {} payouts in {} s = {} entries/s, {} rejected, {}",
@@ -585,6 +612,14 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
         Verification::Intact { entries, .. } => entries,
         other => anyhow::bail!("{name}: the bench ledger does not verify: {other:?}"),
     };
+    crate::scorecard::record(
+        3,
+        &format!("`hashgate verify` per 1,000,000 entries (of {entries})"),
+        name,
+        crate::scorecard::Target::AtMost(10.0),
+        elapsed.as_secs_f64() * 1_000_000.0 / entries.max(1) as f64,
+        "s",
+    );
     writeln!(
         out,
         "{name}: verify: {entries} entries in {} s, {}",
@@ -613,6 +648,13 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
         .collect::<anyhow::Result<_>>()?;
     latencies.sort();
     let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    crate::scorecard::record_millis(
+        3,
+        &format!("balance + last 100 entries, p99, {entries} entries"),
+        name,
+        5.0,
+        percentile(99),
+    );
     writeln!(
         out,
         "{name}: balance + last 100 entries with {entries} entries: p50 {} ms, p99 {} ms",

@@ -177,6 +177,7 @@ const NON_SETTING_VARIABLES: &[&str] = &[
     "HASHGATE_TEST_POSTGRES_URL",
     "HASHGATE_TEST_CHROMEDRIVER",
     "HASHGATE_FUZZ_SECONDS",
+    crate::scorecard::FIGURES_FILE_VARIABLE,
 ];
 const SETTING_NAMES: &[&str] = &[
     "bind",

@@ -21,6 +21,7 @@ pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod reports;
+pub mod scorecard;
 pub mod tax;
 pub mod users;
 pub mod utc;

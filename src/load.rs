@@ -255,8 +255,46 @@ fn load_backend(
     drop(service);
 
     let errors = report_latencies(&samples, elapsed, options, out)?;
-    report_memory(&memory, out)?;
+    let growth = report_memory(&memory, out)?;
     let intact = check_invariants(&database_url, out)?;
+    let backend = settings.backend().name();
+    let load = format!(
+        "mixed load, {} s at {} requests/s",
+        options.seconds, options.rate
+    );
+    crate::scorecard::record(
+        10,
+        &format!("{load}: errors"),
+        backend,
+        crate::scorecard::Target::AtMost(0.0),
+        errors as f64,
+        "",
+    );
+    if let Some(growth) = growth {
+        // Flat: the last fifth of the run within a quarter of the first fifth. A run of less
+        // than two minutes is mostly warm-up (list index, caches, pool), so it only reports.
+        let target = if options.seconds >= 120 {
+            crate::scorecard::Target::AtMost(1.25)
+        } else {
+            crate::scorecard::Target::Informational
+        };
+        crate::scorecard::record(
+            10,
+            &format!("{load}: service RSS, last fifth ÷ first fifth"),
+            backend,
+            target,
+            growth,
+            "×",
+        );
+    }
+    crate::scorecard::record(
+        10,
+        "after the load: chains, balances and certificate volumes intact",
+        backend,
+        crate::scorecard::Target::AtLeast(1.0),
+        f64::from(u8::from(intact)),
+        "(1 = intact)",
+    );
     if errors > 0 {
         writeln!(
             out,
@@ -388,11 +426,11 @@ fn report_latencies(
 }
 
 /// The service's memory: the mean of the first and last fifths of the run, and the peak. A leak
-/// shows as the last fifth well above the first.
-fn report_memory(memory: &[(f64, u64)], out: &mut String) -> anyhow::Result<()> {
+/// shows as the last fifth well above the first; returns last ÷ first.
+fn report_memory(memory: &[(f64, u64)], out: &mut String) -> anyhow::Result<Option<f64>> {
     if memory.len() < 5 {
         writeln!(out, "service RSS: too few samples")?;
-        return Ok(());
+        return Ok(None);
     }
     let fifth = memory.len() / 5;
     let mean = |window: &[(f64, u64)]| {
@@ -409,7 +447,7 @@ fn report_memory(memory: &[(f64, u64)], out: &mut String) -> anyhow::Result<()> 
          ({} samples, one a second)",
         memory.len()
     )?;
-    Ok(())
+    Ok(Some(last as f64 / first.max(1) as f64))
 }
 
 /// Both chains and the balances (as `hashgate verify`), and certificate volumes; true when all

@@ -169,7 +169,12 @@ fn certificate(
     }
 }
 
-fn timed_match(connection: &mut DbConnection, out: &mut String, label: &str) -> anyhow::Result<()> {
+/// Runs the matcher once, writes its line and returns how long it took.
+fn timed_match(
+    connection: &mut DbConnection,
+    out: &mut String,
+    label: &str,
+) -> anyhow::Result<std::time::Duration> {
     let started = Instant::now();
     let report = write_transaction(connection, |connection| {
         store::match_all(
@@ -191,7 +196,7 @@ fn timed_match(connection: &mut DbConnection, out: &mut String, label: &str) -> 
         seconds_text(elapsed),
         per_second(report.allocations as u64, elapsed)
     )?;
-    Ok(())
+    Ok(elapsed)
 }
 
 fn bench_backend(
@@ -254,7 +259,7 @@ fn bench_backend(
         options.certificates,
         seconds_text(started.elapsed())
     )?;
-    timed_match(
+    let annual = timed_match(
         &mut connection,
         &mut out,
         &format!(
@@ -262,6 +267,17 @@ fn bench_backend(
             options.orders, options.certificates
         ),
     )?;
+    crate::scorecard::record(
+        8,
+        &format!(
+            "annual matching, {} orders × {} certificates",
+            options.orders, options.certificates
+        ),
+        name,
+        crate::scorecard::Target::AtMost(30.0),
+        annual.as_secs_f64(),
+        "s",
+    );
 
     // Hourly: orders in one zone over the same days, a one-hour certificate per hour covering
     // about half of that hour's consumption.
@@ -291,7 +307,7 @@ fn bench_backend(
         })
         .collect();
     insert_certificates(&mut connection, certificates).map_err(problem)?;
-    timed_match(
+    let hourly = timed_match(
         &mut connection,
         &mut out,
         &format!(
@@ -300,5 +316,18 @@ fn bench_backend(
             days * 24
         ),
     )?;
+    // The target is 60 s for 10,000 orders × 30 days; a smaller run gets its share of it.
+    let share = options.hourly_orders as f64 * days as f64 / 300_000.0;
+    crate::scorecard::record(
+        8,
+        &format!(
+            "hourly matching, {} orders × {days} days",
+            options.hourly_orders
+        ),
+        name,
+        crate::scorecard::Target::AtMost(60.0 * share),
+        hourly.as_secs_f64(),
+        "s",
+    );
     Ok(out)
 }

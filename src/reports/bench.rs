@@ -99,6 +99,14 @@ fn bench_backend(
             .map_err(problem)
         })?;
         let elapsed = started.elapsed();
+        crate::scorecard::record(
+            9,
+            &format!("quarterly sandbox report over {written} payout entries, run {sample}"),
+            name,
+            crate::scorecard::Target::AtMost(10.0),
+            elapsed.as_secs_f64(),
+            "s",
+        );
         let size: usize = super::store::files_of(&mut connection, &report.id)
             .map_err(problem)?
             .iter()

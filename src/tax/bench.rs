@@ -142,6 +142,16 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
         json_bytes = serde_json::to_vec(&report)?.len();
         compute_samples.push(started.elapsed());
     }
+    crate::scorecard::record_millis(
+        7,
+        &format!(
+            "tax statement JSON, p99, {} users × {days} payouts",
+            options.users
+        ),
+        name,
+        5.0,
+        crate::bench::p99(&compute_samples),
+    );
     writeln!(
         out,
         "{name}: {}",
@@ -176,6 +186,13 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
         super::statement::pdf(&holder, &report, crate::db::now()).map_err(problem)?;
         with_pdf.push(started.elapsed());
     }
+    crate::scorecard::record_millis(
+        7,
+        "tax statement PDF from the database, p99",
+        name,
+        50.0,
+        crate::bench::p99(&with_pdf),
+    );
     writeln!(
         out,
         "{name}: {}",
@@ -206,6 +223,25 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
     let summary =
         super::carf::export(&mut connection, &cipher, &request, &mut sink).map_err(problem)?;
     let elapsed = started.elapsed();
+    crate::scorecard::record(
+        7,
+        &format!("CARF export, {} payout rows", summary.payouts),
+        name,
+        crate::scorecard::Target::AtLeast(500_000.0),
+        per_second(summary.payouts, elapsed) as f64,
+        "rows/s",
+    );
+    // The whole bench process during the export: an upper bound on what the export holds.
+    if let Some(peak) = peak_memory_mib() {
+        crate::scorecard::record(
+            7,
+            "CARF export, peak resident memory of the process",
+            name,
+            crate::scorecard::Target::AtMost(200.0),
+            peak as f64,
+            "MiB",
+        );
+    }
     writeln!(
         out,
         "{name}: CARF export: {} rows, {} users, {} KB of XML in {} s = {} rows/s, {}",

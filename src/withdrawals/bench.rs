@@ -122,6 +122,7 @@ fn bench_backend(
         users,
         platform_token: secret,
     } = gate_fixture(&state, options.users, options.payouts, out)?;
+    let backend = state.db.backend().name();
     let server = BenchServer::start(settings, state)?;
     let bearer = format!("Bearer {secret}");
     let per_client = options.requests.div_ceil(options.clients);
@@ -178,6 +179,15 @@ fn bench_backend(
     }
     latencies.sort();
     let p99 = percentile(&latencies, 990);
+    crate::scorecard::record(
+        6,
+        &format!("withdrawal decisions, {} clients", options.clients),
+        backend,
+        crate::scorecard::Target::AtLeast(1_000.0),
+        per_second(latencies.len() as u64, elapsed) as f64,
+        "/s",
+    );
+    crate::scorecard::record_millis(6, "withdrawal decision, p99", backend, 10.0, p99);
     writeln!(
         out,
         "{} decisions from {} clients in {} s = {} decisions/s; p50 {} ms, p99 {} ms, max {} ms",
