@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::backend_tests;
 use crate::common::TestApp;
 use crate::kyc::{multipart, personal_data, tier2_documents};
+use crate::reports::{current_month_singapore, current_quarter, generate};
 
 backend_tests!(every_operation_admits_only_its_callers_and_no_user_reads_another);
 
@@ -459,30 +460,6 @@ fn order_of(app: &TestApp, platform: &str, facility: &str, user: &str) -> String
     order.json()["id"].as_str().unwrap().to_string()
 }
 
-/// A sandbox report of `jurisdiction` for this quarter (HK) or month (SG) there.
-fn report_of(app: &TestApp, officer: &str, jurisdiction: &str) -> String {
-    use chrono::Datelike;
-    let period = match jurisdiction {
-        "HK" => {
-            let today = chrono::Utc::now()
-                .with_timezone(&chrono_tz::Asia::Hong_Kong)
-                .date_naive();
-            format!("{}-Q{}", today.year(), (today.month() - 1) / 3 + 1)
-        }
-        _ => chrono::Utc::now()
-            .with_timezone(&chrono_tz::Asia::Singapore)
-            .format("%Y-%m")
-            .to_string(),
-    };
-    let response = app.post(
-        "/v1/reports",
-        Some(officer),
-        &json!({"kind": "sandbox", "jurisdiction": jurisdiction, "period": period}),
-    );
-    assert_eq!(response.status, 201, "{}", response.body);
-    response.json()["id"].as_str().unwrap().to_string()
-}
-
 fn every_operation_admits_only_its_callers_and_no_user_reads_another(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
     let officer = app.token(Role::Officer, None, None);
@@ -491,8 +468,14 @@ fn every_operation_admits_only_its_callers_and_no_user_reads_another(app: &TestA
     let site = facility(app, &platform);
     let alice_order = order_of(app, &platform, &site, &alice);
     let bob_order = order_of(app, &platform, &site, &bob);
-    let hk_report = report_of(app, &officer, "HK");
-    let sg_report = report_of(app, &officer, "SG");
+    let hk_report = generate(app, "HK", &current_quarter())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sg_report = generate(app, "SG", &current_month_singapore())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let user = app.token(Role::User, None, Some(&alice));
     let regulator = app.token(Role::Regulator, Some("HK"), None);
     let revoked = app.revoked_token();

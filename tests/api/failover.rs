@@ -75,6 +75,12 @@ impl PrivateCluster {
         command
     }
 
+    /// `pg_ctl -D <data> ARGUMENTS`, which must succeed.
+    fn pg_ctl(&self, arguments: &[&str]) {
+        let data = self.data.display().to_string();
+        run(&mut self.command("pg_ctl", &[&["-D", data.as_str()], arguments].concat()));
+    }
+
     fn start_server(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
@@ -82,36 +88,13 @@ impl PrivateCluster {
             self.directory.path().display()
         );
         let log = self.directory.path().join("postgres.log");
-        run(&mut self.command(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data.display().to_string(),
-                "-l",
-                &log.display().to_string(),
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        ));
+        let log = log.display().to_string();
+        self.pg_ctl(&["-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
     }
 
     /// Stops the server as a crash does: no checkpoint, every connection cut.
     fn crash(&self) {
-        run(&mut self.command(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data.display().to_string(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        ));
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
     }
 
     fn admin_url(&self) -> String {

@@ -22,7 +22,7 @@ backend_tests!(
 
 /// The current quarter in Hong Kong: 2026-Q4 is the quarter of the session's clock; computed so
 /// the test keeps working later.
-fn current_quarter() -> String {
+pub(crate) fn current_quarter() -> String {
     use chrono::Datelike;
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Hong_Kong)
@@ -30,7 +30,7 @@ fn current_quarter() -> String {
     format!("{}-Q{}", today.year(), (today.month() - 1) / 3 + 1)
 }
 
-fn current_month_singapore() -> String {
+pub(crate) fn current_month_singapore() -> String {
     chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Singapore)
         .format("%Y-%m")
@@ -126,7 +126,7 @@ fn seed(app: &TestApp) -> Vec<String> {
     hk_users
 }
 
-fn generate(app: &TestApp, jurisdiction: &str, period: &str) -> Value {
+pub(crate) fn generate(app: &TestApp, jurisdiction: &str, period: &str) -> Value {
     let officer = app.token(Role::Officer, None, None);
     let response = app.post(
         "/v1/reports",
