@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::payouts::{validate_row, PayoutInput};
+use super::payouts::{validate_row, PayoutInput, ValidPayout};
 use super::rates::{validate_rates, RateInput};
 use super::store;
 use crate::audit::Actor;
@@ -179,30 +179,36 @@ pub fn import_payouts(
     let mut connection = db
         .connection()
         .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
-    let mut record = csv::StringRecord::new();
-    let mut batch: Vec<(u64, PayoutInput)> = Vec::with_capacity(options.batch_size);
-    loop {
-        let more = reader.read_record(&mut record)?;
-        if more {
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            summary.rows += 1;
-            match record.deserialize::<PayoutInput>(Some(&headers)) {
-                Ok(row) => batch.push((line, row)),
-                Err(error) => {
-                    summary.rejected += 1;
-                    write_reject(
-                        &mut rejects,
-                        line,
-                        "",
-                        "row",
-                        "malformed",
-                        &error.to_string(),
-                    )?;
+    // Reading, parsing and validating the next batch runs on a thread of its own while this one
+    // writes the last: the writer is the single SQLite writer, so it gets a core to itself.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (batches, received) = std::sync::mpsc::sync_channel::<anyhow::Result<ReadBatch>>(1);
+        let assets = &assets;
+        scope.spawn(move || {
+            let mut reader = BatchReader {
+                reader,
+                headers,
+                assets,
+                batch_size: options.batch_size,
+            };
+            loop {
+                let next = reader.next_batch();
+                let last = !matches!(next, Ok(Some(_)));
+                let sent = match next {
+                    Ok(Some(batch)) => batches.send(Ok(batch)),
+                    Ok(None) => break,
+                    Err(error) => batches.send(Err(error)),
+                };
+                // A send fails only when the writer has stopped on an error of its own.
+                if last || sent.is_err() {
+                    break;
                 }
             }
-        }
-        if batch.len() >= options.batch_size || (!more && !batch.is_empty()) {
-            let written = write_batch(&mut connection, &batch, &assets, options, actor, staleness)?;
+        });
+        for batch in received {
+            let batch = batch?;
+            summary.rows += batch.rows.len() as u64 + batch.malformed;
+            let written = write_batch(&mut connection, batch, options, actor, staleness)?;
             summary.accepted += written.accepted;
             summary.duplicates += written.duplicates;
             summary.unpriced += written.unpriced;
@@ -224,14 +230,13 @@ pub fn import_payouts(
                 )?;
             }
             rejects.flush()?;
-            let position = reader.position();
+            let position = written.end;
             Checkpoint {
                 byte: position.byte(),
                 line: position.line(),
                 record: position.record(),
             }
             .save(&options.checkpoint_path, &options.source)?;
-            batch.clear();
             bar.set_position(position.byte());
             bar.set_message(format!(
                 "{} rows, {} rows/s, {} rejected",
@@ -240,14 +245,76 @@ pub fn import_payouts(
                 summary.rejected
             ));
         }
-        if !more {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let _ = std::fs::remove_file(&options.checkpoint_path);
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Rows of the file, parsed and validated, and where the file stands after the last of them.
+struct ReadBatch {
+    rows: Vec<(u64, PayoutInput)>,
+    valid: Vec<ValidPayout>,
+    /// Rows that failed to parse or validate, with their line and external id.
+    rejected: Vec<(u64, String, FieldError)>,
+    malformed: u64,
+    end: csv::Position,
+}
+
+struct BatchReader<'a, R> {
+    reader: csv::Reader<R>,
+    headers: csv::StringRecord,
+    assets: &'a super::Assets,
+    batch_size: usize,
+}
+
+impl<R: Read> BatchReader<'_, R> {
+    /// The next batch of up to `batch_size` parsed rows, or `None` at the end of the file.
+    fn next_batch(&mut self) -> anyhow::Result<Option<ReadBatch>> {
+        let mut record = csv::StringRecord::new();
+        let mut rows = Vec::with_capacity(self.batch_size);
+        let mut rejected = Vec::new();
+        let mut malformed = 0;
+        while rows.len() < self.batch_size && self.reader.read_record(&mut record)? {
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            match record.deserialize::<PayoutInput>(Some(&self.headers)) {
+                Ok(row) => rows.push((line, row)),
+                Err(error) => {
+                    malformed += 1;
+                    rejected.push((
+                        line,
+                        String::new(),
+                        FieldError::new("row", "malformed", error.to_string()),
+                    ));
+                }
+            }
+        }
+        if rows.is_empty() && rejected.is_empty() {
+            return Ok(None);
+        }
+        let now = crate::db::now();
+        let mut seen = HashMap::with_capacity(rows.len());
+        let mut valid = Vec::with_capacity(rows.len());
+        for (index, (line, row)) in rows.iter().enumerate() {
+            match validate_row(index, row, self.assets, now, &mut seen) {
+                Ok(payout) => valid.push(payout),
+                Err(errors) => rejected.extend(
+                    errors
+                        .into_iter()
+                        .map(|error| (*line, row.external_id.clone(), error)),
+                ),
+            }
+        }
+        Ok(Some(ReadBatch {
+            rows,
+            valid,
+            rejected,
+            malformed,
+            end: self.reader.position().clone(),
+        }))
+    }
 }
 
 fn write_reject(
@@ -274,31 +341,25 @@ struct BatchOutcome {
     duplicates: u64,
     unpriced: u64,
     rejected: Vec<(u64, String, FieldError)>,
+    end: csv::Position,
 }
 
-/// Validates, plans and writes one batch in one transaction; bad rows are returned, not written.
+/// Plans and writes the valid rows of one batch in one transaction; bad rows are returned, not
+/// written.
 fn write_batch(
     connection: &mut crate::db::DbConnection,
-    batch: &[(u64, PayoutInput)],
-    assets: &super::Assets,
+    batch: ReadBatch,
     options: &ImportOptions,
     actor: &Actor,
     staleness: chrono::Duration,
 ) -> anyhow::Result<BatchOutcome> {
-    let now = crate::db::now();
-    let mut seen = HashMap::with_capacity(batch.len());
-    let mut rejected = Vec::new();
-    let mut valid = Vec::with_capacity(batch.len());
-    for (index, (line, row)) in batch.iter().enumerate() {
-        match validate_row(index, row, assets, now, &mut seen) {
-            Ok(payout) => valid.push(payout),
-            Err(errors) => rejected.extend(
-                errors
-                    .into_iter()
-                    .map(|error| (*line, row.external_id.clone(), error)),
-            ),
-        }
-    }
+    let ReadBatch {
+        rows,
+        valid,
+        mut rejected,
+        end,
+        ..
+    } = batch;
     let outcome = write_transaction(connection, |connection| {
         let plan = store::plan_payouts(connection, &options.source, valid)?;
         let report = store::write_payouts(
@@ -317,7 +378,7 @@ fn write_batch(
     for error in unknown_users.into_iter().chain(conflicts) {
         let index = batch_index(&error.field);
         let (line, external_id) = index
-            .and_then(|index| batch.get(index))
+            .and_then(|index| rows.get(index))
             .map(|(line, row)| (*line, row.external_id.clone()))
             .unwrap_or_default();
         rejected.push((line, external_id, error));
@@ -328,6 +389,7 @@ fn write_batch(
         duplicates: report.duplicates as u64,
         unpriced: report.unpriced as u64,
         rejected,
+        end,
     })
 }
 
