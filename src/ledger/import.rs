@@ -192,15 +192,13 @@ pub fn import_payouts(
                 batch_size: options.batch_size,
             };
             loop {
-                let next = reader.next_batch();
-                let last = !matches!(next, Ok(Some(_)));
-                let sent = match next {
-                    Ok(Some(batch)) => batches.send(Ok(batch)),
+                let (batch, failed) = match reader.next_batch() {
+                    Ok(Some(batch)) => (Ok(batch), false),
                     Ok(None) => break,
-                    Err(error) => batches.send(Err(error)),
+                    Err(error) => (Err(error), true),
                 };
                 // A send fails only when the writer has stopped on an error of its own.
-                if last || sent.is_err() {
+                if batches.send(batch).is_err() || failed {
                     break;
                 }
             }

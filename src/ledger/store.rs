@@ -19,7 +19,7 @@ use crate::db::{DbConnection, InsertTimestamp, MultiBackend};
 use crate::error::{AppError, FieldError};
 
 const CHAIN: &str = "ledger";
-/// Rows per COPY on PostgreSQL.
+/// Rows per COPY on PostgreSQL, and per chunk of a large batch hashed ahead of its insert.
 const INSERT_CHUNK: usize = 1_000;
 /// Ids per `IN` lookup (binds on SQLite, one array on PostgreSQL).
 const LOOKUP_CHUNK: usize = 5_000;
