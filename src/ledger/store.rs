@@ -21,6 +21,8 @@ use crate::error::{AppError, FieldError};
 const CHAIN: &str = "ledger";
 /// Rows per COPY on PostgreSQL, and per chunk of a large batch hashed ahead of its insert.
 const INSERT_CHUNK: usize = 1_000;
+/// Rows up to which PostgreSQL gets a multi-row INSERT rather than a COPY.
+const SMALL_INSERT: usize = 100;
 /// Ids per `IN` lookup (binds on SQLite, one array on PostgreSQL).
 const LOOKUP_CHUNK: usize = 5_000;
 
@@ -162,6 +164,17 @@ pub fn load_assets(connection: &mut DbConnection) -> QueryResult<Assets> {
 /// the balances. Call inside the write transaction that makes the change.
 pub fn append_entries(
     connection: &mut DbConnection,
+    entries: Vec<LedgerEntry>,
+) -> QueryResult<Vec<LedgerEntry>> {
+    apply_balance_deltas(connection, &super::balance_deltas(&entries))?;
+    chain_entries(connection, entries)
+}
+
+/// Links entries to the chain and inserts them; their balances are already applied. The chain
+/// head is one row that every ledger writer locks on PostgreSQL until it commits, so only the
+/// three statements that need it come after taking it.
+fn chain_entries(
+    connection: &mut DbConnection,
     mut entries: Vec<LedgerEntry>,
 ) -> QueryResult<Vec<LedgerEntry>> {
     if entries.is_empty() {
@@ -189,7 +202,6 @@ pub fn append_entries(
     diesel::update(chain_heads::table.find(CHAIN))
         .set(chain_heads::hash.eq(head_hash.unwrap_or_default()))
         .execute(connection)?;
-    apply_balance_deltas(connection, &super::balance_deltas(&entries))?;
     Ok(entries)
 }
 
@@ -259,6 +271,13 @@ fn insert_rows(connection: &mut DbConnection, entries: &[LedgerEntry]) -> QueryR
                     .values(row)
                     .execute(inner)?)
         }),
+        // COPY waits for the server's answer before it sends the rows: two round trips where
+        // an INSERT takes one, under the chain head's lock.
+        DbConnection::Postgresql(inner) if rows.len() <= SMALL_INSERT => {
+            diesel::insert_into(ledger_entries::table)
+                .values(&rows)
+                .execute(inner)
+        }
         DbConnection::Postgresql(inner) => diesel::copy_from(ledger_entries::table)
             .from_insertable(&rows)
             .execute(inner),
@@ -426,23 +445,25 @@ fn append_checked(
     entry: LedgerEntry,
     debits_user: bool,
 ) -> Result<LedgerEntry, AppError> {
-    let debit_account = entry.debit_account.clone();
-    let asset = entry.asset.clone();
-    let mut appended = append_entries(connection, vec![entry])?;
+    apply_balance_deltas(
+        connection,
+        &super::balance_deltas(std::slice::from_ref(&entry)),
+    )?;
+    // Checked before the entry takes the chain head, which serialises every ledger writer.
     if debits_user {
         let remaining: i64 = balances::table
-            .find((&debit_account, &asset))
+            .find((&entry.debit_account, &entry.asset))
             .select(balances::atoms)
             .first(connection)?;
         if remaining < 0 {
             return Err(AppError::invalid_field(
                 "amount",
                 "insufficient_balance",
-                format!("{debit_account} holds too little {asset}"),
+                format!("{} holds too little {}", entry.debit_account, entry.asset),
             ));
         }
     }
-    appended
+    chain_entries(connection, vec![entry])?
         .pop()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("entry not appended")))
 }
