@@ -5,7 +5,7 @@ pub mod schedule;
 pub mod schema;
 mod timestamp;
 
-pub use timestamp::InsertTimestamp;
+pub(crate) use timestamp::InsertTimestamp;
 
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ impl ConnectionFactory {
                 Ok(DbConnection::Postgresql(connection))
             }
             Backend::Sqlite => {
-                keep_sqlite_plans_stable();
+                configure_sqlite();
                 let path = sqlite_path(&self.url).unwrap_or_default();
                 let mut connection = SqliteConnection::establish(path)?;
                 // Per connection: foreign keys are off by default, and a writer waits for the lock.
@@ -113,11 +113,12 @@ impl ConnectionFactory {
     }
 }
 
-/// Turns on SQLite's query planner stability guarantee for every connection opened from now on.
-/// Without it a cached statement whose plan looked at a bound value is re-prepared whenever that
+/// Configures the SQLite library once per process: multi-thread mode without memory statistics
+/// (below), and the query planner stability guarantee for every connection opened from now on.
+/// Without the latter a cached statement whose plan looked at a bound value is re-prepared whenever that
 /// value is bound again, and since SQLite 3.46 a bound `LIMIT` counts: every `.first()` paid a
 /// full parse. Plans no longer depend on bound values, which is also what we want to rely on.
-fn keep_sqlite_plans_stable() {
+fn configure_sqlite() {
     use libsqlite3_sys::{
         sqlite3, sqlite3_api_routines, sqlite3_auto_extension, sqlite3_config, sqlite3_db_config,
         SQLITE_CONFIG_MEMSTATUS, SQLITE_CONFIG_MULTITHREAD, SQLITE_DBCONFIG_ENABLE_QPSG, SQLITE_OK,

@@ -12,7 +12,7 @@ use diesel::sqlite::Sqlite;
 
 #[derive(Debug, Clone, Copy, diesel::AsExpression)]
 #[diesel(sql_type = Timestamp)]
-pub struct InsertTimestamp(pub NaiveDateTime);
+pub(crate) struct InsertTimestamp(pub NaiveDateTime);
 
 impl ToSql<Timestamp, Sqlite> for InsertTimestamp {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
