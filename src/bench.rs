@@ -519,28 +519,22 @@ fn bench_backend(db: &Db, backend: Backend, options: &BenchOptions) -> anyhow::R
     reset_peak_memory();
     let started = Instant::now();
     let mut written = 0usize;
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (batches, received) = std::sync::mpsc::sync_channel(1);
-        let (users, assets) = (&users, &assets);
-        scope.spawn(move || {
-            let mut source_rows = payout_rows(users, "batch", options.payouts).peekable();
-            while source_rows.peek().is_some() {
-                let batch: Vec<PayoutInput> = source_rows.by_ref().take(MAX_BATCH).collect();
-                let valid = validate_batch(&batch, assets, crate::db::now())
-                    .map_err(|errors| anyhow::anyhow!("bench rows invalid: {:?}", errors.first()));
-                if batches.send(valid).is_err() {
-                    break;
-                }
-            }
-        });
-        for valid in received {
-            let valid = valid?;
-            let report = write_transaction(&mut connection, |connection| {
-                store::ingest_payouts(connection, "bench-batch", valid, &actor, None, staleness)
-            })
-            .map_err(problem)?;
-            written += report.accepted;
-        }
+    let mut source_rows = payout_rows(&users, "batch", options.payouts).peekable();
+    let validated_batches = std::iter::from_fn(|| {
+        source_rows.peek()?;
+        let batch: Vec<PayoutInput> = source_rows.by_ref().take(MAX_BATCH).collect();
+        Some(
+            validate_batch(&batch, &assets, crate::db::now())
+                .map_err(|errors| anyhow::anyhow!("bench rows invalid: {:?}", errors.first())),
+        )
+    });
+    crate::pipeline::run_ahead(validated_batches, 1, |valid| -> anyhow::Result<()> {
+        let valid = valid?;
+        let report = write_transaction(&mut connection, |connection| {
+            store::ingest_payouts(connection, "bench-batch", valid, &actor, None, staleness)
+        })
+        .map_err(problem)?;
+        written += report.accepted;
         Ok(())
     })?;
     let elapsed = started.elapsed();

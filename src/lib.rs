@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod load;
 pub mod metrics;
 pub mod notify;
+pub mod pipeline;
 pub mod reports;
 pub mod scorecard;
 pub mod tax;

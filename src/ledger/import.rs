@@ -181,68 +181,52 @@ pub fn import_payouts(
         .map_err(|e| anyhow::anyhow!(e.problem().detail))?;
     // Reading, parsing and validating the next batch runs on a thread of its own while this one
     // writes the last: the writer is the single SQLite writer, so it gets a core to itself.
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (batches, received) = std::sync::mpsc::sync_channel::<anyhow::Result<ReadBatch>>(1);
-        let assets = &assets;
-        scope.spawn(move || {
-            let mut reader = BatchReader {
-                reader,
-                headers,
-                assets,
-                batch_size: options.batch_size,
-            };
-            loop {
-                let (batch, failed) = match reader.next_batch() {
-                    Ok(Some(batch)) => (Ok(batch), false),
-                    Ok(None) => break,
-                    Err(error) => (Err(error), true),
-                };
-                // A send fails only when the writer has stopped on an error of its own.
-                if batches.send(batch).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        for batch in received {
-            let batch = batch?;
-            summary.rows += batch.rows.len() as u64 + batch.malformed;
-            let written = write_batch(&mut connection, batch, options, actor, staleness)?;
-            summary.accepted += written.accepted;
-            summary.duplicates += written.duplicates;
-            summary.unpriced += written.unpriced;
-            summary.rejected += written.rejected.len() as u64;
-            for (line, external_id, error) in written.rejected {
-                let field = error
-                    .field
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(&error.field)
-                    .to_string();
-                write_reject(
-                    &mut rejects,
-                    line,
-                    &external_id,
-                    &field,
-                    &error.code,
-                    &error.message,
-                )?;
-            }
-            rejects.flush()?;
-            let position = written.end;
-            Checkpoint {
-                byte: position.byte(),
-                line: position.line(),
-                record: position.record(),
-            }
-            .save(&options.checkpoint_path, &options.source)?;
-            bar.set_position(position.byte());
-            bar.set_message(format!(
-                "{} rows, {} rows/s, {} rejected",
-                summary.rows,
-                crate::metrics::per_second(summary.rows, started.elapsed()),
-                summary.rejected
-            ));
+    let mut reader = BatchReader {
+        reader,
+        headers,
+        assets: &assets,
+        batch_size: options.batch_size,
+    };
+    let batches = std::iter::from_fn(move || reader.next_batch().transpose());
+    crate::pipeline::run_ahead(batches, 1, |batch| -> anyhow::Result<()> {
+        let batch = batch?;
+        summary.rows += batch.rows.len() as u64 + batch.malformed;
+        let written = write_batch(&mut connection, batch, options, actor, staleness)?;
+        summary.accepted += written.accepted;
+        summary.duplicates += written.duplicates;
+        summary.unpriced += written.unpriced;
+        summary.rejected += written.rejected.len() as u64;
+        for (line, external_id, error) in written.rejected {
+            let field = error
+                .field
+                .rsplit('.')
+                .next()
+                .unwrap_or(&error.field)
+                .to_string();
+            write_reject(
+                &mut rejects,
+                line,
+                &external_id,
+                &field,
+                &error.code,
+                &error.message,
+            )?;
         }
+        rejects.flush()?;
+        let position = written.end;
+        Checkpoint {
+            byte: position.byte(),
+            line: position.line(),
+            record: position.record(),
+        }
+        .save(&options.checkpoint_path, &options.source)?;
+        bar.set_position(position.byte());
+        bar.set_message(format!(
+            "{} rows, {} rows/s, {} rejected",
+            summary.rows,
+            crate::metrics::per_second(summary.rows, started.elapsed()),
+            summary.rejected
+        ));
         Ok(())
     })?;
     bar.finish_and_clear();

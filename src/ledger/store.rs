@@ -232,30 +232,22 @@ fn link_and_insert_pipelined(
     entries: Vec<LedgerEntry>,
     mut links: ChainLinks,
 ) -> QueryResult<Vec<LedgerEntry>> {
-    let total = entries.len();
-    std::thread::scope(|scope| {
-        let (linked, received) = std::sync::mpsc::sync_channel::<Vec<LedgerEntry>>(2);
-        scope.spawn(move || {
-            let mut remaining = entries.into_iter();
-            loop {
-                let mut chunk: Vec<LedgerEntry> = remaining.by_ref().take(INSERT_CHUNK).collect();
-                if chunk.is_empty() {
-                    break;
-                }
-                links.link(&mut chunk);
-                // A send fails only when the inserting side stopped on an error.
-                if linked.send(chunk).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut inserted = Vec::with_capacity(total);
-        for chunk in received {
-            insert_rows(connection, &chunk)?;
-            inserted.extend(chunk);
+    let mut inserted = Vec::with_capacity(entries.len());
+    let mut remaining = entries.into_iter();
+    let linked_chunks = std::iter::from_fn(move || {
+        let mut chunk: Vec<LedgerEntry> = remaining.by_ref().take(INSERT_CHUNK).collect();
+        if chunk.is_empty() {
+            return None;
         }
-        Ok(inserted)
-    })
+        links.link(&mut chunk);
+        Some(chunk)
+    });
+    crate::pipeline::run_ahead(linked_chunks, 2, |chunk| -> QueryResult<()> {
+        insert_rows(connection, &chunk)?;
+        inserted.extend(chunk);
+        Ok(())
+    })?;
+    Ok(inserted)
 }
 
 /// Bulk insert, written per backend (diesel's `MultiBackend` has no batch insert). On SQLite one
