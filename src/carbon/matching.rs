@@ -221,38 +221,56 @@ pub struct HourNeed {
 
 /// Hourly matching: each hour's consumption takes only certificates generated in that same UTC
 /// hour (the store offers only one-hour certificates). Surplus in one hour never covers another.
-pub fn match_hourly(needs: &[HourNeed], candidates: Vec<Candidate>) -> Vec<Grant> {
-    let mut by_hour: HashMap<NaiveDateTime, Vec<Candidate>> = HashMap::new();
-    for candidate in candidates.into_iter().filter(|c| {
-        c.available_wh > 0 && super::is_one_utc_hour(c.generation_start, c.generation_end)
-    }) {
-        by_hour
-            .entry(candidate.generation_start)
-            .or_default()
-            .push(candidate);
-    }
-    for hour in by_hour.values_mut() {
-        hour.sort_by(priority);
-    }
-    let mut grants = Vec::new();
-    for need in needs {
-        let Some(hour) = by_hour.get_mut(&need.hour_start) else {
-            continue;
-        };
-        let mut left = need.wh;
-        for candidate in hour.iter_mut().filter(|c| c.available_wh > 0) {
-            if left == 0 {
-                break;
-            }
-            grants.push(take(
-                candidate,
-                &mut left,
-                &need.order_id,
-                Some(need.hour_start),
-            ));
+/// Needs may come in several calls: certificates keep what earlier calls took, so the grants are
+/// those of one call over all of them.
+pub struct HourlyMatcher {
+    by_hour: HashMap<NaiveDateTime, Vec<Candidate>>,
+}
+
+impl HourlyMatcher {
+    pub fn new(candidates: Vec<Candidate>) -> Self {
+        let mut by_hour: HashMap<NaiveDateTime, Vec<Candidate>> = HashMap::new();
+        for candidate in candidates.into_iter().filter(|c| {
+            c.available_wh > 0 && super::is_one_utc_hour(c.generation_start, c.generation_end)
+        }) {
+            by_hour
+                .entry(candidate.generation_start)
+                .or_default()
+                .push(candidate);
         }
+        for hour in by_hour.values_mut() {
+            hour.sort_by(priority);
+        }
+        HourlyMatcher { by_hour }
     }
-    grants
+
+    /// The hours that have certificates with volume left.
+    pub fn hours(&self) -> std::collections::BTreeSet<NaiveDateTime> {
+        self.by_hour.keys().copied().collect()
+    }
+
+    /// Grants `needs`, in the given order.
+    pub fn grant(&mut self, needs: &[HourNeed]) -> Vec<Grant> {
+        let mut grants = Vec::new();
+        for need in needs {
+            let Some(hour) = self.by_hour.get_mut(&need.hour_start) else {
+                continue;
+            };
+            let mut left = need.wh;
+            for candidate in hour.iter_mut().filter(|c| c.available_wh > 0) {
+                if left == 0 {
+                    break;
+                }
+                grants.push(take(
+                    candidate,
+                    &mut left,
+                    &need.order_id,
+                    Some(need.hour_start),
+                ));
+            }
+        }
+        grants
+    }
 }
 
 #[cfg(test)]
@@ -379,8 +397,47 @@ mod tests {
                 wh: 1_000,
             },
         ];
-        let grants = match_hourly(&needs, candidates);
+        let grants = HourlyMatcher::new(candidates).grant(&needs);
         // Hour 10 is covered 300 of 1,000 Wh; hour 11's surplus does not roll back to it.
         assert_eq!(taken(&grants), vec![("a", "h10", 300), ("a", "h11", 1_000)]);
+    }
+
+    #[test]
+    fn hourly_needs_granted_in_several_calls_get_what_one_call_gives() {
+        let hour = |id: &str, expires: &str, wh| Candidate {
+            scheme: Scheme::Hourly,
+            ..certificate(
+                id,
+                Some(expires),
+                ("2026-03-01 10:00", "2026-03-01 11:00"),
+                wh,
+            )
+        };
+        let candidates = vec![
+            hour("late", "2027-06-01 00:00", 2_000),
+            hour("soon", "2027-01-01 00:00", 1_500),
+        ];
+        let needs: Vec<HourNeed> = ["a", "b", "c"]
+            .iter()
+            .map(|order| HourNeed {
+                order_id: (*order).into(),
+                hour_start: at("2026-03-01 10:00"),
+                wh: 1_000,
+            })
+            .collect();
+        let at_once = HourlyMatcher::new(candidates.clone()).grant(&needs);
+        let mut matcher = HourlyMatcher::new(candidates);
+        let mut in_parts = matcher.grant(&needs[..1]);
+        in_parts.extend(matcher.grant(&needs[1..]));
+        assert_eq!(in_parts, at_once);
+        assert_eq!(
+            taken(&at_once),
+            vec![
+                ("a", "soon", 1_000),
+                ("b", "soon", 500),
+                ("b", "late", 500),
+                ("c", "late", 1_000)
+            ]
+        );
     }
 }

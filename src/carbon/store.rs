@@ -21,11 +21,12 @@ use crate::db::schema::{
     allocations, certificate_events, certificates, emission_factors, facilities, facility_miners,
     order_hours, orders, retirements,
 };
-use crate::db::DbConnection;
+use crate::db::{DbConnection, InsertTimestamp};
 use crate::error::AppError;
 
+/// Time-ordered (UUIDv7), so the id indexes grow at their right edge rather than at random.
 fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// Holds the matching lock of a market zone until the transaction ends, so matchers of one zone
@@ -811,111 +812,6 @@ fn release(
 
 // ---- allocation ----
 
-/// Writes one grant: the certificate's and the order's (and hour's) matched volume grow only
-/// if they stay within bounds; otherwise nothing is written and the grant is refused.
-fn apply_grant(
-    connection: &mut DbConnection,
-    grant: &Grant,
-    hour_consumption: Option<i64>,
-    actor: &str,
-    now: NaiveDateTime,
-) -> Result<String, AppError> {
-    let wh = grant.wh;
-    let taken = diesel::update(
-        certificates::table
-            .filter(certificates::id.eq(&grant.certificate_id))
-            .filter(certificates::status.eq("active"))
-            .filter(
-                (certificates::allocated_wh + certificates::retired_wh + wh)
-                    .le(certificates::volume_wh),
-            ),
-    )
-    .set(certificates::allocated_wh.eq(certificates::allocated_wh + wh))
-    .execute(connection)?;
-    if taken == 0 {
-        return Err(AppError::Conflict(format!(
-            "certificate {} has less than {wh} Wh left to allocate",
-            grant.certificate_id
-        )));
-    }
-    let hourly = i64::from(grant.hour_start.is_some()) * wh;
-    let covered = diesel::update(
-        orders::table
-            .filter(orders::id.eq(&grant.order_id))
-            .filter((orders::matched_wh + wh).le(orders::energy_wh)),
-    )
-    .set((
-        orders::matched_wh.eq(orders::matched_wh + wh),
-        orders::hourly_matched_wh.eq(orders::hourly_matched_wh + hourly),
-    ))
-    .execute(connection)?;
-    if covered == 0 {
-        return Err(AppError::Conflict(format!(
-            "order {} has less than {wh} Wh left to match",
-            grant.order_id
-        )));
-    }
-    if let (Some(hour), Some(consumption)) = (grant.hour_start, hour_consumption) {
-        let updated = diesel::update(
-            order_hours::table
-                .filter(order_hours::order_id.eq(&grant.order_id))
-                .filter(order_hours::hour_start.eq(hour))
-                .filter((order_hours::matched_wh + wh).le(order_hours::consumption_wh)),
-        )
-        .set(order_hours::matched_wh.eq(order_hours::matched_wh + wh))
-        .execute(connection)?;
-        if updated == 0 {
-            let exists: i64 = order_hours::table
-                .filter(order_hours::order_id.eq(&grant.order_id))
-                .filter(order_hours::hour_start.eq(hour))
-                .count()
-                .get_result(connection)?;
-            if exists > 0 || wh > consumption {
-                return Err(AppError::Conflict(format!(
-                    "hour {hour} of order {} has less than {wh} Wh left to match",
-                    grant.order_id
-                )));
-            }
-            diesel::insert_into(order_hours::table)
-                .values((
-                    order_hours::order_id.eq(&grant.order_id),
-                    order_hours::hour_start.eq(hour),
-                    order_hours::consumption_wh.eq(consumption),
-                    order_hours::matched_wh.eq(wh),
-                ))
-                .execute(connection)?;
-        }
-    }
-    let id = new_id();
-    diesel::insert_into(allocations::table)
-        .values((
-            allocations::id.eq(&id),
-            allocations::certificate_id.eq(&grant.certificate_id),
-            allocations::order_id.eq(&grant.order_id),
-            allocations::mode.eq(if grant.hour_start.is_some() {
-                "hourly"
-            } else {
-                "annual"
-            }),
-            allocations::hour_start.eq(grant.hour_start),
-            allocations::wh.eq(wh),
-            allocations::state.eq("live"),
-            allocations::allocated_by.eq(actor),
-            allocations::allocated_at.eq(now),
-        ))
-        .execute(connection)?;
-    event(
-        connection,
-        &grant.certificate_id,
-        "allocated",
-        wh,
-        (Some(&grant.order_id), Some(&id)),
-        None,
-        (actor, now),
-    )?;
-    Ok(id)
-}
-
 /// An allocation row as written in bulk.
 #[derive(Insertable)]
 #[diesel(table_name = allocations, treat_none_as_default_value = false)]
@@ -924,13 +820,13 @@ struct NewAllocationRow<'a> {
     certificate_id: &'a str,
     order_id: &'a str,
     mode: &'static str,
-    hour_start: Option<NaiveDateTime>,
+    hour_start: Option<InsertTimestamp>,
     wh: i64,
     state: &'static str,
     retirement_id: Option<String>,
     allocated_by: &'a str,
-    allocated_at: NaiveDateTime,
-    released_at: Option<NaiveDateTime>,
+    allocated_at: InsertTimestamp,
+    released_at: Option<InsertTimestamp>,
 }
 
 #[derive(Insertable)]
@@ -943,35 +839,43 @@ struct NewEventRow<'a> {
     allocation_id: Option<String>,
     actor: &'a str,
     reason: Option<&'a str>,
-    occurred_at: NaiveDateTime,
+    occurred_at: InsertTimestamp,
 }
 
 #[derive(Insertable)]
 #[diesel(table_name = order_hours, treat_none_as_default_value = false)]
 struct NewHourRow<'a> {
     order_id: &'a str,
-    hour_start: NaiveDateTime,
+    hour_start: InsertTimestamp,
     consumption_wh: i64,
     matched_wh: i64,
 }
 
-/// Rows per multi-row UPDATE on PostgreSQL.
+/// Rows per multi-row UPDATE.
 const UPDATE_CHUNK: usize = 1_000;
 
-/// Adds Wh to many rows at once, each only within its bound: `UPDATE … FROM (VALUES …)`.
-/// Every row must take its addition, or the whole run is refused.
+/// Adds Wh to many rows at once, each only within its bound: `UPDATE … FROM (VALUES …)`, whose
+/// `{values}` are (id, wh, extra) rows read as `v.column1` to `v.column3`. Every row must take its
+/// addition, or the whole run is refused, naming the first row that could not.
 fn add_within_bounds(
     connection: &mut DbConnection,
     statement: &str,
     additions: &[(&str, i64, i64)],
-    refusal: &str,
+    refusal: impl Fn(&str, i64) -> String,
 ) -> Result<(), AppError> {
     use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
     for chunk in additions.chunks(UPDATE_CHUNK) {
+        // `$n` is a numbered parameter on PostgreSQL and a named one, numbered in order of
+        // appearance, on SQLite.
         let values: Vec<String> = (0..chunk.len())
             .map(|row| {
                 format!(
-                    "(${}, ${}::bigint, ${}::bigint)",
+                    "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
                     row * 3 + 1,
                     row * 3 + 2,
                     row * 3 + 3
@@ -986,40 +890,60 @@ fn add_within_bounds(
                 .bind::<BigInt, _>(*wh)
                 .bind::<BigInt, _>(*extra);
         }
-        if query.execute(connection)? != chunk.len() {
-            return Err(AppError::Conflict(refusal.into()));
+        let updated: Vec<Updated> = query.load(connection)?;
+        if updated.len() != chunk.len() {
+            let updated: std::collections::HashSet<&str> =
+                updated.iter().map(|row| row.id.as_str()).collect();
+            let (id, wh, _) = chunk
+                .iter()
+                .find(|(id, _, _)| !updated.contains(id))
+                .unwrap_or(&chunk[0]);
+            return Err(AppError::Conflict(refusal(id, *wh)));
         }
     }
     Ok(())
 }
 
-/// Writes a matching run's grants. SQLite steps one prepared statement per row, which is cheap
-/// in-process; PostgreSQL gets one multi-row conditional UPDATE per thousand certificates and
-/// orders, and a COPY for the allocations, hours and events, instead of a round trip per row.
+/// Inserts many rows: a prepared single-row INSERT stepped per row on SQLite (parsing a
+/// multi-row INSERT costs more than the rows in-process), one COPY on PostgreSQL.
+macro_rules! insert_all {
+    ($connection:expr, $table:expr, $rows:expr) => {
+        match $connection {
+            DbConnection::Sqlite(inner) => $rows.iter().try_fold(0, |inserted, row| {
+                diesel::insert_into($table)
+                    .values(row)
+                    .execute(inner)
+                    .map(|count| inserted + count)
+            }),
+            DbConnection::Postgresql(inner) => diesel::copy_from($table)
+                .from_insertable($rows)
+                .execute(inner),
+        }
+    };
+}
+
+/// Writes a matching run's grants, or one allocation by hand. The certificates', orders' and
+/// stored hours' matched volume grows by one conditional UPDATE per thousand rows, so each stays
+/// within its bound or the whole run is refused; then the allocations, the hours matched for the
+/// first time and the certificates' events are inserted. Returns the allocations' ids in the
+/// grants' order.
 fn write_grants(
     connection: &mut DbConnection,
     grants: &[Grant],
     consumption: &HashMap<(String, NaiveDateTime), i64>,
     hours_stored: &std::collections::HashSet<(String, NaiveDateTime)>,
     (actor, now): (&str, NaiveDateTime),
-) -> Result<(), AppError> {
-    if matches!(connection, DbConnection::Sqlite(_)) {
-        for grant in grants {
-            let hour = grant
-                .hour_start
-                .and_then(|hour| consumption.get(&(grant.order_id.clone(), hour)).copied());
-            apply_grant(connection, grant, hour, actor, now)?;
-        }
-        return Ok(());
-    }
+) -> Result<Vec<String>, AppError> {
     let mut per_certificate: BTreeMap<&str, i64> = BTreeMap::new();
     let mut per_order: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut per_hour: BTreeMap<(&str, NaiveDateTime), i64> = BTreeMap::new();
     for grant in grants {
         *per_certificate.entry(&grant.certificate_id).or_default() += grant.wh;
         let order = per_order.entry(&grant.order_id).or_default();
         order.0 += grant.wh;
-        if grant.hour_start.is_some() {
+        if let Some(hour) = grant.hour_start {
             order.1 += grant.wh;
+            *per_hour.entry((&grant.order_id, hour)).or_default() += grant.wh;
         }
     }
     let certificates: Vec<(&str, i64, i64)> = per_certificate
@@ -1028,12 +952,14 @@ fn write_grants(
         .collect();
     add_within_bounds(
         connection,
-        "UPDATE certificates SET allocated_wh = certificates.allocated_wh + v.wh \
-         FROM (VALUES {values}) AS v (id, wh, unused) \
-         WHERE certificates.id = v.id AND certificates.status = 'active' \
-         AND certificates.allocated_wh + certificates.retired_wh + v.wh <= certificates.volume_wh",
+        "UPDATE certificates SET allocated_wh = certificates.allocated_wh + v.column2 \
+         FROM (VALUES {values}) AS v \
+         WHERE certificates.id = v.column1 AND certificates.status = 'active' \
+         AND certificates.allocated_wh + certificates.retired_wh + v.column2 \
+             <= certificates.volume_wh \
+         RETURNING certificates.id",
         &certificates,
-        "a certificate has less volume left than this matching run allocates: run it again",
+        |id, wh| format!("certificate {id} has less than {wh} Wh left to allocate"),
     )?;
     let orders: Vec<(&str, i64, i64)> = per_order
         .into_iter()
@@ -1041,51 +967,48 @@ fn write_grants(
         .collect();
     add_within_bounds(
         connection,
-        "UPDATE orders SET matched_wh = orders.matched_wh + v.wh, \
-         hourly_matched_wh = orders.hourly_matched_wh + v.hourly \
-         FROM (VALUES {values}) AS v (id, wh, hourly) \
-         WHERE orders.id = v.id AND orders.matched_wh + v.wh <= orders.energy_wh",
+        "UPDATE orders SET matched_wh = orders.matched_wh + v.column2, \
+         hourly_matched_wh = orders.hourly_matched_wh + v.column3 \
+         FROM (VALUES {values}) AS v \
+         WHERE orders.id = v.column1 AND orders.matched_wh + v.column2 <= orders.energy_wh \
+         RETURNING orders.id",
         &orders,
-        "an order has less energy left to match than this matching run allocates: run it again",
+        |id, wh| format!("order {id} has less than {wh} Wh left to match"),
     )?;
-    let DbConnection::Postgresql(inner) = connection else {
-        return Ok(());
-    };
     let mut new_hours = Vec::new();
-    for grant in grants {
-        let Some(hour) = grant.hour_start else {
-            continue;
+    for ((order_id, hour), wh) in per_hour {
+        let key = (order_id.to_string(), hour);
+        let refused = || {
+            AppError::Conflict(format!(
+                "hour {hour} of order {order_id} has less than {wh} Wh left to match"
+            ))
         };
-        let key = (grant.order_id.clone(), hour);
         if hours_stored.contains(&key) {
             let updated = diesel::update(
                 order_hours::table
-                    .filter(order_hours::order_id.eq(&grant.order_id))
+                    .filter(order_hours::order_id.eq(order_id))
                     .filter(order_hours::hour_start.eq(hour))
-                    .filter((order_hours::matched_wh + grant.wh).le(order_hours::consumption_wh)),
+                    .filter((order_hours::matched_wh + wh).le(order_hours::consumption_wh)),
             )
-            .set(order_hours::matched_wh.eq(order_hours::matched_wh + grant.wh))
-            .execute(inner)?;
+            .set(order_hours::matched_wh.eq(order_hours::matched_wh + wh))
+            .execute(connection)?;
             if updated == 0 {
-                return Err(AppError::Conflict(format!(
-                    "hour {hour} of order {} has less than {} Wh left to match",
-                    grant.order_id, grant.wh
-                )));
+                return Err(refused());
             }
         } else {
+            let consumption_wh = consumption.get(&key).copied().unwrap_or(0);
+            if wh > consumption_wh {
+                return Err(refused());
+            }
             new_hours.push(NewHourRow {
-                order_id: &grant.order_id,
-                hour_start: hour,
-                consumption_wh: consumption.get(&key).copied().unwrap_or(grant.wh),
-                matched_wh: grant.wh,
+                order_id,
+                hour_start: InsertTimestamp(hour),
+                consumption_wh,
+                matched_wh: wh,
             });
         }
     }
-    if !new_hours.is_empty() {
-        diesel::copy_from(order_hours::table)
-            .from_insertable(&new_hours)
-            .execute(inner)?;
-    }
+    insert_all!(connection, order_hours::table, &new_hours)?;
     let rows: Vec<NewAllocationRow> = grants
         .iter()
         .map(|grant| NewAllocationRow {
@@ -1097,12 +1020,12 @@ fn write_grants(
             } else {
                 "annual"
             },
-            hour_start: grant.hour_start,
+            hour_start: grant.hour_start.map(InsertTimestamp),
             wh: grant.wh,
             state: "live",
             retirement_id: None,
             allocated_by: actor,
-            allocated_at: now,
+            allocated_at: InsertTimestamp(now),
             released_at: None,
         })
         .collect();
@@ -1116,16 +1039,12 @@ fn write_grants(
             allocation_id: Some(row.id.clone()),
             actor,
             reason: None,
-            occurred_at: now,
+            occurred_at: InsertTimestamp(now),
         })
         .collect();
-    diesel::copy_from(allocations::table)
-        .from_insertable(&rows)
-        .execute(inner)?;
-    diesel::copy_from(certificate_events::table)
-        .from_insertable(&events)
-        .execute(inner)?;
-    Ok(())
+    insert_all!(connection, allocations::table, &rows)?;
+    insert_all!(connection, certificate_events::table, &events)?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
 type CandidateRow = (
@@ -1213,6 +1132,9 @@ fn widen(
     )
 }
 
+/// Orders whose hours are matched and written together in hourly mode (a month of hours each).
+const HOURLY_ORDERS_PER_WRITE: usize = 250;
+
 /// Matches the unmatched energy of `order_ids` (all in `zone`, in this order): first hour by hour
 /// against one-hour certificates, then volumetrically within each scheme's vintage window.
 pub fn match_orders(
@@ -1251,55 +1173,70 @@ pub fn match_orders(
         .into_iter()
         .filter(|c| super::is_one_utc_hour(c.generation_start, c.generation_end))
         .collect();
-    let certified_hours: std::collections::BTreeSet<NaiveDateTime> = hourly_candidates
-        .iter()
-        .map(|c| c.generation_start)
-        .collect();
     let mut matched_now: HashMap<String, i64> = HashMap::new();
-    if !certified_hours.is_empty() {
-        let mut hour_needs = Vec::new();
-        let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
-        let mut hours_stored = std::collections::HashSet::new();
-        for order in &open {
-            let first_hour = order.starts_at - chrono::Duration::hours(1);
-            if first_hour >= order.ends_at
-                || certified_hours
-                    .range(first_hour..order.ends_at)
-                    .next()
-                    .is_none()
-            {
-                continue;
-            }
-            let matched = matched_hours(connection, &order.id)?;
-            hours_stored.extend(matched.keys().map(|hour| (order.id.clone(), *hour)));
-            for hour in super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh) {
-                if !certified_hours.contains(&hour.hour_start) {
-                    continue;
+    if !hourly_candidates.is_empty() {
+        let mut matcher = matching::HourlyMatcher::new(hourly_candidates);
+        let certified_hours = matcher.hours();
+        let hourly_orders: Vec<&OrderRow> = open
+            .iter()
+            .filter(|order| {
+                let first_hour = order.starts_at - chrono::Duration::hours(1);
+                first_hour < order.ends_at
+                    && certified_hours
+                        .range(first_hour..order.ends_at)
+                        .next()
+                        .is_some()
+            })
+            .collect();
+        // A few hundred orders at a time: their hours, and the grants and rows written for
+        // them, are held in memory only while they are matched.
+        for chunk in hourly_orders.chunks(HOURLY_ORDERS_PER_WRITE) {
+            let stored = stored_hours(connection, chunk)?;
+            let mut hour_needs = Vec::new();
+            let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
+            let mut hours_stored = std::collections::HashSet::new();
+            for order in chunk {
+                let matched = stored.get(&order.id);
+                hours_stored.extend(
+                    matched
+                        .into_iter()
+                        .flat_map(|hours| hours.keys())
+                        .map(|hour| (order.id.clone(), *hour)),
+                );
+                for hour in
+                    super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh)
+                {
+                    if !certified_hours.contains(&hour.hour_start) {
+                        continue;
+                    }
+                    let already = matched
+                        .and_then(|hours| hours.get(&hour.hour_start))
+                        .copied()
+                        .unwrap_or(0);
+                    consumption.insert((order.id.clone(), hour.hour_start), hour.wh);
+                    if hour.wh > already {
+                        hour_needs.push(HourNeed {
+                            order_id: order.id.clone(),
+                            hour_start: hour.hour_start,
+                            wh: hour.wh - already,
+                        });
+                    }
                 }
-                let left = hour.wh - matched.get(&hour.hour_start).copied().unwrap_or(0);
-                consumption.insert((order.id.clone(), hour.hour_start), hour.wh);
-                if left > 0 {
-                    hour_needs.push(HourNeed {
-                        order_id: order.id.clone(),
-                        hour_start: hour.hour_start,
-                        wh: left,
-                    });
-                }
             }
+            let grants = matcher.grant(&hour_needs);
+            write_grants(
+                connection,
+                &grants,
+                &consumption,
+                &hours_stored,
+                (actor, now),
+            )?;
+            for grant in &grants {
+                *matched_now.entry(grant.order_id.clone()).or_default() += grant.wh;
+                report.hourly_wh += grant.wh;
+            }
+            report.allocations += grants.len();
         }
-        let grants = matching::match_hourly(&hour_needs, hourly_candidates);
-        write_grants(
-            connection,
-            &grants,
-            &consumption,
-            &hours_stored,
-            (actor, now),
-        )?;
-        for grant in &grants {
-            *matched_now.entry(grant.order_id.clone()).or_default() += grant.wh;
-            report.hourly_wh += grant.wh;
-        }
-        report.allocations += grants.len();
     }
 
     // Annual: what is still unmatched, within each scheme's vintage window.
@@ -1440,18 +1377,19 @@ pub fn allocate(
         ));
     }
     lock_zone(connection, &order.market_zone)?;
-    apply_grant(
+    let ids = write_grants(
         connection,
-        &Grant {
+        &[Grant {
             order_id: order_id.into(),
             certificate_id: certificate_id.into(),
             hour_start: None,
             wh,
-        },
-        None,
-        actor,
-        now,
-    )
+        }],
+        &HashMap::new(),
+        &std::collections::HashSet::new(),
+        (actor, now),
+    )?;
+    Ok(ids.into_iter().next().unwrap_or_default())
 }
 
 // ---- retirement ----
@@ -1725,6 +1663,28 @@ pub fn matched_hours(
         .load::<(NaiveDateTime, i64)>(connection)?
         .into_iter()
         .collect())
+}
+
+/// The hours already matched of each of `orders`, with their matched Wh.
+fn stored_hours(
+    connection: &mut DbConnection,
+    orders: &[&OrderRow],
+) -> QueryResult<HashMap<String, HashMap<NaiveDateTime, i64>>> {
+    let mut stored: HashMap<String, HashMap<NaiveDateTime, i64>> = HashMap::new();
+    for chunk in orders.chunks(500) {
+        let rows: Vec<(String, NaiveDateTime, i64)> = order_hours::table
+            .filter(order_hours::order_id.eq_any(chunk.iter().map(|order| &order.id)))
+            .select((
+                order_hours::order_id,
+                order_hours::hour_start,
+                order_hours::matched_wh,
+            ))
+            .load(connection)?;
+        for (order_id, hour, wh) in rows {
+            stored.entry(order_id).or_default().insert(hour, wh);
+        }
+    }
+    Ok(stored)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, Queryable)]

@@ -93,11 +93,13 @@ impl ConnectionFactory {
                 configure_sqlite();
                 let path = sqlite_path(&self.url).unwrap_or_default();
                 let mut connection = SqliteConnection::establish(path)?;
-                // Per connection: foreign keys are off by default, and a writer waits for the lock.
+                // Per connection: foreign keys are off by default, and a writer waits for the lock
+                // (set first, so that the pragmas after it wait too rather than fail while a
+                // checkpoint or a long write holds the database).
                 connection
                     .batch_execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                          PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
                     )
                     .and_then(|()| {

@@ -548,6 +548,9 @@ fn revocation_releases_and_retirement_is_final(app: &TestApp) {
         .execute_sql("UPDATE certificates SET retired_wh = 0")
         .is_err());
     assert!(app.execute_sql("DELETE FROM certificate_events").is_err());
+    // Allocations, hours and events refer to orders and certificates, which stay.
+    assert!(app.execute_sql("DELETE FROM certificates").is_err());
+    assert!(app.execute_sql("DELETE FROM orders").is_err());
     assert!(app
         .execute_sql("UPDATE certificates SET allocated_wh = volume_wh + 1")
         .is_err());
