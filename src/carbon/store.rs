@@ -905,10 +905,12 @@ fn add_within_bounds(
 }
 
 /// Inserts many rows: a prepared single-row INSERT stepped per row on SQLite (parsing a
-/// multi-row INSERT costs more than the rows in-process), one COPY on PostgreSQL.
+/// multi-row INSERT costs more than the rows in-process), one COPY on PostgreSQL, nothing when
+/// there are none.
 macro_rules! insert_all {
     ($connection:expr, $table:expr, $rows:expr) => {
         match $connection {
+            _ if $rows.is_empty() => Ok(0),
             DbConnection::Sqlite(inner) => $rows.iter().try_fold(0, |inserted, row| {
                 diesel::insert_into($table)
                     .values(row)
@@ -922,11 +924,11 @@ macro_rules! insert_all {
     };
 }
 
-/// Writes a matching run's grants, or one allocation by hand. The certificates', orders' and
-/// stored hours' matched volume grows by one conditional UPDATE per thousand rows, so each stays
-/// within its bound or the whole run is refused; then the allocations, the hours matched for the
-/// first time and the certificates' events are inserted. Returns the allocations' ids in the
-/// grants' order.
+/// Writes a matching run's grants, or one allocation by hand. The certificates' and orders'
+/// matched volume grows by one conditional UPDATE per thousand rows, and each hour already
+/// stored by one of its own, so each stays within its bound or the whole run is refused; then
+/// the allocations, the hours matched for the first time and the certificates' events are
+/// inserted. Returns the allocations' ids in the grants' order.
 fn write_grants(
     connection: &mut DbConnection,
     grants: &[Grant],
