@@ -904,26 +904,6 @@ fn add_within_bounds(
     Ok(())
 }
 
-/// Inserts many rows: a prepared single-row INSERT stepped per row on SQLite (parsing a
-/// multi-row INSERT costs more than the rows in-process), one COPY on PostgreSQL, nothing when
-/// there are none.
-macro_rules! insert_all {
-    ($connection:expr, $table:expr, $rows:expr) => {
-        match $connection {
-            _ if $rows.is_empty() => Ok(0),
-            DbConnection::Sqlite(inner) => $rows.iter().try_fold(0, |inserted, row| {
-                diesel::insert_into($table)
-                    .values(row)
-                    .execute(inner)
-                    .map(|count| inserted + count)
-            }),
-            DbConnection::Postgresql(inner) => diesel::copy_from($table)
-                .from_insertable($rows)
-                .execute(inner),
-        }
-    };
-}
-
 /// Writes a matching run's grants, or one allocation by hand. The certificates' and orders'
 /// matched volume grows by one conditional UPDATE per thousand rows, and each hour already
 /// stored by one of its own, so each stays within its bound or the whole run is refused; then
@@ -933,7 +913,7 @@ fn write_grants(
     connection: &mut DbConnection,
     grants: &[Grant],
     consumption: &HashMap<(String, NaiveDateTime), i64>,
-    hours_stored: &std::collections::HashSet<(String, NaiveDateTime)>,
+    stored: &StoredHours,
     (actor, now): (&str, NaiveDateTime),
 ) -> Result<Vec<String>, AppError> {
     let mut per_certificate: BTreeMap<&str, i64> = BTreeMap::new();
@@ -979,13 +959,15 @@ fn write_grants(
     )?;
     let mut new_hours = Vec::new();
     for ((order_id, hour), wh) in per_hour {
-        let key = (order_id.to_string(), hour);
         let refused = || {
             AppError::Conflict(format!(
                 "hour {hour} of order {order_id} has less than {wh} Wh left to match"
             ))
         };
-        if hours_stored.contains(&key) {
+        if stored
+            .get(order_id)
+            .is_some_and(|hours| hours.contains_key(&hour))
+        {
             let updated = diesel::update(
                 order_hours::table
                     .filter(order_hours::order_id.eq(order_id))
@@ -998,7 +980,10 @@ fn write_grants(
                 return Err(refused());
             }
         } else {
-            let consumption_wh = consumption.get(&key).copied().unwrap_or(0);
+            let consumption_wh = consumption
+                .get(&(order_id.to_string(), hour))
+                .copied()
+                .unwrap_or(0);
             if wh > consumption_wh {
                 return Err(refused());
             }
@@ -1010,7 +995,7 @@ fn write_grants(
             });
         }
     }
-    insert_all!(connection, order_hours::table, &new_hours)?;
+    crate::db::insert_all!(connection, order_hours::table, &new_hours)?;
     let rows: Vec<NewAllocationRow> = grants
         .iter()
         .map(|grant| NewAllocationRow {
@@ -1044,8 +1029,8 @@ fn write_grants(
             occurred_at: InsertTimestamp(now),
         })
         .collect();
-    insert_all!(connection, allocations::table, &rows)?;
-    insert_all!(connection, certificate_events::table, &events)?;
+    crate::db::insert_all!(connection, allocations::table, &rows)?;
+    crate::db::insert_all!(connection, certificate_events::table, &events)?;
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
@@ -1193,18 +1178,12 @@ pub fn match_orders(
         // A few hundred orders at a time: their hours, and the grants and rows written for
         // them, are held in memory only while they are matched.
         for chunk in hourly_orders.chunks(HOURLY_ORDERS_PER_WRITE) {
-            let stored = stored_hours(connection, chunk)?;
+            let ids: Vec<&str> = chunk.iter().map(|order| order.id.as_str()).collect();
+            let stored = stored_hours(connection, &ids)?;
             let mut hour_needs = Vec::new();
             let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
-            let mut hours_stored = std::collections::HashSet::new();
             for order in chunk {
                 let matched = stored.get(&order.id);
-                hours_stored.extend(
-                    matched
-                        .into_iter()
-                        .flat_map(|hours| hours.keys())
-                        .map(|hour| (order.id.clone(), *hour)),
-                );
                 for hour in
                     super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh)
                 {
@@ -1226,13 +1205,7 @@ pub fn match_orders(
                 }
             }
             let grants = matcher.grant(&hour_needs);
-            write_grants(
-                connection,
-                &grants,
-                &consumption,
-                &hours_stored,
-                (actor, now),
-            )?;
+            write_grants(connection, &grants, &consumption, &stored, (actor, now))?;
             for grant in &grants {
                 *matched_now.entry(grant.order_id.clone()).or_default() += grant.wh;
                 report.hourly_wh += grant.wh;
@@ -1263,7 +1236,7 @@ pub fn match_orders(
             connection,
             &grants,
             &HashMap::new(),
-            &std::collections::HashSet::new(),
+            &StoredHours::new(),
             (actor, now),
         )?;
         report.annual_wh += grants.iter().map(|grant| grant.wh).sum::<i64>();
@@ -1388,7 +1361,7 @@ pub fn allocate(
             wh,
         }],
         &HashMap::new(),
-        &std::collections::HashSet::new(),
+        &StoredHours::new(),
         (actor, now),
     )?;
     Ok(ids.into_iter().next().unwrap_or_default())
@@ -1659,32 +1632,27 @@ pub fn matched_hours(
     connection: &mut DbConnection,
     order_id: &str,
 ) -> Result<HashMap<NaiveDateTime, i64>, AppError> {
-    Ok(order_hours::table
-        .filter(order_hours::order_id.eq(order_id))
-        .select((order_hours::hour_start, order_hours::matched_wh))
-        .load::<(NaiveDateTime, i64)>(connection)?
-        .into_iter()
-        .collect())
+    Ok(stored_hours(connection, &[order_id])?
+        .remove(order_id)
+        .unwrap_or_default())
 }
 
-/// The hours already matched of each of `orders`, with their matched Wh.
-fn stored_hours(
-    connection: &mut DbConnection,
-    orders: &[&OrderRow],
-) -> QueryResult<HashMap<String, HashMap<NaiveDateTime, i64>>> {
-    let mut stored: HashMap<String, HashMap<NaiveDateTime, i64>> = HashMap::new();
-    for chunk in orders.chunks(500) {
-        let rows: Vec<(String, NaiveDateTime, i64)> = order_hours::table
-            .filter(order_hours::order_id.eq_any(chunk.iter().map(|order| &order.id)))
-            .select((
-                order_hours::order_id,
-                order_hours::hour_start,
-                order_hours::matched_wh,
-            ))
-            .load(connection)?;
-        for (order_id, hour, wh) in rows {
-            stored.entry(order_id).or_default().insert(hour, wh);
-        }
+/// The hours of orders that hourly matching touched, with their matched Wh, per order.
+type StoredHours = HashMap<String, HashMap<NaiveDateTime, i64>>;
+
+/// The stored hours of a few hundred orders, in one query.
+fn stored_hours(connection: &mut DbConnection, order_ids: &[&str]) -> QueryResult<StoredHours> {
+    let rows: Vec<(String, NaiveDateTime, i64)> = order_hours::table
+        .filter(order_hours::order_id.eq_any(order_ids))
+        .select((
+            order_hours::order_id,
+            order_hours::hour_start,
+            order_hours::matched_wh,
+        ))
+        .load(connection)?;
+    let mut stored = StoredHours::new();
+    for (order_id, hour, wh) in rows {
+        stored.entry(order_id).or_default().insert(hour, wh);
     }
     Ok(stored)
 }

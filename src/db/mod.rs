@@ -16,6 +16,29 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::AppError;
 
+/// Inserts many rows: a prepared single-row INSERT stepped per row on SQLite (parsing a
+/// multi-row INSERT costs more than the rows in-process), one COPY on PostgreSQL, nothing when
+/// there are none. A macro because diesel's `MultiBackend` has no batch insert, and the bounds a
+/// generic function would need differ per table.
+macro_rules! insert_all {
+    ($connection:expr, $table:expr, $rows:expr) => {{
+        use diesel::prelude::*;
+        match $connection {
+            _ if $rows.is_empty() => Ok(0),
+            $crate::db::DbConnection::Sqlite(inner) => $rows.iter().try_fold(0, |inserted, row| {
+                diesel::insert_into($table)
+                    .values(row)
+                    .execute(inner)
+                    .map(|count| inserted + count)
+            }),
+            $crate::db::DbConnection::Postgresql(inner) => diesel::copy_from($table)
+                .from_insertable($rows)
+                .execute(inner),
+        }
+    }};
+}
+pub(crate) use insert_all;
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -117,9 +140,10 @@ impl ConnectionFactory {
 
 /// Configures the SQLite library once per process: multi-thread mode without memory statistics
 /// (below), and the query planner stability guarantee for every connection opened from now on.
-/// Without the latter a cached statement whose plan looked at a bound value is re-prepared whenever that
-/// value is bound again, and since SQLite 3.46 a bound `LIMIT` counts: every `.first()` paid a
-/// full parse. Plans no longer depend on bound values, which is also what we want to rely on.
+/// Without the latter a cached statement whose plan looked at a bound value is re-prepared
+/// whenever that value is bound again, and since SQLite 3.46 a bound `LIMIT` counts: every
+/// `.first()` paid a full parse. Plans no longer depend on bound values, which is also what we
+/// want to rely on.
 fn configure_sqlite() {
     use libsqlite3_sys::{
         sqlite3, sqlite3_api_routines, sqlite3_auto_extension, sqlite3_config, sqlite3_db_config,

@@ -250,30 +250,19 @@ fn link_and_insert_pipelined(
     Ok(inserted)
 }
 
-/// Bulk insert, written per backend (diesel's `MultiBackend` has no batch insert). On SQLite one
-/// prepared single-row INSERT is stepped per row: parsing a multi-row INSERT of thousands of
-/// binds cost more than the rows themselves (and a JSON array through `json_each` more still).
-/// PostgreSQL takes a binary COPY.
+/// Bulk insert: PostgreSQL gets a small batch as one multi-row INSERT, since COPY waits for the
+/// server's answer before it sends the rows (two round trips where an INSERT takes one, under
+/// the chain head's lock); otherwise [`crate::db::insert_all`].
 fn insert_rows(connection: &mut DbConnection, entries: &[LedgerEntry]) -> QueryResult<usize> {
     let rows: Vec<NewEntryRow> = entries.iter().map(NewEntryRow::from).collect();
-    match connection {
-        DbConnection::Sqlite(inner) => rows.iter().try_fold(0, |inserted, row| {
-            Ok(inserted
-                + diesel::insert_into(ledger_entries::table)
-                    .values(row)
-                    .execute(inner)?)
-        }),
-        // COPY waits for the server's answer before it sends the rows: two round trips where
-        // an INSERT takes one, under the chain head's lock.
-        DbConnection::Postgresql(inner) if rows.len() <= SMALL_INSERT => {
-            diesel::insert_into(ledger_entries::table)
+    if let DbConnection::Postgresql(inner) = connection {
+        if rows.len() <= SMALL_INSERT {
+            return diesel::insert_into(ledger_entries::table)
                 .values(&rows)
-                .execute(inner)
+                .execute(inner);
         }
-        DbConnection::Postgresql(inner) => diesel::copy_from(ledger_entries::table)
-            .from_insertable(&rows)
-            .execute(inner),
     }
+    crate::db::insert_all!(connection, ledger_entries::table, &rows)
 }
 
 /// Adds deltas to balances: on SQLite one prepared upsert per account, on PostgreSQL one
