@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use chrono::NaiveDateTime;
 
@@ -14,7 +15,8 @@ use super::{Scheme, VintageWindow};
 /// Certificate volume that may still be allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    pub certificate_id: String,
+    /// Shared with the grants made from it.
+    pub certificate_id: Rc<str>,
     pub scheme: Scheme,
     pub generation_start: NaiveDateTime,
     pub generation_end: NaiveDateTime,
@@ -95,27 +97,27 @@ pub struct Need {
 
 /// Volume of one certificate granted to one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub order_id: String,
-    pub certificate_id: String,
+pub struct Grant<'a> {
+    pub order_id: &'a str,
+    pub certificate_id: Rc<str>,
     /// The UTC hour covered, in hourly mode.
     pub hour_start: Option<NaiveDateTime>,
     pub wh: i64,
 }
 
 /// Grants as much of `candidate` as is `left` to cover (at most what it has), and counts it.
-fn take(
+fn take<'a>(
     candidate: &mut Candidate,
     left: &mut i64,
-    order_id: &str,
+    order_id: &'a str,
     hour_start: Option<NaiveDateTime>,
-) -> Grant {
+) -> Grant<'a> {
     let wh = (*left).min(candidate.available_wh);
     candidate.available_wh -= wh;
     *left -= wh;
     Grant {
-        order_id: order_id.into(),
-        certificate_id: candidate.certificate_id.clone(),
+        order_id,
+        certificate_id: Rc::clone(&candidate.certificate_id),
         hour_start,
         wh,
     }
@@ -146,11 +148,11 @@ impl Bucket {
 /// `candidates`. Certificates are grouped by scheme and generation period, the unit the vintage
 /// window judges, so each need looks only at the groups its window admits and takes the
 /// highest-priority certificate among their heads: about (orders + certificates) × groups steps.
-pub fn match_annual(
-    needs: &[Need],
+pub fn match_annual<'a>(
+    needs: &'a [Need],
     candidates: Vec<Candidate>,
     vintage: &VintageRules,
-) -> Vec<Grant> {
+) -> Vec<Grant<'a>> {
     let mut groups: HashMap<(Scheme, NaiveDateTime, NaiveDateTime), Vec<Candidate>> =
         HashMap::new();
     for candidate in candidates.into_iter().filter(|c| c.available_wh > 0) {
@@ -213,8 +215,8 @@ pub fn match_annual(
 
 /// One hour of an order still to cover in hourly mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HourNeed {
-    pub order_id: String,
+pub struct HourNeed<'a> {
+    pub order_id: &'a str,
     pub hour_start: NaiveDateTime,
     pub wh: i64,
 }
@@ -250,7 +252,7 @@ impl HourlyMatcher {
     }
 
     /// Grants `needs`, in the given order.
-    pub fn grant(&mut self, needs: &[HourNeed]) -> Vec<Grant> {
+    pub fn grant<'a>(&mut self, needs: &[HourNeed<'a>]) -> Vec<Grant<'a>> {
         let mut grants = Vec::new();
         for need in needs {
             let Some(hour) = self.by_hour.get_mut(&need.hour_start) else {
@@ -264,7 +266,7 @@ impl HourlyMatcher {
                 grants.push(take(
                     candidate,
                     &mut left,
-                    &need.order_id,
+                    need.order_id,
                     Some(need.hour_start),
                 ));
             }
@@ -300,10 +302,10 @@ mod tests {
         }
     }
 
-    fn taken(grants: &[Grant]) -> Vec<(&str, &str, i64)> {
+    fn taken<'a>(grants: &'a [Grant]) -> Vec<(&'a str, &'a str, i64)> {
         grants
             .iter()
-            .map(|g| (g.order_id.as_str(), g.certificate_id.as_str(), g.wh))
+            .map(|g| (g.order_id, &*g.certificate_id, g.wh))
             .collect()
     }
 

@@ -5,7 +5,7 @@
 //! concurrent allocations can never together exceed a certificate: the second finds nothing to
 //! update and is refused.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -838,7 +838,7 @@ struct NewEventRow<'a> {
     order_id: Option<&'a str>,
     allocation_id: Option<String>,
     actor: &'a str,
-    reason: Option<&'a str>,
+    reason: Option<String>,
     occurred_at: InsertTimestamp,
 }
 
@@ -892,8 +892,7 @@ fn add_within_bounds(
         }
         let updated: Vec<Updated> = query.load(connection)?;
         if updated.len() != chunk.len() {
-            let updated: std::collections::HashSet<&str> =
-                updated.iter().map(|row| row.id.as_str()).collect();
+            let updated: HashSet<&str> = updated.iter().map(|row| row.id.as_str()).collect();
             let (id, wh, _) = chunk
                 .iter()
                 .find(|(id, _, _)| !updated.contains(id))
@@ -912,7 +911,7 @@ fn add_within_bounds(
 fn write_grants(
     connection: &mut DbConnection,
     grants: &[Grant],
-    consumption: &HashMap<(String, NaiveDateTime), i64>,
+    consumption: &HashMap<(&str, NaiveDateTime), i64>,
     stored: &StoredHours,
     (actor, now): (&str, NaiveDateTime),
 ) -> Result<Vec<String>, AppError> {
@@ -921,11 +920,11 @@ fn write_grants(
     let mut per_hour: BTreeMap<(&str, NaiveDateTime), i64> = BTreeMap::new();
     for grant in grants {
         *per_certificate.entry(&grant.certificate_id).or_default() += grant.wh;
-        let order = per_order.entry(&grant.order_id).or_default();
+        let order = per_order.entry(grant.order_id).or_default();
         order.0 += grant.wh;
         if let Some(hour) = grant.hour_start {
             order.1 += grant.wh;
-            *per_hour.entry((&grant.order_id, hour)).or_default() += grant.wh;
+            *per_hour.entry((grant.order_id, hour)).or_default() += grant.wh;
         }
     }
     let certificates: Vec<(&str, i64, i64)> = per_certificate
@@ -980,10 +979,7 @@ fn write_grants(
                 return Err(refused());
             }
         } else {
-            let consumption_wh = consumption
-                .get(&(order_id.to_string(), hour))
-                .copied()
-                .unwrap_or(0);
+            let consumption_wh = consumption.get(&(order_id, hour)).copied().unwrap_or(0);
             if wh > consumption_wh {
                 return Err(refused());
             }
@@ -1001,7 +997,7 @@ fn write_grants(
         .map(|grant| NewAllocationRow {
             id: new_id(),
             certificate_id: &grant.certificate_id,
-            order_id: &grant.order_id,
+            order_id: grant.order_id,
             mode: if grant.hour_start.is_some() {
                 "hourly"
             } else {
@@ -1016,17 +1012,41 @@ fn write_grants(
             released_at: None,
         })
         .collect();
-    let events: Vec<NewEventRow> = rows
-        .iter()
-        .map(|row| NewEventRow {
-            certificate_id: row.certificate_id,
-            kind: "allocated",
-            wh: row.wh,
-            order_id: Some(row.order_id),
-            allocation_id: Some(row.id.clone()),
-            actor,
-            reason: None,
-            occurred_at: InsertTimestamp(now),
+    // One event per certificate: a run allocates an hourly certificate to hundreds of orders,
+    // and its history records that as one allocation of the total (the allocations themselves
+    // name each order), linking the order and allocation when there is only one.
+    let mut by_certificate: BTreeMap<&str, Vec<&NewAllocationRow>> = BTreeMap::new();
+    for row in &rows {
+        by_certificate
+            .entry(row.certificate_id)
+            .or_default()
+            .push(row);
+    }
+    let events: Vec<NewEventRow> = by_certificate
+        .into_iter()
+        .map(|(certificate_id, allocated)| {
+            let (link, reason) = match allocated.as_slice() {
+                [only] => ((Some(only.order_id), Some(only.id.clone())), None),
+                many => {
+                    let orders: HashSet<&str> = many.iter().map(|row| row.order_id).collect();
+                    let reason = format!(
+                        "{} allocations to {} orders in one matching run",
+                        many.len(),
+                        orders.len()
+                    );
+                    ((None, None), Some(reason))
+                }
+            };
+            NewEventRow {
+                certificate_id,
+                kind: "allocated",
+                wh: allocated.iter().map(|row| row.wh).sum(),
+                order_id: link.0,
+                allocation_id: link.1,
+                actor,
+                reason,
+                occurred_at: InsertTimestamp(now),
+            }
         })
         .collect();
     crate::db::insert_all!(connection, allocations::table, &rows)?;
@@ -1081,7 +1101,7 @@ fn candidates(
         .filter_map(
             |(id, scheme, start, end, expires_at, volume, allocated, retired)| {
                 Some(Candidate {
-                    certificate_id: id,
+                    certificate_id: id.into(),
                     scheme: Scheme::parse(&scheme)?,
                     generation_start: start,
                     generation_end: end,
@@ -1160,7 +1180,7 @@ pub fn match_orders(
         .into_iter()
         .filter(|c| super::is_one_utc_hour(c.generation_start, c.generation_end))
         .collect();
-    let mut matched_now: HashMap<String, i64> = HashMap::new();
+    let mut matched_now: HashMap<&str, i64> = HashMap::new();
     if !hourly_candidates.is_empty() {
         let mut matcher = matching::HourlyMatcher::new(hourly_candidates);
         let certified_hours = matcher.hours();
@@ -1181,7 +1201,7 @@ pub fn match_orders(
             let ids: Vec<&str> = chunk.iter().map(|order| order.id.as_str()).collect();
             let stored = stored_hours(connection, &ids)?;
             let mut hour_needs = Vec::new();
-            let mut consumption: HashMap<(String, NaiveDateTime), i64> = HashMap::new();
+            let mut consumption: HashMap<(&str, NaiveDateTime), i64> = HashMap::new();
             for order in chunk {
                 let matched = stored.get(&order.id);
                 for hour in
@@ -1194,10 +1214,10 @@ pub fn match_orders(
                         .and_then(|hours| hours.get(&hour.hour_start))
                         .copied()
                         .unwrap_or(0);
-                    consumption.insert((order.id.clone(), hour.hour_start), hour.wh);
+                    consumption.insert((&order.id, hour.hour_start), hour.wh);
                     if hour.wh > already {
                         hour_needs.push(HourNeed {
-                            order_id: order.id.clone(),
+                            order_id: &order.id,
                             hour_start: hour.hour_start,
                             wh: hour.wh - already,
                         });
@@ -1207,7 +1227,7 @@ pub fn match_orders(
             let grants = matcher.grant(&hour_needs);
             write_grants(connection, &grants, &consumption, &stored, (actor, now))?;
             for grant in &grants {
-                *matched_now.entry(grant.order_id.clone()).or_default() += grant.wh;
+                *matched_now.entry(grant.order_id).or_default() += grant.wh;
                 report.hourly_wh += grant.wh;
             }
             report.allocations += grants.len();
@@ -1220,7 +1240,7 @@ pub fn match_orders(
         .filter_map(|order| {
             let left = order.energy_wh
                 - order.matched_wh
-                - matched_now.get(&order.id).copied().unwrap_or(0);
+                - matched_now.get(order.id.as_str()).copied().unwrap_or(0);
             (left > 0).then(|| Need {
                 order_id: order.id.clone(),
                 period: (order.starts_at, order.ends_at),

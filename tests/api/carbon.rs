@@ -286,6 +286,47 @@ fn hourly_and_volumetric_shares_are_reported_apart(app: &TestApp) {
             {"hour_start": "2026-03-10T11:00:00Z", "consumption_wh": 3_202, "matched_wh": 0},
         ])
     );
+
+    // Two orders left open, then one hourly certificate for their first hour: the run it starts
+    // allocates it to both, and its history records that as one event of the total.
+    let later = ("2026-03-10T12:00:00Z", "2026-03-10T14:00:00Z");
+    let open: Vec<Value> = (0..2)
+        .map(|_| order(app, &carbon, &site, later, json!({}))["id"].clone())
+        .collect();
+    let shared = certificate(
+        "NO-GC-12",
+        "NO2",
+        ("2026-03-10T12:00:00Z", "2026-03-10T13:00:00Z"),
+        "6406",
+        json!({"scheme": "hourly", "registry": "Granular", "unit": "Wh"}),
+    );
+    let imported = import(app, &carbon, json!([shared]));
+    let detail = app
+        .get(
+            &format!("/v1/certificates/{}", imported["ids"][0].as_str().unwrap()),
+            Some(&carbon.officer),
+        )
+        .json();
+    // Each order's hour 12 is 3,203 Wh of its 6,405 Wh: the certificate covers both exactly.
+    assert_eq!(detail["allocated_wh"], 6_406);
+    let events = detail["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1]["kind"], "allocated");
+    assert_eq!(events[1]["wh"], 6_406);
+    assert_eq!(events[1]["order_id"], Value::Null);
+    assert_eq!(
+        events[1]["reason"],
+        "2 allocations to 2 orders in one matching run"
+    );
+    for id in &open {
+        let hours = app
+            .get(
+                &format!("/v1/orders/{}/hours", id.as_str().unwrap()),
+                Some(&carbon.user),
+            )
+            .json();
+        assert_eq!(hours[0]["matched_wh"], 3_203, "{hours}");
+    }
 }
 
 fn zone_and_vintage_refusals(app: &TestApp) {
