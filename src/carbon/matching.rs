@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 
@@ -16,7 +16,7 @@ use super::{Scheme, VintageWindow};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     /// Shared with the grants made from it.
-    pub certificate_id: Rc<str>,
+    pub certificate_id: Arc<str>,
     pub scheme: Scheme,
     pub generation_start: NaiveDateTime,
     pub generation_end: NaiveDateTime,
@@ -99,7 +99,7 @@ pub struct Need {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant<'a> {
     pub order_id: &'a str,
-    pub certificate_id: Rc<str>,
+    pub certificate_id: Arc<str>,
     /// The UTC hour covered, in hourly mode.
     pub hour_start: Option<NaiveDateTime>,
     pub wh: i64,
@@ -117,7 +117,7 @@ fn take<'a>(
     *left -= wh;
     Grant {
         order_id,
-        certificate_id: Rc::clone(&candidate.certificate_id),
+        certificate_id: Arc::clone(&candidate.certificate_id),
         hour_start,
         wh,
     }
@@ -389,12 +389,12 @@ mod tests {
         ];
         let needs = [
             HourNeed {
-                order_id: "a".into(),
+                order_id: "a",
                 hour_start: at("2026-03-01 10:00"),
                 wh: 1_000,
             },
             HourNeed {
-                order_id: "a".into(),
+                order_id: "a",
                 hour_start: at("2026-03-01 11:00"),
                 wh: 1_000,
             },
@@ -422,7 +422,7 @@ mod tests {
         let needs: Vec<HourNeed> = ["a", "b", "c"]
             .iter()
             .map(|order| HourNeed {
-                order_id: (*order).into(),
+                order_id: order,
                 hour_start: at("2026-03-01 10:00"),
                 wh: 1_000,
             })

@@ -1142,6 +1142,61 @@ fn widen(
 /// Orders whose hours are matched and written together in hourly mode (a month of hours each).
 const HOURLY_ORDERS_PER_WRITE: usize = 250;
 
+/// Orders matched hour by hour together: their stored hours, then the consumption of their
+/// certified hours and what the matcher granted them.
+struct HourlyChunk<'c, 'a> {
+    orders: &'c [&'a OrderRow],
+    stored: StoredHours,
+    consumption: HashMap<(&'a str, NaiveDateTime), i64>,
+    grants: Vec<Grant<'a>>,
+}
+
+impl<'c, 'a> HourlyChunk<'c, 'a> {
+    fn new(orders: &'c [&'a OrderRow], stored: StoredHours) -> Self {
+        HourlyChunk {
+            orders,
+            stored,
+            consumption: HashMap::new(),
+            grants: Vec::new(),
+        }
+    }
+
+    /// Grants each certified hour what it still lacks.
+    fn grant(
+        &mut self,
+        matcher: &mut matching::HourlyMatcher,
+        certified_hours: &std::collections::BTreeSet<NaiveDateTime>,
+    ) {
+        let mut hour_needs = Vec::new();
+        for &order in self.orders {
+            let matched = self.stored.get(&order.id);
+            for hour in super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh) {
+                if !certified_hours.contains(&hour.hour_start) {
+                    continue;
+                }
+                let already = matched
+                    .and_then(|hours| hours.get(&hour.hour_start))
+                    .copied()
+                    .unwrap_or(0);
+                self.consumption
+                    .insert((&order.id, hour.hour_start), hour.wh);
+                if hour.wh > already {
+                    hour_needs.push(HourNeed {
+                        order_id: &order.id,
+                        hour_start: hour.hour_start,
+                        wh: hour.wh - already,
+                    });
+                }
+            }
+        }
+        self.grants = matcher.grant(&hour_needs);
+    }
+}
+
+fn matcher_stopped() -> AppError {
+    AppError::internal(anyhow::anyhow!("the hourly matcher thread stopped"))
+}
+
 /// Matches the unmatched energy of `order_ids` (all in `zone`, in this order): first hour by hour
 /// against one-hour certificates, then volumetrically within each scheme's vintage window.
 pub fn match_orders(
@@ -1196,42 +1251,52 @@ pub fn match_orders(
             })
             .collect();
         // A few hundred orders at a time: their hours, and the grants and rows written for
-        // them, are held in memory only while they are matched.
-        for chunk in hourly_orders.chunks(HOURLY_ORDERS_PER_WRITE) {
-            let ids: Vec<&str> = chunk.iter().map(|order| order.id.as_str()).collect();
-            let stored = stored_hours(connection, &ids)?;
-            let mut hour_needs = Vec::new();
-            let mut consumption: HashMap<(&str, NaiveDateTime), i64> = HashMap::new();
-            for order in chunk {
-                let matched = stored.get(&order.id);
-                for hour in
-                    super::hourly_consumption(order.starts_at, order.ends_at, order.energy_wh)
-                {
-                    if !certified_hours.contains(&hour.hour_start) {
-                        continue;
-                    }
-                    let already = matched
-                        .and_then(|hours| hours.get(&hour.hour_start))
-                        .copied()
-                        .unwrap_or(0);
-                    consumption.insert((&order.id, hour.hour_start), hour.wh);
-                    if hour.wh > already {
-                        hour_needs.push(HourNeed {
-                            order_id: &order.id,
-                            hour_start: hour.hour_start,
-                            wh: hour.wh - already,
-                        });
+        // them, are held in memory only while they are matched. A second thread matches the
+        // next chunk while this one writes the last: the writes are most of the time.
+        let chunks = hourly_orders.chunks(HOURLY_ORDERS_PER_WRITE);
+        std::thread::scope(|scope| -> Result<(), AppError> {
+            let (to_matcher, loaded) = std::sync::mpsc::sync_channel::<HourlyChunk>(1);
+            let (to_writer, matched) = std::sync::mpsc::sync_channel::<HourlyChunk>(1);
+            let certified_hours = &certified_hours;
+            scope.spawn(move || {
+                for mut chunk in loaded {
+                    chunk.grant(&mut matcher, certified_hours);
+                    // A send fails only when the writer has stopped.
+                    if to_writer.send(chunk).is_err() {
+                        break;
                     }
                 }
+            });
+            let mut chunks = chunks.peekable();
+            let mut in_flight = 0;
+            while chunks.peek().is_some() || in_flight > 0 {
+                if let Some(orders) = chunks.next() {
+                    let ids: Vec<&str> = orders.iter().map(|order| order.id.as_str()).collect();
+                    let stored = stored_hours(connection, &ids)?;
+                    to_matcher
+                        .send(HourlyChunk::new(orders, stored))
+                        .map_err(|_| matcher_stopped())?;
+                    in_flight += 1;
+                }
+                if in_flight == 2 || chunks.peek().is_none() {
+                    let chunk = matched.recv().map_err(|_| matcher_stopped())?;
+                    in_flight -= 1;
+                    write_grants(
+                        connection,
+                        &chunk.grants,
+                        &chunk.consumption,
+                        &chunk.stored,
+                        (actor, now),
+                    )?;
+                    for grant in &chunk.grants {
+                        *matched_now.entry(grant.order_id).or_default() += grant.wh;
+                        report.hourly_wh += grant.wh;
+                    }
+                    report.allocations += chunk.grants.len();
+                }
             }
-            let grants = matcher.grant(&hour_needs);
-            write_grants(connection, &grants, &consumption, &stored, (actor, now))?;
-            for grant in &grants {
-                *matched_now.entry(grant.order_id).or_default() += grant.wh;
-                report.hourly_wh += grant.wh;
-            }
-            report.allocations += grants.len();
-        }
+            Ok(())
+        })?;
     }
 
     // Annual: what is still unmatched, within each scheme's vintage window.
@@ -1290,7 +1355,7 @@ pub fn expire_due(
     Ok(due.len())
 }
 
-/// Matches every order with unmatched energy, zone by zone, orders by start time then id.
+/// Matches every order with unmatched energy, zone by zone.
 pub fn match_all(
     connection: &mut DbConnection,
     vintage: &VintageRules,
@@ -1298,24 +1363,38 @@ pub fn match_all(
     now: NaiveDateTime,
 ) -> Result<MatchReport, AppError> {
     expire_due(connection, actor, now)?;
-    let open: Vec<(String, String)> = orders::table
+    let zones: Vec<String> = orders::table
         .filter(orders::matched_wh.lt(orders::energy_wh))
-        .order((orders::market_zone, orders::starts_at, orders::id))
-        .select((orders::market_zone, orders::id))
+        .select(orders::market_zone)
+        .distinct()
+        .order(orders::market_zone)
         .load(connection)?;
-    let mut by_zone: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (zone, id) in open {
-        by_zone.entry(zone).or_default().push(id);
-    }
     let mut total = MatchReport::default();
-    for (zone, ids) in by_zone {
-        let report = match_orders(connection, &zone, &ids, vintage, actor, now)?;
+    for zone in zones {
+        let report = match_zone(connection, &zone, vintage, actor, now)?;
         total.orders += report.orders;
         total.allocations += report.allocations;
         total.hourly_wh += report.hourly_wh;
         total.annual_wh += report.annual_wh;
     }
     Ok(total)
+}
+
+/// Matches the orders of one market zone with unmatched energy, by start time then id.
+pub fn match_zone(
+    connection: &mut DbConnection,
+    zone: &str,
+    vintage: &VintageRules,
+    actor: &str,
+    now: NaiveDateTime,
+) -> Result<MatchReport, AppError> {
+    let open: Vec<String> = orders::table
+        .filter(orders::market_zone.eq(zone))
+        .filter(orders::matched_wh.lt(orders::energy_wh))
+        .order((orders::starts_at, orders::id))
+        .select(orders::id)
+        .load(connection)?;
+    match_orders(connection, zone, &open, vintage, actor, now)
 }
 
 /// Allocates `wh` of one certificate to one order by hand (annual mode), with every check the
@@ -1375,7 +1454,7 @@ pub fn allocate(
     let ids = write_grants(
         connection,
         &[Grant {
-            order_id: order_id.into(),
+            order_id,
             certificate_id: certificate_id.into(),
             hour_start: None,
             wh,
