@@ -1756,6 +1756,9 @@ fn stored_hours(connection: &mut DbConnection, order_ids: &[&str]) -> QueryResul
     Ok(stored)
 }
 
+/// One step in a certificate's life. An `allocated` event records allocations of the certificate
+/// written together (by hand, or by a matching run a few hundred orders at a time): it names the
+/// order and allocation when there is one, and otherwise says in `reason` how many it totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, Queryable)]
 pub struct CertificateEvent {
     pub seq: i64,
