@@ -915,11 +915,14 @@ fn write_grants(
     stored: &StoredHours,
     (actor, now): (&str, NaiveDateTime),
 ) -> Result<Vec<String>, AppError> {
-    let mut per_certificate: BTreeMap<&str, i64> = BTreeMap::new();
+    // Each certificate's total and the grants that make it up (for its event).
+    let mut per_certificate: BTreeMap<&str, (i64, Vec<usize>)> = BTreeMap::new();
     let mut per_order: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     let mut per_hour: BTreeMap<(&str, NaiveDateTime), i64> = BTreeMap::new();
-    for grant in grants {
-        *per_certificate.entry(&grant.certificate_id).or_default() += grant.wh;
+    for (index, grant) in grants.iter().enumerate() {
+        let certificate = per_certificate.entry(&grant.certificate_id).or_default();
+        certificate.0 += grant.wh;
+        certificate.1.push(index);
         let order = per_order.entry(grant.order_id).or_default();
         order.0 += grant.wh;
         if let Some(hour) = grant.hour_start {
@@ -928,8 +931,8 @@ fn write_grants(
         }
     }
     let certificates: Vec<(&str, i64, i64)> = per_certificate
-        .into_iter()
-        .map(|(id, wh)| (id, wh, 0))
+        .iter()
+        .map(|(id, (wh, _))| (*id, *wh, 0))
         .collect();
     add_within_bounds(
         connection,
@@ -1015,20 +1018,17 @@ fn write_grants(
     // One event per certificate: a run allocates an hourly certificate to hundreds of orders,
     // and its history records that as one allocation of the total (the allocations themselves
     // name each order), linking the order and allocation when there is only one.
-    let mut by_certificate: BTreeMap<&str, Vec<&NewAllocationRow>> = BTreeMap::new();
-    for row in &rows {
-        by_certificate
-            .entry(row.certificate_id)
-            .or_default()
-            .push(row);
-    }
-    let events: Vec<NewEventRow> = by_certificate
+    let events: Vec<NewEventRow> = per_certificate
         .into_iter()
-        .map(|(certificate_id, allocated)| {
-            let (link, reason) = match allocated.as_slice() {
-                [only] => ((Some(only.order_id), Some(only.id.clone())), None),
+        .map(|(certificate_id, (wh, indices))| {
+            let (link, reason) = match indices.as_slice() {
+                [only] => {
+                    let row = &rows[*only];
+                    ((Some(row.order_id), Some(row.id.clone())), None)
+                }
                 many => {
-                    let orders: HashSet<&str> = many.iter().map(|row| row.order_id).collect();
+                    let orders: HashSet<&str> =
+                        many.iter().map(|index| grants[*index].order_id).collect();
                     let reason = format!(
                         "{} allocations to {} orders in one matching run",
                         many.len(),
@@ -1040,7 +1040,7 @@ fn write_grants(
             NewEventRow {
                 certificate_id,
                 kind: "allocated",
-                wh: allocated.iter().map(|row| row.wh).sum(),
+                wh,
                 order_id: link.0,
                 allocation_id: link.1,
                 actor,

@@ -109,6 +109,23 @@ fn certificate(
     body
 }
 
+/// A Norwegian hourly certificate of `wh` for the UTC hour starting at `hour` (`2026-03-10T10`).
+fn hourly_certificate(serial: &str, hour: &str, wh: i64) -> Value {
+    let start =
+        chrono::NaiveDateTime::parse_from_str(&format!("{hour}:00"), "%Y-%m-%dT%H:%M").unwrap();
+    let end = start + chrono::Duration::hours(1);
+    certificate(
+        serial,
+        "NO2",
+        (
+            &format!("{}Z", start.format("%Y-%m-%dT%H:%M:%S")),
+            &format!("{}Z", end.format("%Y-%m-%dT%H:%M:%S")),
+        ),
+        &wh.to_string(),
+        json!({"scheme": "hourly", "registry": "Granular", "unit": "Wh"}),
+    )
+}
+
 fn import(app: &TestApp, carbon: &Carbon, certificates: Value) -> Value {
     let response = app.post(
         "/v1/certificates",
@@ -250,13 +267,7 @@ fn hourly_and_volumetric_shares_are_reported_apart(app: &TestApp) {
     // (halves: the earlier hour takes the extra Wh when remainders tie).
     let two_hours = ("2026-03-10T10:00:00Z", "2026-03-10T12:00:00Z");
     // Hour 10 has an hourly certificate of 1,000 Wh; a GO covers 4,000 Wh volumetrically.
-    let hourly = certificate(
-        "NO-GC-10",
-        "NO2",
-        ("2026-03-10T10:00:00Z", "2026-03-10T11:00:00Z"),
-        "1000",
-        json!({"scheme": "hourly", "registry": "Granular", "unit": "Wh"}),
-    );
+    let hourly = hourly_certificate("NO-GC-10", "2026-03-10T10", 1_000);
     let go = certificate(
         "NO-GO-1",
         "NO2",
@@ -293,13 +304,7 @@ fn hourly_and_volumetric_shares_are_reported_apart(app: &TestApp) {
     let open: Vec<Value> = (0..2)
         .map(|_| order(app, &carbon, &site, later, json!({}))["id"].clone())
         .collect();
-    let shared = certificate(
-        "NO-GC-12",
-        "NO2",
-        ("2026-03-10T12:00:00Z", "2026-03-10T13:00:00Z"),
-        "6406",
-        json!({"scheme": "hourly", "registry": "Granular", "unit": "Wh"}),
-    );
+    let shared = hourly_certificate("NO-GC-12", "2026-03-10T12", 6_406);
     let imported = import(app, &carbon, json!([shared]));
     let detail = app
         .get(
