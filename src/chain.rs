@@ -17,6 +17,18 @@ pub trait Chained {
     }
 }
 
+/// The canonical form of a row not yet linked (its seq is 0) after the sequence number: a row
+/// linked as entry N hashes `prev_hash` followed by `[N` and this, which lets the database link
+/// it under the chain's lock (see `db::chain_link`). Every canonical form begins with the seq.
+pub fn unlinked_tail(row: &impl Chained) -> String {
+    debug_assert_eq!(row.seq(), 0, "the row is already linked");
+    let canonical = row.canonical();
+    canonical
+        .strip_prefix("[0")
+        .map(str::to_string)
+        .unwrap_or(canonical)
+}
+
 pub fn link_hash(prev_hash: &str, canonical: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use super::{AuditEntry, NewAuditEntry};
 use crate::chain::{ChainVerifier, Chained, Verification};
 use crate::db::schema::{audit_log, chain_heads};
-use crate::db::DbConnection;
+use crate::db::{chain_link, DbConnection};
+use diesel::PgConnection;
+use std::sync::LazyLock;
 
 const CHAIN: &str = "audit";
 
@@ -50,14 +52,8 @@ impl From<AuditRow> for AuditEntry {
 
 /// Appends an entry. Call it inside the transaction that makes the change it records.
 pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<AuditEntry> {
-    // Advancing the head first takes its row lock on PostgreSQL, so appenders queue here and
-    // sequence numbers have no gaps; SQLite write transactions already run one at a time.
-    let (seq, prev_hash): (i64, String) = diesel::update(chain_heads::table.find(CHAIN))
-        .set(chain_heads::seq.eq(chain_heads::seq + 1))
-        .returning((chain_heads::seq, chain_heads::hash))
-        .get_result(connection)?;
     let mut entry = AuditEntry {
-        seq,
+        seq: 0,
         occurred_at: crate::db::now(),
         actor_id: new.actor.id,
         actor_name: new.actor.name,
@@ -69,9 +65,23 @@ pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<
         request_id: new.request_id,
         // serde_json's map is sorted, so this string is canonical.
         details: new.details.to_string(),
-        prev_hash,
+        prev_hash: String::new(),
         hash: String::new(),
     };
+    let connection = match connection {
+        DbConnection::Postgresql(inner) => {
+            link_and_insert(inner, &mut entry)?;
+            return Ok(entry);
+        }
+        DbConnection::Sqlite(inner) => inner,
+    };
+    // Write transactions on SQLite already run one at a time.
+    let (seq, prev_hash): (i64, String) = diesel::update(chain_heads::table.find(CHAIN))
+        .set(chain_heads::seq.eq(chain_heads::seq + 1))
+        .returning((chain_heads::seq, chain_heads::hash))
+        .get_result(connection)?;
+    entry.seq = seq;
+    entry.prev_hash = prev_hash;
     entry.hash = entry.compute_hash();
     diesel::insert_into(audit_log::table)
         .values(AuditRow {
@@ -94,6 +104,48 @@ pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<
         .set(chain_heads::hash.eq(&entry.hash))
         .execute(connection)?;
     Ok(entry)
+}
+
+/// PostgreSQL: the entry linked and inserted in one statement; appenders queue on the head's
+/// lock, so sequence numbers have no gaps.
+fn link_and_insert(connection: &mut PgConnection, entry: &mut AuditEntry) -> QueryResult<()> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+        chain_link::statement(
+            CHAIN,
+            "audit_log",
+            &[
+                "occurred_at",
+                "actor_id",
+                "actor_name",
+                "actor_role",
+                "action",
+                "subject_type",
+                "subject_id",
+                "reason",
+                "request_id",
+                "details",
+            ],
+        )
+    });
+    let tail = crate::chain::unlinked_tail(entry);
+    let link: chain_link::Link = diesel::sql_query(STATEMENT.as_str())
+        .bind::<Timestamp, _>(entry.occurred_at)
+        .bind::<Text, _>(&entry.actor_id)
+        .bind::<Text, _>(&entry.actor_name)
+        .bind::<Text, _>(&entry.actor_role)
+        .bind::<Text, _>(&entry.action)
+        .bind::<Text, _>(&entry.subject_type)
+        .bind::<Text, _>(&entry.subject_id)
+        .bind::<Nullable<Text>, _>(entry.reason.as_deref())
+        .bind::<Nullable<Text>, _>(entry.request_id.as_deref())
+        .bind::<Text, _>(&entry.details)
+        .bind::<Text, _>(tail)
+        .get_result(connection)?;
+    entry.seq = link.seq;
+    entry.prev_hash = link.prev_hash;
+    entry.hash = link.hash;
+    chain_link::accept(entry)
 }
 
 #[derive(Debug, Default, Clone)]

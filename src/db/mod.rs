@@ -1,5 +1,6 @@
 //! Storage: one connection type over SQLite and PostgreSQL, a pool, transactions and migrations.
 
+pub(crate) mod chain_link;
 mod checkpoint;
 pub mod schedule;
 pub mod schema;

@@ -64,7 +64,7 @@ enum Attempt {
 
 enum Failure {
     App(AppError),
-    /// A concurrent request with the same key committed first: look again.
+    /// The key's holder went away between claiming it and reading it: look again.
     KeyTaken,
 }
 
@@ -128,8 +128,12 @@ fn attempt<F>(
 where
     F: Fn(&mut DbConnection) -> Result<Outcome, AppError>,
 {
+    // Claimed first: a fresh key, the common case, then costs one statement.
     if let Some(key) = &request.key {
-        if let Some(stored) = store::find(connection, &request.scope, key)? {
+        if !store::reserve(connection, &request.scope, key, &request.fingerprint)? {
+            let Some(stored) = store::find(connection, &request.scope, key)? else {
+                return Err(Failure::KeyTaken);
+            };
             if stored.request_hash != request.fingerprint {
                 return Err(Failure::App(AppError::Conflict(format!(
                     "Idempotency-Key `{key}` was already used with a different request"
@@ -139,9 +143,6 @@ where
                 status: stored.status_code,
                 body: stored.response_body,
             });
-        }
-        if !store::reserve(connection, &request.scope, key, &request.fingerprint)? {
-            return Err(Failure::KeyTaken);
         }
     }
     let outcome = work(connection)?;

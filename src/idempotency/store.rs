@@ -1,7 +1,6 @@
 //! Stored first responses, keyed by (scope, key).
 
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error};
 
 use crate::db::schema::idempotency_keys;
 use crate::db::DbConnection;
@@ -37,15 +36,15 @@ pub fn find(
         })
 }
 
-/// Claims the key for this transaction. `Ok(false)` when a concurrent transaction claimed it
-/// first (it has committed by now, since the insert waited for it).
+/// Claims the key for this transaction. `Ok(false)` when it is already stored: a concurrent
+/// claim is waited for, and counts once it has committed.
 pub fn reserve(
     connection: &mut DbConnection,
     scope: &str,
     key: &str,
     request_hash: &str,
 ) -> QueryResult<bool> {
-    let inserted = diesel::insert_into(idempotency_keys::table)
+    let insert = diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::scope.eq(scope),
             idempotency_keys::idempotency_key.eq(key),
@@ -54,12 +53,13 @@ pub fn reserve(
             idempotency_keys::response_body.eq(""),
             idempotency_keys::created_at.eq(crate::db::now()),
         ))
-        .execute(connection);
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
-        Err(other) => Err(other),
-    }
+        .on_conflict_do_nothing();
+    // Diesel's MultiBackend has no ON CONFLICT: the same statement per backend.
+    let inserted = match connection {
+        DbConnection::Postgresql(inner) => insert.execute(inner)?,
+        DbConnection::Sqlite(inner) => insert.execute(inner)?,
+    };
+    Ok(inserted == 1)
 }
 
 pub fn complete(

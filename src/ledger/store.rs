@@ -15,8 +15,10 @@ use super::{
 use crate::audit::{self, Actor, NewAuditEntry};
 use crate::chain::{ChainVerifier, Chained, Verification};
 use crate::db::schema::{assets, balances, chain_heads, ledger_entries, rates, users};
-use crate::db::{DbConnection, InsertTimestamp, MultiBackend};
+use crate::db::{chain_link, DbConnection, InsertTimestamp, MultiBackend};
 use crate::error::{AppError, FieldError};
+use diesel::PgConnection;
+use std::sync::LazyLock;
 
 const CHAIN: &str = "ledger";
 /// Rows per COPY on PostgreSQL, and per chunk of a large batch hashed ahead of its insert.
@@ -172,12 +174,17 @@ pub fn append_entries(
 
 /// Links entries to the chain and inserts them; their balances are already applied. The chain
 /// head is one row that every ledger writer locks on PostgreSQL until it commits, so only the
-/// three statements that need it come after taking it.
+/// statements that need it come after taking it: one for a single entry, three for a batch.
 fn chain_entries(
     connection: &mut DbConnection,
     mut entries: Vec<LedgerEntry>,
 ) -> QueryResult<Vec<LedgerEntry>> {
     if entries.is_empty() {
+        return Ok(entries);
+    }
+    if let (DbConnection::Postgresql(inner), [entry]) = (&mut *connection, entries.as_mut_slice()) {
+        entry.recorded_at = crate::db::now();
+        link_and_insert_one(inner, entry)?;
         return Ok(entries);
     }
     let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
@@ -203,6 +210,68 @@ fn chain_entries(
         .set(chain_heads::hash.eq(head_hash.unwrap_or_default()))
         .execute(connection)?;
     Ok(entries)
+}
+
+/// PostgreSQL: one entry linked and inserted in one statement, the only one made under the
+/// chain head's lock (a withdrawal's hold, a fee, an adjustment, a reversal).
+fn link_and_insert_one(connection: &mut PgConnection, entry: &mut LedgerEntry) -> QueryResult<()> {
+    use diesel::sql_types::{Nullable, Timestamp};
+    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+        chain_link::statement(
+            CHAIN,
+            "ledger_entries",
+            &[
+                "transaction_id",
+                "kind",
+                "asset",
+                "amount",
+                "debit_account",
+                "credit_account",
+                "user_id",
+                "occurred_at",
+                "recorded_at",
+                "source",
+                "external_id",
+                "order_id",
+                "facility_id",
+                "valuation",
+                "fmv_usd",
+                "usd_price",
+                "price_at",
+                "reason",
+                "actor_id",
+                "reverses_seq",
+            ],
+        )
+    });
+    let tail = crate::chain::unlinked_tail(entry);
+    let link: chain_link::Link = diesel::sql_query(STATEMENT.as_str())
+        .bind::<Text, _>(&entry.transaction_id)
+        .bind::<Text, _>(entry.kind.as_str())
+        .bind::<Text, _>(&entry.asset)
+        .bind::<BigInt, _>(entry.amount)
+        .bind::<Text, _>(&entry.debit_account)
+        .bind::<Text, _>(&entry.credit_account)
+        .bind::<Nullable<Text>, _>(entry.user_id.as_deref())
+        .bind::<Timestamp, _>(entry.occurred_at)
+        .bind::<Timestamp, _>(entry.recorded_at)
+        .bind::<Nullable<Text>, _>(entry.source.as_deref())
+        .bind::<Nullable<Text>, _>(entry.external_id.as_deref())
+        .bind::<Nullable<Text>, _>(entry.order_id.as_deref())
+        .bind::<Nullable<Text>, _>(entry.facility_id.as_deref())
+        .bind::<Nullable<Text>, _>(entry.valuation.as_deref())
+        .bind::<Nullable<Text>, _>(entry.fmv_usd.as_deref())
+        .bind::<Nullable<Text>, _>(entry.usd_price.as_deref())
+        .bind::<Nullable<Timestamp>, _>(entry.price_at)
+        .bind::<Nullable<Text>, _>(entry.reason.as_deref())
+        .bind::<Text, _>(&entry.actor_id)
+        .bind::<Nullable<BigInt>, _>(entry.reverses_seq)
+        .bind::<Text, _>(tail)
+        .get_result(connection)?;
+    entry.seq = link.seq;
+    entry.prev_hash = link.prev_hash;
+    entry.hash = link.hash;
+    chain_link::accept(entry)
 }
 
 /// Where the chain continues: each entry linked gets the next seq and the previous entry's hash.
@@ -265,16 +334,18 @@ fn insert_rows(connection: &mut DbConnection, entries: &[LedgerEntry]) -> QueryR
     crate::db::insert_all!(connection, ledger_entries::table, &rows)
 }
 
-/// Adds deltas to balances: on SQLite one prepared upsert per account, on PostgreSQL one
-/// multi-row upsert per chunk (a round trip each).
+/// Adds deltas to balances and returns the new balances, keyed by (account, asset): on SQLite
+/// one prepared upsert per account, on PostgreSQL one multi-row upsert per chunk (a round trip
+/// each).
 fn apply_balance_deltas(
     connection: &mut DbConnection,
     deltas: &BTreeMap<(String, String), i64>,
-) -> QueryResult<()> {
+) -> QueryResult<BTreeMap<(String, String), i64>> {
+    let mut balances_after = BTreeMap::new();
     if let DbConnection::Sqlite(inner) = connection {
         use diesel::upsert::excluded;
         for ((account, asset), delta) in deltas {
-            diesel::insert_into(balances::table)
+            let atoms = diesel::insert_into(balances::table)
                 .values((
                     balances::account.eq(account),
                     balances::asset.eq(asset),
@@ -283,9 +354,20 @@ fn apply_balance_deltas(
                 .on_conflict((balances::account, balances::asset))
                 .do_update()
                 .set(balances::atoms.eq(balances::atoms + excluded(balances::atoms)))
-                .execute(inner)?;
+                .returning(balances::atoms)
+                .get_result(inner)?;
+            balances_after.insert((account.clone(), asset.clone()), atoms);
         }
-        return Ok(());
+        return Ok(balances_after);
+    }
+    #[derive(QueryableByName)]
+    struct Balance {
+        #[diesel(sql_type = Text)]
+        account: String,
+        #[diesel(sql_type = Text)]
+        asset: String,
+        #[diesel(sql_type = BigInt)]
+        atoms: i64,
     }
     let deltas: Vec<_> = deltas.iter().collect();
     for chunk in deltas.chunks(LOOKUP_CHUNK) {
@@ -294,7 +376,8 @@ fn apply_balance_deltas(
             .collect();
         let sql = format!(
             "INSERT INTO balances (account, asset, atoms) VALUES {} \
-             ON CONFLICT (account, asset) DO UPDATE SET atoms = balances.atoms + excluded.atoms",
+             ON CONFLICT (account, asset) DO UPDATE SET atoms = balances.atoms + excluded.atoms \
+             RETURNING account, asset, atoms",
             values.join(", ")
         );
         let mut query = diesel::sql_query(sql).into_boxed::<MultiBackend>();
@@ -304,9 +387,11 @@ fn apply_balance_deltas(
                 .bind::<Text, _>(asset.clone())
                 .bind::<BigInt, _>(**delta);
         }
-        query.execute(connection)?;
+        for balance in query.load::<Balance>(connection)? {
+            balances_after.insert((balance.account, balance.asset), balance.atoms);
+        }
     }
-    Ok(())
+    Ok(balances_after)
 }
 
 /// A single movement of a user's funds other than a payout.
@@ -426,16 +511,16 @@ fn append_checked(
     entry: LedgerEntry,
     debits_user: bool,
 ) -> Result<LedgerEntry, AppError> {
-    apply_balance_deltas(
+    let balances_after = apply_balance_deltas(
         connection,
         &super::balance_deltas(std::slice::from_ref(&entry)),
     )?;
     // Checked before the entry takes the chain head, which serialises every ledger writer.
     if debits_user {
-        let remaining: i64 = balances::table
-            .find((&entry.debit_account, &entry.asset))
-            .select(balances::atoms)
-            .first(connection)?;
+        let remaining = balances_after
+            .get(&(entry.debit_account.clone(), entry.asset.clone()))
+            .copied()
+            .unwrap_or(0);
         if remaining < 0 {
             return Err(AppError::invalid_field(
                 "amount",

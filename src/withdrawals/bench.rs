@@ -123,6 +123,7 @@ fn bench_backend(
         platform_token: secret,
     } = gate_fixture(&state, options.users, options.payouts, out)?;
     let backend = state.db.backend().name();
+    let db = state.db.clone();
     let server = BenchServer::start(settings, state)?;
     let bearer = format!("Bearer {secret}");
     let per_client = options.requests.div_ceil(options.clients);
@@ -199,6 +200,18 @@ fn bench_backend(
         millis_text(p99),
         millis_text(latencies.last().copied().unwrap_or_default())
     )?;
+    // The decisions appended to both chains from concurrent requests: they must still verify.
+    let mut connection = db.connection().map_err(problem)?;
+    for (chain, verification) in [
+        ("audit", crate::audit::store::verify_chain(&mut connection)?),
+        ("ledger", ledger::verify(&mut connection).map_err(problem)?),
+    ] {
+        anyhow::ensure!(
+            matches!(verification, crate::chain::Verification::Intact { .. }),
+            "the {chain} chain does not verify after the run: {verification:?}"
+        );
+    }
+    writeln!(out, "audit and ledger chains verify after the run")?;
     Ok(())
 }
 

@@ -189,9 +189,8 @@ impl Gate<'_> {
         let amount = asset.parse_amount(&request.amount).map_err(|error| {
             AppError::invalid_field("amount", "invalid_amount", error.to_string())
         })?;
-        store::lock_user(connection, &request.user_id)?;
+        let profile = crate::kyc::store::profile_locked(connection, &request.user_id)?;
         let now = crate::db::now();
-        let profile = crate::kyc::store::profile(connection, &request.user_id)?;
         let code = profile
             .as_ref()
             .map(|profile| profile.jurisdiction.clone())
@@ -223,22 +222,13 @@ impl Gate<'_> {
             (&jurisdiction.currency, currency_scale),
             now,
         )?;
-        let ((day_start, day_end), (month_start, month_end)) =
-            gate::local_windows(now, jurisdiction.time_zone);
+        let (day, month) = gate::local_windows(now, jurisdiction.time_zone);
         let from_atoms =
             |atoms: i64| Decimal::from_i128_with_scale(i128::from(atoms), currency_scale);
-        let spent_today = from_atoms(store::spent_between(
-            connection,
-            &request.user_id,
-            day_start,
-            day_end,
-        )?);
-        let spent_this_month = from_atoms(store::spent_between(
-            connection,
-            &request.user_id,
-            month_start,
-            month_end,
-        )?);
+        let (spent_today, spent_this_month) =
+            store::spent_in_day_and_month(connection, &request.user_id, day, month)?;
+        let (spent_today, spent_this_month) =
+            (from_atoms(spent_today), from_atoms(spent_this_month));
         let available_atoms = ledger::user_balances(connection, &request.user_id)?
             .into_iter()
             .find(|(code, _, _)| *code == request.asset)

@@ -3,39 +3,38 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Timestamp};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{kyc_profiles, screening_hits, screenings, withdrawals};
+use crate::db::schema::{screening_hits, screenings, withdrawals};
 use crate::db::DbConnection;
-
-/// Serialises one user's withdrawals: a no-op update of their KYC profile row holds its lock
-/// until the transaction ends (PostgreSQL; SQLite write transactions already run one at a time).
-pub fn lock_user(connection: &mut DbConnection, user_id: &str) -> QueryResult<()> {
-    diesel::update(kyc_profiles::table.find(user_id))
-        .set(kyc_profiles::updated_at.eq(kyc_profiles::updated_at))
-        .execute(connection)?;
-    Ok(())
-}
 
 /// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
 pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];
 
-/// Local-currency atoms of the user's counted withdrawals requested in `[from, to)`.
-pub fn spent_between(
+/// Local-currency atoms of the user's counted withdrawals requested in the local day and in the
+/// local month, in one query: the day lies inside the month.
+pub fn spent_in_day_and_month(
     connection: &mut DbConnection,
     user_id: &str,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> QueryResult<i64> {
+    (day_start, day_end): (NaiveDateTime, NaiveDateTime),
+    (month_start, month_end): (NaiveDateTime, NaiveDateTime),
+) -> QueryResult<(i64, i64)> {
     withdrawals::table
         .filter(withdrawals::user_id.eq(user_id))
         .filter(withdrawals::status.eq_any(COUNTED))
-        .filter(withdrawals::requested_at.ge(from))
-        .filter(withdrawals::requested_at.lt(to))
-        .select(diesel::dsl::sql::<BigInt>(
-            "CAST(COALESCE(SUM(amount_local), 0) AS BIGINT)",
+        .filter(withdrawals::requested_at.ge(month_start))
+        .filter(withdrawals::requested_at.lt(month_end))
+        .select((
+            diesel::dsl::sql::<BigInt>(
+                "CAST(COALESCE(SUM(amount_local) FILTER (WHERE requested_at >= ",
+            )
+            .bind::<Timestamp, _>(day_start)
+            .sql(" AND requested_at < ")
+            .bind::<Timestamp, _>(day_end)
+            .sql("), 0) AS BIGINT)"),
+            diesel::dsl::sql::<BigInt>("CAST(COALESCE(SUM(amount_local), 0) AS BIGINT)"),
         ))
         .first(connection)
 }
