@@ -1,14 +1,15 @@
 //! Audit log queries.
 
+use std::sync::LazyLock;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::PgConnection;
 
 use super::{AuditEntry, NewAuditEntry};
 use crate::chain::{ChainVerifier, Chained, Verification};
 use crate::db::schema::{audit_log, chain_heads};
 use crate::db::{chain_link, DbConnection};
-use diesel::PgConnection;
-use std::sync::LazyLock;
 
 const CHAIN: &str = "audit";
 

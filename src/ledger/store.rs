@@ -1,10 +1,12 @@
 //! Ledger queries: appending chained entries with their balances, ingesting payouts, reading.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
+use diesel::PgConnection;
 use rust_decimal::Decimal;
 
 use super::payouts::ValidPayout;
@@ -17,8 +19,6 @@ use crate::chain::{ChainVerifier, Chained, Verification};
 use crate::db::schema::{assets, balances, chain_heads, ledger_entries, rates, users};
 use crate::db::{chain_link, DbConnection, InsertTimestamp, MultiBackend};
 use crate::error::{AppError, FieldError};
-use diesel::PgConnection;
-use std::sync::LazyLock;
 
 const CHAIN: &str = "ledger";
 /// Rows per COPY on PostgreSQL, and per chunk of a large batch hashed ahead of its insert.
