@@ -129,24 +129,27 @@ fn link_and_insert(connection: &mut PgConnection, entry: &mut AuditEntry) -> Que
             ],
         )
     });
-    let tail = crate::chain::unlinked_tail(entry);
-    let link: chain_link::Link = diesel::sql_query(STATEMENT.as_str())
-        .bind::<Timestamp, _>(entry.occurred_at)
-        .bind::<Text, _>(&entry.actor_id)
-        .bind::<Text, _>(&entry.actor_name)
-        .bind::<Text, _>(&entry.actor_role)
-        .bind::<Text, _>(&entry.action)
-        .bind::<Text, _>(&entry.subject_type)
-        .bind::<Text, _>(&entry.subject_id)
-        .bind::<Nullable<Text>, _>(entry.reason.as_deref())
-        .bind::<Nullable<Text>, _>(entry.request_id.as_deref())
-        .bind::<Text, _>(&entry.details)
-        .bind::<Text, _>(tail)
-        .get_result(connection)?;
-    entry.seq = link.seq;
-    entry.prev_hash = link.prev_hash;
-    entry.hash = link.hash;
-    chain_link::accept(entry)
+    chain_link::insert(connection, &STATEMENT, entry, |query, entry| {
+        query
+            .bind::<Timestamp, _>(entry.occurred_at)
+            .bind::<Text, _>(&entry.actor_id)
+            .bind::<Text, _>(&entry.actor_name)
+            .bind::<Text, _>(&entry.actor_role)
+            .bind::<Text, _>(&entry.action)
+            .bind::<Text, _>(&entry.subject_type)
+            .bind::<Text, _>(&entry.subject_id)
+            .bind::<Nullable<Text>, _>(entry.reason.as_deref())
+            .bind::<Nullable<Text>, _>(entry.request_id.as_deref())
+            .bind::<Text, _>(&entry.details)
+    })
+}
+
+impl chain_link::Placed for AuditEntry {
+    fn place(&mut self, seq: i64, prev_hash: String, hash: String) {
+        self.seq = seq;
+        self.prev_hash = prev_hash;
+        self.hash = hash;
+    }
 }
 
 #[derive(Debug, Default, Clone)]

@@ -244,34 +244,37 @@ fn link_and_insert_one(connection: &mut PgConnection, entry: &mut LedgerEntry) -
             ],
         )
     });
-    let tail = crate::chain::unlinked_tail(entry);
-    let link: chain_link::Link = diesel::sql_query(STATEMENT.as_str())
-        .bind::<Text, _>(&entry.transaction_id)
-        .bind::<Text, _>(entry.kind.as_str())
-        .bind::<Text, _>(&entry.asset)
-        .bind::<BigInt, _>(entry.amount)
-        .bind::<Text, _>(&entry.debit_account)
-        .bind::<Text, _>(&entry.credit_account)
-        .bind::<Nullable<Text>, _>(entry.user_id.as_deref())
-        .bind::<Timestamp, _>(entry.occurred_at)
-        .bind::<Timestamp, _>(entry.recorded_at)
-        .bind::<Nullable<Text>, _>(entry.source.as_deref())
-        .bind::<Nullable<Text>, _>(entry.external_id.as_deref())
-        .bind::<Nullable<Text>, _>(entry.order_id.as_deref())
-        .bind::<Nullable<Text>, _>(entry.facility_id.as_deref())
-        .bind::<Nullable<Text>, _>(entry.valuation.as_deref())
-        .bind::<Nullable<Text>, _>(entry.fmv_usd.as_deref())
-        .bind::<Nullable<Text>, _>(entry.usd_price.as_deref())
-        .bind::<Nullable<Timestamp>, _>(entry.price_at)
-        .bind::<Nullable<Text>, _>(entry.reason.as_deref())
-        .bind::<Text, _>(&entry.actor_id)
-        .bind::<Nullable<BigInt>, _>(entry.reverses_seq)
-        .bind::<Text, _>(tail)
-        .get_result(connection)?;
-    entry.seq = link.seq;
-    entry.prev_hash = link.prev_hash;
-    entry.hash = link.hash;
-    chain_link::accept(entry)
+    chain_link::insert(connection, &STATEMENT, entry, |query, entry| {
+        query
+            .bind::<Text, _>(&entry.transaction_id)
+            .bind::<Text, _>(entry.kind.as_str())
+            .bind::<Text, _>(&entry.asset)
+            .bind::<BigInt, _>(entry.amount)
+            .bind::<Text, _>(&entry.debit_account)
+            .bind::<Text, _>(&entry.credit_account)
+            .bind::<Nullable<Text>, _>(entry.user_id.as_deref())
+            .bind::<Timestamp, _>(entry.occurred_at)
+            .bind::<Timestamp, _>(entry.recorded_at)
+            .bind::<Nullable<Text>, _>(entry.source.as_deref())
+            .bind::<Nullable<Text>, _>(entry.external_id.as_deref())
+            .bind::<Nullable<Text>, _>(entry.order_id.as_deref())
+            .bind::<Nullable<Text>, _>(entry.facility_id.as_deref())
+            .bind::<Nullable<Text>, _>(entry.valuation.as_deref())
+            .bind::<Nullable<Text>, _>(entry.fmv_usd.as_deref())
+            .bind::<Nullable<Text>, _>(entry.usd_price.as_deref())
+            .bind::<Nullable<Timestamp>, _>(entry.price_at)
+            .bind::<Nullable<Text>, _>(entry.reason.as_deref())
+            .bind::<Text, _>(&entry.actor_id)
+            .bind::<Nullable<BigInt>, _>(entry.reverses_seq)
+    })
+}
+
+impl chain_link::Placed for LedgerEntry {
+    fn place(&mut self, seq: i64, prev_hash: String, hash: String) {
+        self.seq = seq;
+        self.prev_hash = prev_hash;
+        self.hash = hash;
+    }
 }
 
 /// Where the chain continues: each entry linked gets the next seq and the previous entry's hash.
