@@ -12,6 +12,9 @@ use hashgate::db::{self, write_transaction};
 use hashgate::ledger::import::ImportOptions;
 use hashgate::{AppState, Application};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hashgate",
@@ -319,7 +322,7 @@ enum ImportCommand {
         #[arg(long, default_value = "platform")]
         source: String,
         /// Rows per transaction.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = hashgate::ledger::import::DEFAULT_BATCH_SIZE)]
         batch_size: usize,
     },
     /// Asset→USD prices and USD→fiat rates from a CSV (base,quote,as_of,rate).
@@ -1140,10 +1143,10 @@ fn import_command(command: ImportCommand, settings: &Settings) -> anyhow::Result
             source,
             batch_size,
         } => {
-            if batch_size == 0 || batch_size > hashgate::ledger::payouts::MAX_BATCH {
+            if batch_size == 0 || batch_size > hashgate::ledger::import::MAX_BATCH_SIZE {
                 anyhow::bail!(
                     "--batch-size must be 1 to {}",
-                    hashgate::ledger::payouts::MAX_BATCH
+                    hashgate::ledger::import::MAX_BATCH_SIZE
                 );
             }
             let mut options = ImportOptions::beside(&file, &source);

@@ -239,6 +239,18 @@ fn resending_a_payout_is_a_no_op_and_changing_one_conflicts(app: &TestApp) {
     let response = app.post("/v1/payouts", Some(&platform), &changed);
     assert_eq!(response.problem_fields(409), vec!["payouts[1].external_id"]);
     assert_eq!(ledger_count(app), "1");
+    // A batch of a new payout and a resent one: the new one is written, the resent one counted;
+    // the attempt to write both, taken back, leaves no trace in the balances or the chain.
+    let mixed = json!({"payouts": [
+        payout(&user, "r-3", "0.05", "2026-02-03T00:00:00Z"),
+        payout(&user, "r-1", "0.2", "2026-02-01T00:00:00Z"),
+    ]});
+    let report = app.post("/v1/payouts", Some(&platform), &mixed).json();
+    assert_eq!(
+        (report["accepted"].clone(), report["duplicates"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(ledger_count(app), "2");
     // Another source may use the same external id.
     let other = json!({"source": "pool-b", "payouts": [payout(&user, "r-1", "0.25", "2026-02-01T00:00:00Z")]});
     assert_eq!(
@@ -248,7 +260,13 @@ fn resending_a_payout_is_a_no_op_and_changing_one_conflicts(app: &TestApp) {
     let balance = app
         .get(&format!("/v1/users/{user}/balances"), Some(&platform))
         .json();
-    assert_eq!(balance["balances"][0]["available"], "0.45000000");
+    assert_eq!(balance["balances"][0]["available"], "0.50000000");
+    let verify = app.command(&["verify"]);
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("ledger: 3 entries, hash chain intact"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 fn a_full_batch_is_accepted_and_one_more_row_is_refused(app: &TestApp) {
