@@ -92,6 +92,39 @@ fn payout_import_rejects_bad_rows_with_reasons_and_is_idempotent(app: &TestApp) 
         .get(&format!("/v1/users/{user}/balances"), Some(&platform))
         .json();
     assert_eq!(balance["balances"][0]["available"], "0.00200000");
+
+    // A file mixing a new payout with a stored id sent with another amount: the new one is
+    // written, the changed one is rejected as a conflict and the stored one left as it was.
+    let mut mixed = HEADER.to_string();
+    writeln!(
+        mixed,
+        "{user},BTC,0.0001,2026-02-01T00:00:00Z,o-1,f-1,csv-20"
+    )
+    .unwrap(); // line 2
+    writeln!(
+        mixed,
+        "{user},BTC,0.0009,2026-01-01T00:00:00Z,o-1,f-1,csv-0"
+    )
+    .unwrap(); // line 3
+    let mixed_path = app.directory().join("mixed.csv");
+    std::fs::write(&mixed_path, mixed).unwrap();
+    let output = stdout(&app.command(&["import", "payouts", mixed_path.to_str().unwrap()]));
+    assert!(
+        output.contains("2 rows: 1 accepted, 0 already stored, 1 rejected"),
+        "{output}"
+    );
+    let rejects = std::fs::read_to_string(app.directory().join("mixed.csv.rejects.csv")).unwrap();
+    assert!(
+        rejects
+            .lines()
+            .any(|line| line.starts_with("3,\"csv-0\",\"external_id\",\"conflict\"")),
+        "{rejects}"
+    );
+    assert_eq!(count(app, "ledger_entries"), 21);
+    let balance = app
+        .get(&format!("/v1/users/{user}/balances"), Some(&platform))
+        .json();
+    assert_eq!(balance["balances"][0]["available"], "0.00210000");
 }
 
 fn an_interrupted_import_resumes_without_duplicates(app: &TestApp) {
