@@ -31,6 +31,16 @@ fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
+/// Writes `csv` to `name` in the test's directory and imports it: what the command printed, and
+/// the rejects file beside it.
+fn import_csv(app: &TestApp, name: &str, csv: &str) -> (String, String) {
+    let path = app.directory().join(name);
+    std::fs::write(&path, csv).unwrap();
+    let output = stdout(&app.command(&["import", "payouts", path.to_str().unwrap()]));
+    let rejects = std::fs::read_to_string(app.directory().join(format!("{name}.rejects.csv")));
+    (output, rejects.unwrap_or_default())
+}
+
 fn payout_import_rejects_bad_rows_with_reasons_and_is_idempotent(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
     let user = app.create_user(&platform, "csv-1");
@@ -53,15 +63,11 @@ fn payout_import_rejects_bad_rows_with_reasons_and_is_idempotent(app: &TestApp) 
     writeln!(csv, "{user},USDT,5,2026-01-01T00:00:00,o-1,f-1,no-zone").unwrap(); // line 24
     writeln!(csv, "{user},BTC,0.0001,2026-01-01T00:00:00Z,o-1,f-1,csv-3").unwrap(); // line 25
     writeln!(csv, "only,three,columns").unwrap(); // line 26
-    let path = app.directory().join("payouts.csv");
-    std::fs::write(&path, csv).unwrap();
-
-    let output = stdout(&app.command(&["import", "payouts", path.to_str().unwrap()]));
+    let (output, rejects) = import_csv(app, "payouts.csv", &csv);
     assert!(
         output.contains("25 rows: 20 accepted, 0 already stored, 5 rejected"),
         "{output}"
     );
-    let rejects = std::fs::read_to_string(app.directory().join("payouts.csv.rejects.csv")).unwrap();
     let lines: Vec<&str> = rejects.lines().collect();
     assert_eq!(lines[0], "line,external_id,field,code,message");
     let expect = [
@@ -82,7 +88,7 @@ fn payout_import_rejects_bad_rows_with_reasons_and_is_idempotent(app: &TestApp) 
     assert_eq!(count(app, "ledger_entries"), 20);
     assert!(!app.directory().join("payouts.csv.checkpoint").exists());
 
-    let again = stdout(&app.command(&["import", "payouts", path.to_str().unwrap()]));
+    let (again, _) = import_csv(app, "payouts.csv", &csv);
     assert!(
         again.contains("25 rows: 0 accepted, 20 already stored, 5 rejected"),
         "{again}"
@@ -95,25 +101,15 @@ fn payout_import_rejects_bad_rows_with_reasons_and_is_idempotent(app: &TestApp) 
 
     // A file mixing a new payout with a stored id sent with another amount: the new one is
     // written, the changed one is rejected as a conflict and the stored one left as it was.
-    let mut mixed = HEADER.to_string();
-    writeln!(
-        mixed,
-        "{user},BTC,0.0001,2026-02-01T00:00:00Z,o-1,f-1,csv-20"
-    )
-    .unwrap(); // line 2
-    writeln!(
-        mixed,
-        "{user},BTC,0.0009,2026-01-01T00:00:00Z,o-1,f-1,csv-0"
-    )
-    .unwrap(); // line 3
-    let mixed_path = app.directory().join("mixed.csv");
-    std::fs::write(&mixed_path, mixed).unwrap();
-    let output = stdout(&app.command(&["import", "payouts", mixed_path.to_str().unwrap()]));
+    let mixed = format!(
+        "{HEADER}{user},BTC,0.0001,2026-02-01T00:00:00Z,o-1,f-1,csv-20\n\
+         {user},BTC,0.0009,2026-01-01T00:00:00Z,o-1,f-1,csv-0\n"
+    );
+    let (output, rejects) = import_csv(app, "mixed.csv", &mixed);
     assert!(
         output.contains("2 rows: 1 accepted, 0 already stored, 1 rejected"),
         "{output}"
     );
-    let rejects = std::fs::read_to_string(app.directory().join("mixed.csv.rejects.csv")).unwrap();
     assert!(
         rejects
             .lines()
