@@ -25,6 +25,30 @@ const CHAIN: &str = "ledger";
 const INSERT_CHUNK: usize = 1_000;
 /// Rows up to which PostgreSQL gets a multi-row INSERT rather than a COPY.
 const SMALL_INSERT: usize = 100;
+/// The columns of an entry that its writer sets, in the order the single-entry inserts bind
+/// them; `seq`, `prev_hash` and `hash` come from the chain.
+const ENTRY_COLUMNS: [&str; 20] = [
+    "transaction_id",
+    "kind",
+    "asset",
+    "amount",
+    "debit_account",
+    "credit_account",
+    "user_id",
+    "occurred_at",
+    "recorded_at",
+    "source",
+    "external_id",
+    "order_id",
+    "facility_id",
+    "valuation",
+    "fmv_usd",
+    "usd_price",
+    "price_at",
+    "reason",
+    "actor_id",
+    "reverses_seq",
+];
 /// Ids per `IN` lookup (binds on SQLite, one array on PostgreSQL).
 const LOOKUP_CHUNK: usize = 5_000;
 
@@ -165,11 +189,6 @@ struct SqliteEntryInsert<'a> {
 }
 
 impl<'a> SqliteEntryInsert<'a> {
-    const SQL: &'static str = "INSERT INTO ledger_entries (seq, transaction_id, kind, asset, \
-        amount, debit_account, credit_account, user_id, occurred_at, recorded_at, source, \
-        external_id, order_id, facility_id, valuation, fmv_usd, usd_price, price_at, reason, \
-        actor_id, reverses_seq, prev_hash, hash) VALUES (";
-
     fn new(entry: &'a LedgerEntry) -> Self {
         SqliteEntryInsert {
             entry,
@@ -203,7 +222,13 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteEntr
     ) -> QueryResult<()> {
         use diesel::sql_types::{Nullable, Timestamp};
         let entry = self.entry;
-        out.push_sql(Self::SQL);
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO ledger_entries (seq, {}, prev_hash, hash) VALUES (",
+                ENTRY_COLUMNS.join(", ")
+            )
+        });
+        out.push_sql(&SQL);
         bind_values!(out;
             BigInt => &entry.seq,
             Text => &entry.transaction_id,
@@ -300,34 +325,8 @@ fn chain_entries(
 /// chain head's lock (a withdrawal's hold, a fee, an adjustment, a reversal).
 fn link_and_insert_one(connection: &mut PgConnection, entry: &mut LedgerEntry) -> QueryResult<()> {
     use diesel::sql_types::{Nullable, Timestamp};
-    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
-        chain_link::statement(
-            CHAIN,
-            "ledger_entries",
-            &[
-                "transaction_id",
-                "kind",
-                "asset",
-                "amount",
-                "debit_account",
-                "credit_account",
-                "user_id",
-                "occurred_at",
-                "recorded_at",
-                "source",
-                "external_id",
-                "order_id",
-                "facility_id",
-                "valuation",
-                "fmv_usd",
-                "usd_price",
-                "price_at",
-                "reason",
-                "actor_id",
-                "reverses_seq",
-            ],
-        )
-    });
+    static STATEMENT: LazyLock<String> =
+        LazyLock::new(|| chain_link::statement(CHAIN, "ledger_entries", &ENTRY_COLUMNS));
     chain_link::insert(connection, &STATEMENT, entry, |query, entry| {
         query
             .bind::<Text, _>(&entry.transaction_id)
@@ -410,26 +409,22 @@ fn link_and_insert_pipelined(
 /// one multi-row INSERT, since COPY waits for the server's answer before it sends the rows (two
 /// round trips where an INSERT takes one, under the chain head's lock), and a large one a COPY.
 fn insert_rows(connection: &mut DbConnection, entries: &[LedgerEntry]) -> QueryResult<usize> {
-    let inner = match connection {
-        DbConnection::Sqlite(inner) => {
-            return entries.iter().try_fold(0, |inserted, entry| {
-                SqliteEntryInsert::new(entry)
-                    .execute(inner)
-                    .map(|count| inserted + count)
-            })
-        }
-        DbConnection::Postgresql(inner) => inner,
-    };
-    let rows: Vec<NewEntryRow> = entries.iter().map(NewEntryRow::from).collect();
-    if rows.len() <= SMALL_INSERT {
-        diesel::insert_into(ledger_entries::table)
-            .values(&rows)
-            .execute(inner)
-    } else {
-        diesel::copy_from(ledger_entries::table)
-            .from_insertable(&rows)
-            .execute(inner)
+    if let DbConnection::Sqlite(inner) = connection {
+        return entries.iter().try_fold(0, |inserted, entry| {
+            SqliteEntryInsert::new(entry)
+                .execute(inner)
+                .map(|count| inserted + count)
+        });
     }
+    let rows: Vec<NewEntryRow> = entries.iter().map(NewEntryRow::from).collect();
+    if let DbConnection::Postgresql(inner) = connection {
+        if rows.len() <= SMALL_INSERT {
+            return diesel::insert_into(ledger_entries::table)
+                .values(&rows)
+                .execute(inner);
+        }
+    }
+    crate::db::insert_all!(connection, ledger_entries::table, &rows)
 }
 
 /// Adds deltas to balances and returns the new balances, keyed by (account, asset): on SQLite
