@@ -1073,14 +1073,36 @@ pub fn current_rate(
     if base == quote {
         return Ok(Some((Decimal::ONE, at)));
     }
-    let latest: Option<(NaiveDateTime, String)> = rates::table
+    let latest: Option<(NaiveDateTime, String)> = rates_up_to(base, quote, at)
+        .select((rates::as_of, rates::rate))
+        .first(connection)
+        .optional()?;
+    rate_in_force(base, quote, latest, at, staleness)
+}
+
+/// The rates of `base` in `quote` observed at or before `at`, newest first: the first is the
+/// one in force at `at`, if it is not stale.
+#[diesel::dsl::auto_type]
+pub fn rates_up_to<'a>(base: &'a str, quote: &'a str, at: NaiveDateTime) -> _ {
+    rates::table
         .filter(rates::base.eq(base))
         .filter(rates::quote.eq(quote))
         .filter(rates::as_of.le(at))
         .order(rates::as_of.desc())
-        .select((rates::as_of, rates::rate))
-        .first(connection)
-        .optional()?;
+}
+
+/// The rate in force at `at`, given the latest observation at or before it: none when there is
+/// none or it is older than `staleness`; one when base and quote are the same.
+pub fn rate_in_force(
+    base: &str,
+    quote: &str,
+    latest: Option<(NaiveDateTime, String)>,
+    at: NaiveDateTime,
+    staleness: chrono::Duration,
+) -> Result<Option<(Decimal, NaiveDateTime)>, AppError> {
+    if base == quote {
+        return Ok(Some((Decimal::ONE, at)));
+    }
     let Some((as_of, rate)) = latest else {
         return Ok(None);
     };
@@ -1098,6 +1120,15 @@ pub fn current_rate(
             _ => None,
         },
     )
+}
+
+/// The atoms of `asset` on an account, by its [`Account::key`] (no row: none yet).
+#[diesel::dsl::auto_type]
+pub fn account_atoms<'a>(account: String, asset: &'a str) -> _ {
+    balances::table
+        .filter(balances::account.eq(account))
+        .filter(balances::asset.eq(asset))
+        .select(balances::atoms)
 }
 
 /// A rate observation to store.

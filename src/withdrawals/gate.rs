@@ -248,6 +248,23 @@ pub fn local_windows(
     )
 }
 
+/// Local-currency atoms of the counted withdrawals (time, atoms) requested in the local day and
+/// in the local month, as given by [`local_windows`].
+pub fn spent_in_windows(
+    counted: &[(NaiveDateTime, Option<i64>)],
+    (day_start, day_end): (NaiveDateTime, NaiveDateTime),
+    (month_start, month_end): (NaiveDateTime, NaiveDateTime),
+) -> (i64, i64) {
+    let sum = |start: NaiveDateTime, end: NaiveDateTime| {
+        counted
+            .iter()
+            .filter(|(requested_at, _)| (start..end).contains(requested_at))
+            .filter_map(|(_, atoms)| *atoms)
+            .sum()
+    };
+    (sum(day_start, day_end), sum(month_start, month_end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,5 +528,26 @@ mod tests {
         let zurich: Tz = "Europe/Zurich".parse().unwrap();
         let ((start, end), _) = local_windows(at("2026-03-29 12:00"), zurich);
         assert_eq!(end - start, chrono::Duration::hours(23));
+    }
+
+    #[test]
+    fn spending_counts_each_withdrawal_in_its_local_day_and_month() {
+        let zone: Tz = "Asia/Hong_Kong".parse().unwrap();
+        let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        let (day, month) = local_windows(at("2026-03-10 15:00"), zone);
+        let counted = [
+            // February 28 in Hong Kong: neither.
+            (at("2026-02-28 15:59"), Some(1)),
+            // March 1, local: the month only.
+            (at("2026-02-28 16:00"), Some(20)),
+            // March 10, local: both; an unvalued one adds nothing.
+            (at("2026-03-09 16:00"), Some(300)),
+            (at("2026-03-10 14:00"), None),
+            // March 11, local: the month only.
+            (at("2026-03-10 16:00"), Some(4_000)),
+            // April 1, local: neither.
+            (at("2026-03-31 16:00"), Some(50_000)),
+        ];
+        assert_eq!(spent_in_windows(&counted, day, month), (300, 4_320));
     }
 }

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::addresses::{self, BookStatus};
 use super::gate::{self, Decision, Facts, Reason};
-use super::store::{self, WithdrawalRow};
-use crate::aml::monitoring::service::{self as monitoring, Subject};
+use super::store::{self, GateReads, WithdrawalRow};
+use crate::aml::monitoring::service::{self as monitoring, History, Subject};
 use crate::audit::{store as audit, Actor, NewAuditEntry};
 use crate::crypto::FieldCipher;
 use crate::db::DbConnection;
@@ -137,19 +137,20 @@ struct LocalValue {
 impl Gate<'_> {
     fn value(
         &self,
-        connection: &mut DbConnection,
         asset_amount: Decimal,
         asset: &str,
         currency: (&str, u32),
+        reads: &GateReads,
         now: NaiveDateTime,
     ) -> Result<Option<LocalValue>, AppError> {
+        let staleness = self.price_staleness;
         let Some((usd_price, price_at)) =
-            ledger::current_rate(connection, asset, "USD", now, self.price_staleness)?
+            ledger::rate_in_force(asset, "USD", reads.usd_price.clone(), now, staleness)?
         else {
             return Ok(None);
         };
         let Some((fx_rate, _)) =
-            ledger::current_rate(connection, "USD", currency.0, now, self.price_staleness)?
+            ledger::rate_in_force("USD", currency.0, reads.fx_rate.clone(), now, staleness)?
         else {
             return Ok(None);
         };
@@ -215,31 +216,37 @@ impl Gate<'_> {
             .is_some_and(|p| p.review_lapsed_at.is_some());
         let tier = effective_tier(approved, lapsed, jurisdiction.kyc.lapsed_tier);
         let asset_amount = asset.from_atoms(amount);
-        let local = self.value(
+        let reads = store::gate_reads(
             connection,
+            &request.user_id,
+            &request.asset,
+            &jurisdiction.currency,
+            &request.address,
+            now,
+        )?;
+        let local = self.value(
             asset_amount,
             &request.asset,
             (&jurisdiction.currency, currency_scale),
+            &reads,
             now,
         )?;
+        // One read serves the limits (local day and month) and the rules (their look-back).
         let (day, month) = gate::local_windows(now, jurisdiction.time_zone);
+        let since = (now - jurisdiction.monitoring.look_back()).min(month.0);
+        let counted =
+            store::counted_between(connection, &request.user_id, since, month.1.max(now))?;
+        let (spent_today, spent_this_month) = gate::spent_in_windows(&counted, day, month);
         let from_atoms =
             |atoms: i64| Decimal::from_i128_with_scale(i128::from(atoms), currency_scale);
         let (spent_today, spent_this_month) =
-            store::spent_in_day_and_month(connection, &request.user_id, day, month)?;
-        let (spent_today, spent_this_month) =
             (from_atoms(spent_today), from_atoms(spent_this_month));
-        let available_atoms = ledger::user_balances(connection, &request.user_id)?
-            .into_iter()
-            .find(|(code, _, _)| *code == request.asset)
-            .map(|(_, available, _)| available)
-            .unwrap_or(0);
+        let available_atoms = reads.available_atoms;
         let address_sanctioned = !self
             .screener
             .index(connection)?
             .screen_address(&request.address)
             .is_empty();
-        let user_hits = store::open_sanctions_hits(connection, &request.user_id)?;
         let address_book = addresses::current(
             connection,
             &request.user_id,
@@ -263,6 +270,11 @@ impl Gate<'_> {
                 risk_level: profile.as_ref().map(|p| p.risk_level.as_str()),
                 next_review_at: profile.as_ref().map(|p| p.next_review_at),
             },
+            &History {
+                counted,
+                address_used_before: reads.address_used_before,
+                last_request_at: reads.last_request_at,
+            },
         )?;
         let amount_text = asset_amount.to_string();
         let available_text = asset.from_atoms(available_atoms).to_string();
@@ -280,7 +292,7 @@ impl Gate<'_> {
             available_text: &available_text,
             asset: &request.asset,
             address_sanctioned,
-            user_hits: usize::try_from(user_hits).unwrap_or(usize::MAX),
+            user_hits: usize::try_from(reads.open_sanctions_hits).unwrap_or(usize::MAX),
             travel_rule_threshold: jurisdiction.withdrawals.travel_rule_threshold,
             beneficiary_given: request.beneficiary_complete,
             address_book,

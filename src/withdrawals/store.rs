@@ -1,43 +1,18 @@
-//! Withdrawal queries: the per-user lock, the amounts already withdrawn in a local window, the
-//! user's open screening hits, and the stored requests with their decisions.
+//! Withdrawal queries: the user's earlier withdrawals, the gate's other reads in one statement,
+//! and the stored requests with their decisions.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamp};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{screening_hits, screenings, withdrawals};
+use crate::db::schema::{rates, screening_hits, screenings, withdrawals};
 use crate::db::DbConnection;
+use crate::ledger::store::{account_atoms, rates_up_to};
+use crate::ledger::Account;
 
 /// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
 pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];
-
-/// Local-currency atoms of the user's counted withdrawals requested in the local day and in the
-/// local month, in one query: the day lies inside the month.
-pub fn spent_in_day_and_month(
-    connection: &mut DbConnection,
-    user_id: &str,
-    (day_start, day_end): (NaiveDateTime, NaiveDateTime),
-    (month_start, month_end): (NaiveDateTime, NaiveDateTime),
-) -> QueryResult<(i64, i64)> {
-    withdrawals::table
-        .filter(withdrawals::user_id.eq(user_id))
-        .filter(withdrawals::status.eq_any(COUNTED))
-        .filter(withdrawals::requested_at.ge(month_start))
-        .filter(withdrawals::requested_at.lt(month_end))
-        .select((
-            diesel::dsl::sql::<BigInt>(
-                "CAST(COALESCE(SUM(amount_local) FILTER (WHERE requested_at >= ",
-            )
-            .bind::<Timestamp, _>(day_start)
-            .sql(" AND requested_at < ")
-            .bind::<Timestamp, _>(day_end)
-            .sql("), 0) AS BIGINT)"),
-            diesel::dsl::sql::<BigInt>("CAST(COALESCE(SUM(amount_local), 0) AS BIGINT)"),
-        ))
-        .first(connection)
-}
 
 /// The user's counted withdrawals requested in `[since, before)`: time and local-currency atoms.
 pub fn counted_between(
@@ -70,45 +45,111 @@ pub fn counted_in_window(
         .load(connection)
 }
 
-/// Whether the user sent a counted withdrawal to `address` before `before`.
-pub fn address_used(
+/// The user's counted withdrawals to `address` requested before `before`.
+#[diesel::dsl::auto_type]
+fn sent_to_address<'a>(user_id: &'a str, address: &'a str, before: NaiveDateTime) -> _ {
+    let counted: [&'static str; 4] = COUNTED;
+    withdrawals::table
+        .filter(withdrawals::user_id.eq(user_id))
+        .filter(withdrawals::address.eq(address))
+        .filter(withdrawals::status.eq_any(counted))
+        .filter(withdrawals::requested_at.lt(before))
+}
+
+/// The times of the user's withdrawal requests before `before`, whatever their decision, latest
+/// first.
+#[diesel::dsl::auto_type]
+fn requests_before<'a>(user_id: &'a str, before: NaiveDateTime) -> _ {
+    withdrawals::table
+        .filter(withdrawals::user_id.eq(user_id))
+        .filter(withdrawals::requested_at.lt(before))
+        .order(withdrawals::requested_at.desc())
+        .select(withdrawals::requested_at)
+}
+
+/// The user's sanctions hits that are open, awaiting a dismissal's approval, or confirmed.
+#[diesel::dsl::auto_type]
+fn open_sanctions_hits<'a>(user_id: &'a str) -> _ {
+    let pep: &'static str = "pep";
+    let open: [&'static str; 3] = ["open", "dismissal_pending", "confirmed"];
+    screening_hits::table
+        .inner_join(screenings::table)
+        .filter(screenings::subject_ref.eq(user_id))
+        .filter(screening_hits::source.ne(pep))
+        .filter(screening_hits::status.eq_any(open))
+        .count()
+}
+
+/// Whether the user sent a counted withdrawal to `address` before `before`, and when the user
+/// last requested one at all.
+pub fn address_and_last_request(
     connection: &mut DbConnection,
     user_id: &str,
     address: &str,
     before: NaiveDateTime,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        withdrawals::table
-            .filter(withdrawals::user_id.eq(user_id))
-            .filter(withdrawals::address.eq(address))
-            .filter(withdrawals::status.eq_any(COUNTED))
-            .filter(withdrawals::requested_at.lt(before)),
+) -> QueryResult<(bool, Option<NaiveDateTime>)> {
+    diesel::select((
+        diesel::dsl::exists(sent_to_address(user_id, address, before)),
+        requests_before(user_id, before).single_value(),
     ))
     .get_result(connection)
 }
 
-/// The user's latest withdrawal request before `before`, whatever its decision.
-pub fn last_request_before(
-    connection: &mut DbConnection,
-    user_id: &str,
-    before: NaiveDateTime,
-) -> QueryResult<Option<NaiveDateTime>> {
-    withdrawals::table
-        .filter(withdrawals::user_id.eq(user_id))
-        .filter(withdrawals::requested_at.lt(before))
-        .select(diesel::dsl::max(withdrawals::requested_at))
-        .first(connection)
+/// What a withdrawal request is judged on besides the user's profile and address book.
+pub struct GateReads {
+    /// The asset's latest USD price at or before the request, and when it was observed.
+    pub usd_price: Option<(NaiveDateTime, String)>,
+    /// The latest USD rate in the jurisdiction's currency at or before the request.
+    pub fx_rate: Option<(NaiveDateTime, String)>,
+    pub available_atoms: i64,
+    pub open_sanctions_hits: i64,
+    pub address_used_before: bool,
+    pub last_request_at: Option<NaiveDateTime>,
 }
 
-/// The user's sanctions hits that are open, awaiting a dismissal's approval, or confirmed.
-pub fn open_sanctions_hits(connection: &mut DbConnection, user_id: &str) -> QueryResult<i64> {
-    screening_hits::table
-        .inner_join(screenings::table)
-        .filter(screenings::subject_ref.eq(user_id))
-        .filter(screening_hits::source.ne("pep"))
-        .filter(screening_hits::status.eq_any(["open", "dismissal_pending", "confirmed"]))
-        .count()
-        .get_result(connection)
+/// The reads of [`GateReads`] as one statement: the decision's cost is mostly round trips.
+pub fn gate_reads(
+    connection: &mut DbConnection,
+    user_id: &str,
+    asset: &str,
+    currency: &str,
+    address: &str,
+    now: NaiveDateTime,
+) -> QueryResult<GateReads> {
+    let price = || rates_up_to(asset, "USD", now);
+    let fx = || rates_up_to("USD", currency, now);
+    let available = Account::Available(user_id.to_string()).key();
+    type Row = (
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        bool,
+        Option<NaiveDateTime>,
+    );
+    let row: Row = diesel::select((
+        price().select(rates::as_of).single_value(),
+        price().select(rates::rate).single_value(),
+        fx().select(rates::as_of).single_value(),
+        fx().select(rates::rate).single_value(),
+        account_atoms(available, asset).single_value(),
+        open_sanctions_hits(user_id).single_value(),
+        diesel::dsl::exists(sent_to_address(user_id, address, now)),
+        requests_before(user_id, now).single_value(),
+    ))
+    .get_result(connection)?;
+    let (price_at, price, fx_at, fx, available_atoms, hits, address_used_before, last_request_at) =
+        row;
+    Ok(GateReads {
+        usd_price: price_at.zip(price),
+        fx_rate: fx_at.zip(fx),
+        available_atoms: available_atoms.unwrap_or(0),
+        open_sanctions_hits: hits.unwrap_or(0),
+        address_used_before,
+        last_request_at,
+    })
 }
 
 /// A withdrawal as stored and as the platform reads it.

@@ -225,6 +225,29 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
     );
     assert_eq!(balance(app, &setup, &user), before);
 
+    // Today's approved and held withdrawals count against the daily limit of 800,000 HKD, the
+    // refused ones do not: 7,800 + 8,034 + 397,800 = 413,634 HKD so far.
+    let mut over_the_day = btc(&user, "0.5", ADDRESS);
+    over_the_day["beneficiary"] = beneficiary();
+    assert_eq!(
+        decision(&withdraw(app, &setup, over_the_day)),
+        (
+            "rejected".into(),
+            vec![
+                "daily_limit_exceeded".into(),
+                "aml_rule:large-withdrawal".into()
+            ]
+        ),
+        "390,000 HKD more is 803,634 HKD in the day"
+    );
+    let mut within_the_day = btc(&user, "0.49", ADDRESS);
+    within_the_day["beneficiary"] = beneficiary();
+    assert_eq!(
+        decision(&withdraw(app, &setup, within_the_day)),
+        ("held".into(), vec!["aml_rule:large-withdrawal".into()]),
+        "382,200 HKD more is 795,834 HKD in the day"
+    );
+
     // A user without KYC cannot withdraw at all.
     let unverified = app.create_user(&setup.platform, "w-unverified");
     fund(app, &setup, &unverified, "1");
@@ -279,7 +302,7 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
     assert_eq!(read.json(), approved.json());
     let audited =
         app.query_text("SELECT action AS value FROM audit_log WHERE action = 'withdrawal.request'");
-    assert_eq!(audited.len(), 9);
+    assert_eq!(audited.len(), 11);
     let user_token = app.token(Role::User, None, Some(&user));
     app.get(&format!("/v1/withdrawals/{id}"), Some(&user_token))
         .problem(403);

@@ -7,7 +7,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::service::{record_alerts, rule_hits, Subject};
+use super::service::{record_alerts, rule_hits, History, Subject};
 use crate::db::{write_transaction, Db};
 use crate::error::AppError;
 use crate::jurisdiction::Jurisdictions;
@@ -60,6 +60,13 @@ pub fn run(
             let (_, account_opened_at) = crate::users::store::residence(connection, &row.user_id)?
                 .ok_or_else(|| AppError::NotFound(format!("no user {}", row.user_id)))?;
             let profile = crate::kyc::store::profile(connection, &row.user_id)?;
+            let history = History::read_before(
+                connection,
+                jurisdiction,
+                &row.user_id,
+                &row.address,
+                row.requested_at,
+            )?;
             let hits = rule_hits(
                 connection,
                 jurisdiction,
@@ -78,6 +85,7 @@ pub fn run(
                     risk_level: profile.as_ref().map(|p| p.risk_level.as_str()),
                     next_review_at: profile.as_ref().map(|p| p.next_review_at),
                 },
+                &history,
             )?;
             record_alerts(
                 connection,

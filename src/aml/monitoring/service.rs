@@ -26,12 +26,44 @@ pub struct Subject<'a> {
     pub next_review_at: Option<NaiveDateTime>,
 }
 
+/// The user's withdrawals before the one judged, as the rules see them.
+pub struct History {
+    /// Counted withdrawals (time, local-currency atoms), from at least the rules' look-back
+    /// before the request; any at or after the request are not looked at.
+    pub counted: Vec<(NaiveDateTime, Option<i64>)>,
+    pub address_used_before: bool,
+    /// The user's latest earlier request, whatever its decision.
+    pub last_request_at: Option<NaiveDateTime>,
+}
+
+impl History {
+    /// The history before a withdrawal stored earlier (the daily batch): what the gate saw.
+    pub fn read_before(
+        connection: &mut DbConnection,
+        jurisdiction: &Jurisdiction,
+        user_id: &str,
+        address: &str,
+        requested_at: NaiveDateTime,
+    ) -> Result<History, AppError> {
+        let since = requested_at - jurisdiction.monitoring.look_back();
+        let counted = withdrawals::counted_between(connection, user_id, since, requested_at)?;
+        let (address_used_before, last_request_at) =
+            withdrawals::address_and_last_request(connection, user_id, address, requested_at)?;
+        Ok(History {
+            counted,
+            address_used_before,
+            last_request_at,
+        })
+    }
+}
+
 /// The jurisdiction's rules that the withdrawal triggers, judged on the history before it.
 pub fn rule_hits(
     connection: &mut DbConnection,
     jurisdiction: &Jurisdiction,
     currency_scale: u32,
     subject: &Subject,
+    history: &History,
 ) -> Result<Vec<RuleHit>, AppError> {
     let rules = &jurisdiction.monitoring;
     if rules.rules.is_empty() {
@@ -40,14 +72,15 @@ pub fn rule_hits(
     let now = subject.requested_at;
     let since = now - rules.look_back();
     let to_local = |atoms: i64| Decimal::from_i128_with_scale(i128::from(atoms), currency_scale);
-    let recent_withdrawals: Vec<PastWithdrawal> =
-        withdrawals::counted_between(connection, subject.user_id, since, now)?
-            .into_iter()
-            .map(|(requested_at, amount_local)| PastWithdrawal {
-                requested_at,
-                amount_local: amount_local.map(to_local),
-            })
-            .collect();
+    let recent_withdrawals: Vec<PastWithdrawal> = history
+        .counted
+        .iter()
+        .filter(|(requested_at, _)| (since..now).contains(requested_at))
+        .map(|&(requested_at, amount_local)| PastWithdrawal {
+            requested_at,
+            amount_local: amount_local.map(to_local),
+        })
+        .collect();
     let recent_payouts = crate::ledger::store::payouts_received_between(
         connection,
         subject.user_id,
@@ -63,13 +96,8 @@ pub fn rule_hits(
         available_atoms: subject.available_atoms,
         recent_withdrawals: &recent_withdrawals,
         recent_payouts: &recent_payouts,
-        address_used_before: withdrawals::address_used(
-            connection,
-            subject.user_id,
-            subject.address,
-            now,
-        )?,
-        last_withdrawal_at: withdrawals::last_request_before(connection, subject.user_id, now)?,
+        address_used_before: history.address_used_before,
+        last_withdrawal_at: history.last_request_at,
         account_opened_at: subject.account_opened_at,
         risk_level: subject.risk_level,
         review_due: subject.next_review_at.is_some_and(|due| due <= now),
