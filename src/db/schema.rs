@@ -363,7 +363,7 @@ diesel::table! {
         fx_rate -> Nullable<Text>,
         price_at -> Nullable<Timestamp>,
         beneficiary_encrypted -> Nullable<Text>,
-        hold_seq -> Nullable<BigInt>,
+        hold_transaction_id -> Nullable<Text>,
         requested_at -> Timestamp,
         requested_by -> Text,
         status -> Text,

@@ -128,6 +128,10 @@ pub fn seed(
                     actors.platform,
                     None,
                 )
+                .and_then(|(view, appends)| {
+                    appends.write(connection)?;
+                    Ok(view)
+                })
             })
         };
         let mut decisions = Vec::new();

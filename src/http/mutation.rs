@@ -9,11 +9,16 @@ use crate::db::{write_transaction, Db, DbConnection};
 use crate::error::AppError;
 use crate::idempotency::store;
 
+/// Writes that a mutation leaves for last in its transaction.
+pub type LastWrites = Box<dyn FnOnce(&mut DbConnection) -> Result<(), AppError> + Send>;
+
 /// The result of a mutation: the response, and what to keep for replays (secrets removed).
 pub struct Outcome {
     pub status: StatusCode,
     pub body: serde_json::Value,
     pub stored_body: serde_json::Value,
+    /// Run after the response is stored, just before the commit.
+    last_writes: Option<LastWrites>,
 }
 
 impl Outcome {
@@ -23,7 +28,16 @@ impl Outcome {
             status,
             stored_body: body.clone(),
             body,
+            last_writes: None,
         })
+    }
+
+    /// Leaves `writes` for last: chain appends, whose chain head stays locked until the commit
+    /// and serialises every writer of that chain, so nothing else should come between them and
+    /// the commit.
+    pub fn with_last_writes(mut self, writes: LastWrites) -> Outcome {
+        self.last_writes = Some(writes);
+        self
     }
 
     /// A replay returns `stored_body` instead of `body` (e.g. a token secret is shown only once).
@@ -145,7 +159,7 @@ where
             });
         }
     }
-    let outcome = work(connection)?;
+    let mut outcome = work(connection)?;
     if let Some(key) = &request.key {
         store::complete(
             connection,
@@ -154,6 +168,9 @@ where
             outcome.status.as_u16(),
             &outcome.stored_body.to_string(),
         )?;
+    }
+    if let Some(writes) = outcome.last_writes.take() {
+        writes(connection)?;
     }
     Ok(Attempt::Fresh(outcome))
 }

@@ -510,6 +510,26 @@ pub fn record(
     transfer: Transfer,
     actor: &Actor,
 ) -> Result<LedgerEntry, AppError> {
+    record_entry(connection, transfer, actor, None)
+}
+
+/// [`record`] under a transaction id chosen by the caller, so that other rows can name the entry
+/// before it is written.
+pub fn record_as(
+    connection: &mut DbConnection,
+    transfer: Transfer,
+    actor: &Actor,
+    transaction_id: String,
+) -> Result<LedgerEntry, AppError> {
+    record_entry(connection, transfer, actor, Some(transaction_id))
+}
+
+fn record_entry(
+    connection: &mut DbConnection,
+    transfer: Transfer,
+    actor: &Actor,
+    transaction_id: Option<String>,
+) -> Result<LedgerEntry, AppError> {
     if transfer.kind == EntryKind::Reversal {
         return Err(AppError::bad_field(
             "kind",
@@ -543,6 +563,9 @@ pub fn record(
         &actor.id,
     );
     entry.reason = transfer.reason;
+    if let Some(transaction_id) = transaction_id {
+        entry.transaction_id = transaction_id;
+    }
     append_checked(connection, entry, debits_user)
 }
 
@@ -1317,6 +1340,19 @@ pub fn balance_before(
         .select(sum)
         .first(connection)?;
     Ok(credits - debits)
+}
+
+/// The sequence number of the user's first entry in a transaction.
+pub fn transaction_seq(
+    connection: &mut DbConnection,
+    user_id: &str,
+    transaction_id: &str,
+) -> QueryResult<Option<i64>> {
+    ledger_entries::table
+        .filter(ledger_entries::user_id.eq(user_id))
+        .filter(ledger_entries::transaction_id.eq(transaction_id))
+        .select(diesel::dsl::min(ledger_entries::seq))
+        .first(connection)
 }
 
 /// Walks the ledger chain, then checks every stored balance against the entries' sums.

@@ -756,25 +756,25 @@ pub fn str_transactions(
             ledger_entries::fmv_usd,
         ))
         .load(connection)?;
-    let held: BTreeMap<i64, (String, String, Option<i64>, String)> = withdrawals::table
+    let held: BTreeMap<String, (String, String, Option<i64>, String)> = withdrawals::table
         .filter(withdrawals::user_id.eq(user_id))
-        .filter(withdrawals::hold_seq.is_not_null())
+        .filter(withdrawals::hold_transaction_id.is_not_null())
         .select((
-            withdrawals::hold_seq,
+            withdrawals::hold_transaction_id,
             withdrawals::address,
             withdrawals::network,
             withdrawals::amount_local,
             withdrawals::currency,
         ))
-        .load::<(Option<i64>, String, String, Option<i64>, String)>(connection)?
+        .load::<(Option<String>, String, String, Option<i64>, String)>(connection)?
         .into_iter()
-        .filter_map(|(seq, address, network, local, currency)| {
-            Some((seq?, (address, network, local, currency)))
+        .filter_map(|(hold, address, network, local, currency)| {
+            Some((hold?, (address, network, local, currency)))
         })
         .collect();
     let mut transactions = Vec::with_capacity(entries.len());
     for (seq, transaction_id, kind, asset, amount, occurred_at, fmv_usd) in entries {
-        let withdrawal = held.get(&seq);
+        let withdrawal = held.get(&transaction_id);
         let amount_local = match withdrawal {
             Some((_, _, Some(atoms), code)) if code == currency => {
                 Some(in_units(&assets, code, i128::from(*atoms)))

@@ -150,9 +150,10 @@ pub async fn request_withdrawal(
             beneficiary: beneficiary.clone(),
             beneficiary_complete,
         };
-        let view =
+        let (view, appends) =
             gate(&app_state).request(connection, &request, &actor, Some(request_id.0.clone()))?;
-        Outcome::new(StatusCode::CREATED, &view)
+        Ok(Outcome::new(StatusCode::CREATED, &view)?
+            .with_last_writes(Box::new(move |connection| appends.write(connection))))
     })
     .await
 }

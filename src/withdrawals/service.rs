@@ -170,7 +170,7 @@ impl Gate<'_> {
         request: &Request,
         actor: &Actor,
         request_id: Option<String>,
-    ) -> Result<WithdrawalView, AppError> {
+    ) -> Result<(WithdrawalView, ChainAppends), AppError> {
         let (residence, account_opened_at) =
             crate::users::store::residence(connection, &request.user_id)?.ok_or_else(|| {
                 AppError::invalid_field(
@@ -300,24 +300,19 @@ impl Gate<'_> {
             rule_hits: &rule_hits,
         });
         let id = uuid::Uuid::new_v4().to_string();
-        let hold_seq = if decision == Decision::Rejected {
-            None
-        } else {
-            let entry = ledger::record(
-                connection,
-                Transfer {
-                    kind: EntryKind::WithdrawalHold,
-                    user_id: request.user_id.clone(),
-                    asset: request.asset.clone(),
-                    amount,
-                    occurred_at: now,
-                    to_user: false,
-                    reason: Some(format!("withdrawal {id}")),
-                },
-                actor,
-            )?;
-            Some(entry.seq)
-        };
+        // The hold is written last (see `ChainAppends`); the row names it by its transaction.
+        let hold = (decision != Decision::Rejected).then(|| Hold {
+            transfer: Transfer {
+                kind: EntryKind::WithdrawalHold,
+                user_id: request.user_id.clone(),
+                asset: request.asset.clone(),
+                amount,
+                occurred_at: now,
+                to_user: false,
+                reason: Some(format!("withdrawal {id}")),
+            },
+            transaction_id: uuid::Uuid::new_v4().to_string(),
+        });
         let amount_local = local
             .as_ref()
             .map(|value| {
@@ -350,7 +345,7 @@ impl Gate<'_> {
                         .encrypt(&data.to_string(), &format!("withdrawals.beneficiary:{id}"))
                 })
                 .transpose()?,
-            hold_seq,
+            hold_transaction_id: hold.as_ref().map(|hold| hold.transaction_id.clone()),
             requested_at: now,
             requested_by: actor.id.clone(),
             status: decision.as_str().to_string(),
@@ -370,24 +365,55 @@ impl Gate<'_> {
             &id,
             "withdrawal",
         )?;
-        audit::append(
-            connection,
-            NewAuditEntry::new(
-                actor.clone(),
-                "withdrawal.request",
-                "withdrawal",
-                &id,
-                request_id,
-            )
-            .details(serde_json::json!({
-                "user_id": request.user_id,
-                "asset": request.asset,
-                "amount": amount_text,
-                "decision": decision,
-                "reasons": reasons.iter().map(|reason| &reason.code).collect::<Vec<_>>(),
-                "held_account": hold_seq.map(|_| Account::Held(request.user_id.clone()).key()),
-            })),
-        )?;
-        WithdrawalView::from_row(row, &assets)
+        let audit = NewAuditEntry::new(
+            actor.clone(),
+            "withdrawal.request",
+            "withdrawal",
+            &id,
+            request_id,
+        )
+        .details(serde_json::json!({
+            "user_id": request.user_id,
+            "asset": request.asset,
+            "amount": amount_text,
+            "decision": decision,
+            "reasons": reasons.iter().map(|reason| &reason.code).collect::<Vec<_>>(),
+            "held_account": hold.as_ref().map(|_| Account::Held(request.user_id.clone()).key()),
+        }));
+        let view = WithdrawalView::from_row(row, &assets)?;
+        Ok((
+            view,
+            ChainAppends {
+                hold,
+                actor: actor.clone(),
+                audit,
+            },
+        ))
+    }
+}
+
+/// The ledger hold of an approved or held withdrawal.
+struct Hold {
+    transfer: Transfer,
+    transaction_id: String,
+}
+
+/// What a decision appends to the ledger and the audit chains. Each append locks its chain's
+/// head until the commit, and every ledger writer waits for that lock, so the caller writes these
+/// last, after the stored response (`Outcome::with_last_writes`): the head is then held for the
+/// two appends and the commit only.
+pub struct ChainAppends {
+    hold: Option<Hold>,
+    actor: Actor,
+    audit: NewAuditEntry,
+}
+
+impl ChainAppends {
+    pub fn write(self, connection: &mut DbConnection) -> Result<(), AppError> {
+        if let Some(hold) = self.hold {
+            ledger::record_as(connection, hold.transfer, &self.actor, hold.transaction_id)?;
+        }
+        audit::append(connection, self.audit)?;
+        Ok(())
     }
 }

@@ -172,7 +172,8 @@ pub struct WithdrawalRow {
     #[serde(with = "crate::utc::option")]
     pub price_at: Option<NaiveDateTime>,
     pub beneficiary_encrypted: Option<String>,
-    pub hold_seq: Option<i64>,
+    /// The transaction id of the ledger hold of an approved or held withdrawal.
+    pub hold_transaction_id: Option<String>,
     #[serde(with = "crate::utc")]
     pub requested_at: NaiveDateTime,
     pub requested_by: String,

@@ -14,6 +14,7 @@ backend_tests!(
     a_regulator_reads_its_own_jurisdiction_only,
     an_altered_byte_fails_verification,
     a_case_str_names_the_subject_and_the_ledger_transactions,
+    a_case_str_names_where_a_withdrawal_went,
     the_ledger_integrity_report_states_the_chain_and_its_totals,
     a_schedule_makes_each_closed_period_once_and_tells_the_regulator,
     a_regulator_downloads_its_reports_in_the_console,
@@ -592,6 +593,36 @@ fn a_case_str_names_the_subject_and_the_ledger_transactions(app: &TestApp) {
     ));
     assert_eq!(audited.len(), 1);
     assert!(audited[0].contains("str.xml"));
+}
+
+fn a_case_str_names_where_a_withdrawal_went(app: &TestApp) {
+    use crate::withdrawals::{btc, decision, setup, verified_user, withdraw, ADDRESS};
+    let setup = setup(app);
+    let user = verified_user(app, &setup, "1");
+    let approved = withdraw(app, &setup, btc(&user, "0.01", ADDRESS));
+    assert_eq!(decision(&approved).0, "approved");
+    let case = uuid::Uuid::new_v4().to_string();
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
+    app.execute_sql(&format!(
+        "INSERT INTO cases (id, jurisdiction, user_id, title, status, outcome, opened_by, \
+         opened_at, closed_by, closed_at, closing_reason) VALUES ('{case}', 'HK', '{user}', \
+         'Withdrawn on arrival', 'closed', 'str_filed', 'officer-1', '{now}', 'officer-2', \
+         '{now}', 'STR filed')"
+    ))
+    .unwrap();
+    let officer = app.token(Role::Officer, None, None);
+    let response = app.post(
+        &format!("/v1/cases/{case}/str-report"),
+        Some(&officer),
+        &json!({}),
+    );
+    assert_eq!(response.status, 201, "{}", response.body);
+    let xml = String::from_utf8(download(app, &officer, &response.json(), "str.xml")).unwrap();
+    // The payout that funded the user has no counterparty; the withdrawal's hold names the
+    // address it went to.
+    assert_eq!(xml.matches("<transaction>").count(), 2, "{xml}");
+    assert_eq!(xml.matches(ADDRESS).count(), 1, "{xml}");
+    assert!(xml.contains("External wallet (bitcoin)"), "{xml}");
 }
 
 #[test]

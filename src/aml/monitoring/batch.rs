@@ -49,7 +49,14 @@ pub fn run(
         summary.withdrawals += 1;
         // One transaction per withdrawal: a long batch never holds the write lock for long.
         summary.new_alerts += write_transaction(&mut connection, |connection| {
-            let hold_seq = row.hold_seq.unwrap_or(i64::MAX);
+            // The balance just before the hold; a rejected withdrawal has none.
+            let hold_seq = match &row.hold_transaction_id {
+                Some(transaction_id) => {
+                    crate::ledger::store::transaction_seq(connection, &row.user_id, transaction_id)?
+                }
+                None => None,
+            }
+            .unwrap_or(i64::MAX);
             let available_atoms = crate::ledger::store::balance_before(
                 connection,
                 &row.user_id,
