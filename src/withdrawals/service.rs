@@ -1,6 +1,7 @@
 //! One withdrawal request through the gate, inside the caller's transaction: the facts are
-//! gathered under the user's lock, the decision taken, and for an approved or held withdrawal the
-//! amount moved to "withdrawal in flight" in the ledger at once.
+//! gathered under the user's lock, the decision taken and stored, and for an approved or held
+//! withdrawal the amount moved to "withdrawal in flight" in the ledger in the same transaction
+//! (by the returned [`ChainAppends`], which the caller writes last).
 
 use chrono::NaiveDateTime;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -164,6 +165,8 @@ impl Gate<'_> {
         }))
     }
 
+    /// Decides and stores the request; the caller then writes the returned chain appends in the
+    /// same transaction, as its last writes.
     pub fn request(
         &self,
         connection: &mut DbConnection,
