@@ -22,6 +22,7 @@ backend_tests!(
     officers_release_or_reject_held_withdrawals_with_four_eyes_above_the_amount,
     rule_and_screening_hits_become_alerts_that_officers_work_in_cases,
     the_daily_batch_judges_withdrawals_again_under_the_current_rules,
+    the_daily_batch_judges_each_withdrawal_on_the_balance_before_its_hold,
     officers_work_alerts_cases_and_held_withdrawals_in_the_console,
 );
 
@@ -649,29 +650,13 @@ fn the_daily_batch_judges_withdrawals_again_under_the_current_rules(app: &TestAp
 
     // Tightened: structuring from two withdrawals (version 2). The batch flags the second
     // withdrawal, once however often it runs.
-    let directory = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions");
-    std::fs::create_dir(directory.path().join("lists")).unwrap();
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            if path.ends_with("HK.toml") {
-                text = text.replace(
-                    "id = \"structuring\"\nversion = 1",
-                    "id = \"structuring\"\nversion = 2",
-                );
-                text = text.replace("min_count = 3", "min_count = 2");
-            }
-            std::fs::write(directory.path().join(path.file_name().unwrap()), text).unwrap();
-        }
-    }
-    std::fs::copy(
-        source.join("lists/fatf.toml"),
-        directory.path().join("lists/fatf.toml"),
-    )
-    .unwrap();
-    let tightened = hashgate::jurisdiction::Jurisdictions::load(directory.path()).unwrap();
+    let tightened = jurisdictions_with_hk_edits(&[
+        (
+            "id = \"structuring\"\nversion = 1",
+            "id = \"structuring\"\nversion = 2",
+        ),
+        ("min_count = 3", "min_count = 2"),
+    ]);
     let start = chrono::Utc::now()
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -697,6 +682,81 @@ fn the_daily_batch_judges_withdrawals_again_under_the_current_rules(app: &TestAp
         .unwrap();
     assert_eq!(alert["rule_version"], 2);
     assert_eq!(alert["detected_by"], "daily_batch");
+}
+
+/// The shipped jurisdictions, with Hong Kong's file edited by `edits` (text replacements).
+fn jurisdictions_with_hk_edits(edits: &[(&str, &str)]) -> hashgate::jurisdiction::Jurisdictions {
+    let directory = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions");
+    std::fs::create_dir(directory.path().join("lists")).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if path.ends_with("HK.toml") {
+                for (from, to) in edits {
+                    assert!(text.contains(from), "HK.toml has no `{from}`");
+                    text = text.replace(from, to);
+                }
+            }
+            std::fs::write(directory.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    std::fs::copy(
+        source.join("lists/fatf.toml"),
+        directory.path().join("lists/fatf.toml"),
+    )
+    .unwrap();
+    hashgate::jurisdiction::Jurisdictions::load(directory.path()).unwrap()
+}
+
+fn the_daily_batch_judges_each_withdrawal_on_the_balance_before_its_hold(app: &TestApp) {
+    let setup = setup(app);
+    // 0.05 BTC paid a minute ago (fresh), and 0.10 BTC two days ago (old).
+    let user = verified_user(app, &setup, "0.05");
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    let old = app.post(
+        "/v1/payouts",
+        Some(&setup.platform),
+        &json!({"payouts": [{
+            "user_id": user, "asset": "BTC", "amount": "0.1", "occurred_at": two_days_ago,
+            "order_id": "order-1", "facility_id": "qc-montreal-1", "external_id": "old-payout"
+        }]}),
+    );
+    assert_eq!(old.status, 200, "{}", old.body);
+    let send = |amount: &str| {
+        let mut body = btc(&user, amount, ADDRESS);
+        body["beneficiary"] = beneficiary();
+        let response = withdraw(app, &setup, body);
+        assert_eq!(decision(&response), ("approved".into(), vec![]));
+        response.json()["id"].as_str().unwrap().to_string()
+    };
+    // The old 0.10 covers the first 0.04 of 0.15: nothing fresh is spent.
+    send("0.04");
+    // The second 0.09 of the 0.11 left spends 0.03 of the fresh payout: a third, under 90 %.
+    let second = send("0.09");
+    // At 30 % the batch flags the second only. Judged on what is left now (0.02 BTC), both
+    // would look mostly fresh.
+    let tightened = jurisdictions_with_hk_edits(&[
+        (
+            "id = \"rapid-in-out\"\nversion = 1",
+            "id = \"rapid-in-out\"\nversion = 2",
+        ),
+        ("min_share_percent = \"90\"", "min_share_percent = \"30\""),
+    ]);
+    let now = chrono::Utc::now().naive_utc();
+    let summary = hashgate::aml::monitoring::batch::run(
+        &app.state_db,
+        &tightened,
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(1),
+    )
+    .unwrap();
+    assert_eq!((summary.withdrawals, summary.new_alerts), (2, 1));
+    let flagged = app.query_text(
+        "SELECT withdrawal_id AS value FROM alerts WHERE rule_id = 'rapid-in-out' AND rule_version = 2",
+    );
+    assert_eq!(flagged, vec![second]);
 }
 
 /// A received request: lower-cased header names with values, and the body.
