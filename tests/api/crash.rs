@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::common::{free_port, sql_count, TestApp};
 use crate::monitoring::Receiver;
 use crate::smtp::SmtpServer;
-use crate::withdrawals::{beneficiary, btc, setup, verified_user, ADDRESS};
+use crate::withdrawals::{beneficiary, btc, btc_with_beneficiary, setup, verified_user, ADDRESS};
 
 /// The client sends at least this many rounds, and goes on until the service was killed
 /// `KILLS` times.
@@ -153,8 +153,7 @@ fn a_service_killed_at_random_loses_nothing_and_applies_nothing_twice() {
                         // A large withdrawal is held; the officer rejects it: a webhook and an
                         // e-mail each.
                         let key = format!("large-{round}");
-                        let mut large = btc(user, "0.2", ADDRESS);
-                        large["beneficiary"] = beneficiary();
+                        let large = btc_with_beneficiary(user, "0.2");
                         let (status, body) = until_answered(
                             &agent,
                             &format!("{base}/v1/withdrawals"),

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::common::{TestApp, TEST_BODY_LIMIT};
 use crate::withdrawals::{
-    balance, beneficiary, btc, decision, setup, verified_user, withdraw, Setup, ADDRESS,
+    balance, btc, btc_with_beneficiary, decision, setup, verified_user, withdraw, Setup, ADDRESS,
 };
 
 backend_tests!(
@@ -185,8 +185,7 @@ fn review(
 fn large_held(app: &TestApp, setup: &Setup, user: &str) -> String {
     // 0.2 BTC = 156,000 HKD: a large withdrawal (HK: from 120,000 HKD), above the 78,000 HKD
     // four-eyes amount.
-    let mut body = btc(user, "0.2", ADDRESS);
-    body["beneficiary"] = beneficiary();
+    let body = btc_with_beneficiary(user, "0.2");
     let held = withdraw(app, setup, body);
     assert_eq!(
         decision(&held),
@@ -725,8 +724,7 @@ fn the_daily_batch_judges_each_withdrawal_on_the_balance_before_its_hold(app: &T
     );
     assert_eq!(old.status, 200, "{}", old.body);
     let send = |amount: &str| {
-        let mut body = btc(&user, amount, ADDRESS);
-        body["beneficiary"] = beneficiary();
+        let body = btc_with_beneficiary(&user, amount);
         let response = withdraw(app, &setup, body);
         assert_eq!(decision(&response), ("approved".into(), vec![]));
         response.json()["id"].as_str().unwrap().to_string()

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::backend_tests;
 use crate::common::{free_port, TestApp};
 use crate::kyc::{multipart, personal_data, tier2_documents, ID_CARD};
-use crate::withdrawals::{beneficiary, btc, decision, setup, verified_user, withdraw, ADDRESS};
+use crate::withdrawals::{btc_with_beneficiary, decision, setup, verified_user, withdraw};
 
 backend_tests!(personal_data_is_not_in_the_raw_database_files);
 
@@ -163,8 +163,7 @@ fn a_full_run_logs_no_token_key_password_or_personal_datum() {
     let setup = setup(&app);
     store_personal_data(&app);
     let user = verified_user(&app, &setup, "1");
-    let mut travel = btc(&user, "0.02", ADDRESS);
-    travel["beneficiary"] = beneficiary();
+    let travel = btc_with_beneficiary(&user, "0.02");
     let withdrawn = withdraw(&app, &setup, travel);
     assert_eq!(decision(&withdrawn).0, "approved", "{}", withdrawn.body);
     let session = app.console_session(&setup.officer);

@@ -124,6 +124,14 @@ pub fn withdraw(app: &TestApp, setup: &Setup, body: Value) -> Response {
     )
 }
 
+/// A BTC withdrawal to the booked address with the beneficiary data the travel rule asks for at
+/// or above its threshold.
+pub fn btc_with_beneficiary(user_id: &str, amount: &str) -> Value {
+    let mut body = btc(user_id, amount, ADDRESS);
+    body["beneficiary"] = beneficiary();
+    body
+}
+
 pub fn btc(user_id: &str, amount: &str, address: &str) -> Value {
     json!({"user_id": user_id, "asset": "BTC", "amount": amount, "network": "bitcoin", "address": address})
 }
@@ -186,14 +194,12 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
         decision(&missing),
         ("rejected".into(), vec!["travel_rule_data_missing".into()])
     );
-    let mut with_data = btc(&user, "0.0103", ADDRESS);
-    with_data["beneficiary"] = beneficiary();
+    let with_data = btc_with_beneficiary(&user, "0.0103");
     assert_eq!(decision(&withdraw(app, &setup, with_data)).0, "approved");
 
     // 0.52 BTC = 405,600 HKD: over tier 2's single limit of 400,000 HKD; 0.51 is not, but at
     // 397,800 HKD it is a large withdrawal (HK rule: at least 120,000 HKD), held for an officer.
-    let mut over = btc(&user, "0.52", ADDRESS);
-    over["beneficiary"] = beneficiary();
+    let over = btc_with_beneficiary(&user, "0.52");
     assert_eq!(
         decision(&withdraw(app, &setup, over)),
         (
@@ -204,8 +210,7 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
             ]
         )
     );
-    let mut under = btc(&user, "0.51", ADDRESS);
-    under["beneficiary"] = beneficiary();
+    let under = btc_with_beneficiary(&user, "0.51");
     let held = withdraw(app, &setup, under);
     assert_eq!(
         decision(&held),
@@ -215,8 +220,7 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
 
     // More than is left: refused, and nothing moves.
     let before = balance(app, &setup, &user);
-    let mut too_much = btc(&user, "1.5", ADDRESS);
-    too_much["beneficiary"] = beneficiary();
+    let too_much = btc_with_beneficiary(&user, "1.5");
     let (verdict, codes) = decision(&withdraw(app, &setup, too_much));
     assert_eq!(verdict, "rejected");
     assert!(
@@ -227,8 +231,7 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
 
     // Today's approved and held withdrawals count against the daily limit of 800,000 HKD, the
     // refused ones do not: 7,800 + 8,034 + 397,800 = 413,634 HKD so far.
-    let mut over_the_day = btc(&user, "0.5", ADDRESS);
-    over_the_day["beneficiary"] = beneficiary();
+    let over_the_day = btc_with_beneficiary(&user, "0.5");
     assert_eq!(
         decision(&withdraw(app, &setup, over_the_day)),
         (
@@ -240,8 +243,7 @@ fn decisions_carry_every_reason_and_move_money_only_when_allowed(app: &TestApp) 
         ),
         "390,000 HKD more is 803,634 HKD in the day"
     );
-    let mut within_the_day = btc(&user, "0.49", ADDRESS);
-    within_the_day["beneficiary"] = beneficiary();
+    let within_the_day = btc_with_beneficiary(&user, "0.49");
     assert_eq!(
         decision(&withdraw(app, &setup, within_the_day)),
         ("held".into(), vec!["aml_rule:large-withdrawal".into()]),
