@@ -110,9 +110,14 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
     let days = options.days.min(365);
     let written = crate::bench::ingest_all(&mut connection, year_payouts(&users, days), staleness)?;
     // Vacuumed as a running database is: otherwise autovacuum works through the fresh bulk load
-    // during the timed runs, on the same two cores.
+    // during the timed runs, on the same two cores. The checkpoint then writes what the load and
+    // the vacuum dirtied (at full size, gigabytes), which the timed runs would otherwise share
+    // the disk with.
     if backend == Backend::Postgres {
-        diesel::connection::SimpleConnection::batch_execute(&mut *connection, "VACUUM ANALYZE")?;
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *connection,
+            "VACUUM ANALYZE; CHECKPOINT",
+        )?;
     }
     writeln!(
         out,
@@ -158,6 +163,39 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
         latency_line(
             &format!("statement as JSON ({days} payouts, {json_bytes} bytes)"),
             compute_samples
+        )
+    )?;
+    // The same computation for many users, each for the first time: their entries are not yet
+    // in the database's cache.
+    let stride = (users.len() / options.samples).max(1);
+    let first_statements = users
+        .iter()
+        .step_by(stride)
+        .skip(1)
+        .take(options.samples)
+        .map(|user| {
+            let started = Instant::now();
+            super::service::user_report(
+                &mut connection,
+                &cipher,
+                &jurisdictions,
+                staleness,
+                (user, YEAR),
+                None,
+            )
+            .map_err(problem)?;
+            Ok(started.elapsed())
+        })
+        .collect::<anyhow::Result<Vec<Duration>>>()?;
+    writeln!(
+        out,
+        "{name}: {}",
+        latency_line(
+            &format!(
+                "statement as JSON, each of {} users' first",
+                first_statements.len()
+            ),
+            first_statements
         )
     )?;
     let (holder, report) = report_of(&mut connection)?;
