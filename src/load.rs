@@ -480,7 +480,7 @@ fn check_invariants(database_url: &str, out: &mut String) -> anyhow::Result<bool
     let over_allocated: i64 = certificate::certificates
         .filter((certificate::allocated_wh + certificate::retired_wh).gt(certificate::volume_wh))
         .count()
-        .get_result(&mut *connection)?;
+        .get_result(&mut **connection)?;
     writeln!(
         out,
         "certificates allocated beyond their volume: {over_allocated}"

@@ -250,7 +250,7 @@ fn bench_backend(
         .collect();
     insert_certificates(&mut connection, certificates).map_err(problem)?;
     if backend == Backend::Postgres {
-        diesel::connection::SimpleConnection::batch_execute(&mut *connection, "ANALYZE")?;
+        diesel::connection::SimpleConnection::batch_execute(&mut **connection, "ANALYZE")?;
     }
     writeln!(
         out,

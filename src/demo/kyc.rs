@@ -325,7 +325,7 @@ pub fn seed_applications(db: &Db, kyc: Kyc, officers: (&Actor, &Actor)) -> Resul
                         kyc_applications::submitted_at.eq(submitted_at),
                         kyc_applications::due_at.eq(submitted_at + Duration::hours(i64::from(sla))),
                     ))
-                    .execute(&mut connection)?;
+                    .execute(&mut **connection)?;
             }
             Left::AwaitingSecondApproval => {
                 write_transaction(&mut connection, |c| {

@@ -172,7 +172,7 @@ pub fn deliver_due(
                         webhook_outbox::locked_until.eq(None::<NaiveDateTime>),
                         webhook_outbox::last_error.eq(None::<String>),
                     ))
-                    .execute(&mut connection)?;
+                    .execute(&mut **connection)?;
                 delivered += 1;
             }
             Err(error) => {
@@ -188,7 +188,7 @@ pub fn deliver_due(
                             .take(1000)
                             .collect::<String>()),
                     ))
-                    .execute(&mut connection)?;
+                    .execute(&mut **connection)?;
             }
         }
     }

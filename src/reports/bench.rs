@@ -67,7 +67,7 @@ fn bench_backend(
         crate::bench::payout_rows_within(&users, "report", options.payouts, (QUARTER_START, 92));
     let written = crate::bench::ingest_all(&mut connection, rows, chrono::Duration::days(2))?;
     if backend == Backend::Postgres {
-        diesel::connection::SimpleConnection::batch_execute(&mut *connection, "VACUUM ANALYZE")?;
+        diesel::connection::SimpleConnection::batch_execute(&mut **connection, "VACUUM ANALYZE")?;
     }
     writeln!(
         out,

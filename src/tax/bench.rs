@@ -115,7 +115,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
     // the disk with.
     if backend == Backend::Postgres {
         diesel::connection::SimpleConnection::batch_execute(
-            &mut *connection,
+            &mut **connection,
             "VACUUM ANALYZE; CHECKPOINT",
         )?;
     }

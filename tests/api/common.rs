@@ -316,7 +316,7 @@ impl TestApp {
         }
         let mut connection = self.state_db.connection().unwrap();
         diesel::sql_query(sql)
-            .load::<Row>(&mut *connection)
+            .load::<Row>(&mut **connection)
             .unwrap()
             .into_iter()
             .map(|row| row.value)

@@ -315,3 +315,59 @@ fn postgres_restarted_under_the_service_reports_not_ready_recovers_and_loses_not
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains("internal error"), "{log}");
 }
+
+/// A pooled connection handed back moments ago is lent again without a test query. If its
+/// server session ended meanwhile (killed, or lost in a fail-over), the one piece of work it is
+/// lent to fails as a retryable 503, never a 500, and the next one gets a tested connection.
+#[test]
+#[cfg_attr(
+    not(hashgate_postgres_tests),
+    ignore = "PostgreSQL suite SKIPPED: HASHGATE_TEST_POSTGRES_URL is not set"
+)]
+fn a_pooled_connection_whose_session_ended_fails_one_request_at_most() {
+    use diesel::RunQueryDsl;
+    use hashgate::db::{Backend, Db, DbConnection};
+    use hashgate::error::AppError;
+
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    fn session_pid(connection: &mut DbConnection) -> Result<i32, AppError> {
+        let row: Pid =
+            diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result(connection)?;
+        Ok(row.pid)
+    }
+
+    let app = TestApp::spawn(Backend::Postgres);
+    // One connection, so every piece of work below is lent the same one while it lives.
+    let db = Db::open(&app.settings.database_url, 1).unwrap();
+    actix_web::rt::System::new().block_on(async {
+        let first = db.run(session_pid).await.unwrap();
+        assert_eq!(db.run(session_pid).await.unwrap(), first);
+
+        app.execute_sql(&format!("SELECT pg_terminate_backend({first})"))
+            .unwrap();
+        let ended = Instant::now();
+        let alive = format!("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = {first}");
+        while sql_count(&app, &alive) != "0" {
+            assert!(
+                ended.elapsed() < Duration::from_secs(10),
+                "session {first} lives on"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+
+        match db.run(session_pid).await {
+            // Lent untested: the work fails, retryably.
+            Err(AppError::ServiceUnavailable(_)) => {}
+            // Tested first (it was handed back longer ago than the pool trusts), and replaced.
+            Ok(pid) => assert_ne!(pid, first),
+            Err(other) => panic!("work on a lost connection failed with {other:?}"),
+        }
+        let replaced = db.run(session_pid).await.unwrap();
+        assert_ne!(replaced, first);
+        assert_eq!(db.run(session_pid).await.unwrap(), replaced);
+    });
+}
