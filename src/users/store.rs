@@ -110,8 +110,8 @@ pub fn require_exists(connection: &mut DbConnection, id: &str) -> Result<(), App
     Ok(())
 }
 
-/// The user's residence jurisdiction, or `None` for an unknown user.
-/// The user's residence jurisdiction and when their account was opened.
+/// The user's residence jurisdiction and when their account was opened, or `None` for an unknown
+/// user.
 pub fn residence(
     connection: &mut DbConnection,
     id: &str,
