@@ -1297,23 +1297,22 @@ pub fn entries(
         .collect()
 }
 
-/// Payouts of `asset` the user received in `(since, before]`: time of receipt and atoms. The
-/// receipt time, not the recording time: a backfilled import is not fresh money.
-pub fn payouts_received_between(
-    connection: &mut DbConnection,
-    user_id: &str,
-    asset: &str,
+/// Payouts of `asset` the user received in `(since, before]`. By the receipt time, not the
+/// recording time: a backfilled import is not fresh money.
+#[diesel::dsl::auto_type]
+pub fn payouts_received<'a>(
+    user_id: &'a str,
+    asset: &'a str,
     since: NaiveDateTime,
     before: NaiveDateTime,
-) -> QueryResult<Vec<(NaiveDateTime, i64)>> {
+) -> _ {
+    let payout: &'static str = EntryKind::Payout.as_str();
     ledger_entries::table
         .filter(ledger_entries::user_id.eq(user_id))
-        .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
+        .filter(ledger_entries::kind.eq(payout))
         .filter(ledger_entries::asset.eq(asset))
         .filter(ledger_entries::occurred_at.gt(since))
         .filter(ledger_entries::occurred_at.le(before))
-        .select((ledger_entries::occurred_at, ledger_entries::amount))
-        .load(connection)
 }
 
 /// A user account's balance of `asset` just before entry `before_seq`: what it was when that

@@ -236,10 +236,15 @@ impl Gate<'_> {
         )?;
         // One read serves the limits (local day and month) and the rules (their look-back).
         let (day, month) = gate::local_windows(now, jurisdiction.time_zone);
-        let since = (now - jurisdiction.monitoring.look_back()).min(month.0);
-        let counted =
-            store::counted_between(connection, &request.user_id, since, month.1.max(now))?;
-        let (spent_today, spent_this_month) = gate::spent_in_windows(&counted, day, month);
+        let look_back = now - jurisdiction.monitoring.look_back();
+        let past = store::past_activity(
+            connection,
+            &request.user_id,
+            &request.asset,
+            (look_back.min(month.0), month.1.max(now)),
+            (look_back, now),
+        )?;
+        let (spent_today, spent_this_month) = gate::spent_in_windows(&past.withdrawals, day, month);
         let from_atoms =
             |atoms: i64| Decimal::from_i128_with_scale(i128::from(atoms), currency_scale);
         let (spent_today, spent_this_month) =
@@ -258,7 +263,6 @@ impl Gate<'_> {
         )?
         .map_or(BookStatus::Unlisted, |entry| entry.status(now));
         let rule_hits = monitoring::rule_hits(
-            connection,
             jurisdiction,
             currency_scale,
             &Subject {
@@ -274,11 +278,12 @@ impl Gate<'_> {
                 next_review_at: profile.as_ref().map(|p| p.next_review_at),
             },
             &History {
-                counted,
+                counted: past.withdrawals,
+                payouts: past.payouts,
                 address_used_before: reads.address_used_before,
                 last_request_at: reads.last_request_at,
             },
-        )?;
+        );
         let amount_text = asset_amount.to_string();
         let available_text = asset.from_atoms(available_atoms).to_string();
         let (decision, reasons) = gate::decide(&Facts {

@@ -6,28 +6,62 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{rates, screening_hits, screenings, withdrawals};
+use crate::db::schema::{ledger_entries, rates, screening_hits, screenings, withdrawals};
 use crate::db::DbConnection;
-use crate::ledger::store::{account_atoms, rates_up_to};
+use crate::ledger::store::{account_atoms, payouts_received, rates_up_to};
 use crate::ledger::Account;
 
 /// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
 pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];
 
-/// The user's counted withdrawals requested in `[since, before)`: time and local-currency atoms.
-pub fn counted_between(
+/// What the monitoring rules read of a user's past, in one statement: the counted withdrawals
+/// requested in `withdrawn` = `[since, before)` (time, local-currency atoms), and the payouts of
+/// `asset` received in `received` = `(since, before]` (time, atoms).
+pub fn past_activity(
     connection: &mut DbConnection,
     user_id: &str,
-    since: NaiveDateTime,
-    before: NaiveDateTime,
-) -> QueryResult<Vec<(NaiveDateTime, Option<i64>)>> {
-    withdrawals::table
+    asset: &str,
+    withdrawn: (NaiveDateTime, NaiveDateTime),
+    received: (NaiveDateTime, NaiveDateTime),
+) -> QueryResult<PastActivity> {
+    use diesel::sql_types::Bool;
+    let withdrawals = withdrawals::table
         .filter(withdrawals::user_id.eq(user_id))
         .filter(withdrawals::status.eq_any(COUNTED))
-        .filter(withdrawals::requested_at.ge(since))
-        .filter(withdrawals::requested_at.lt(before))
-        .select((withdrawals::requested_at, withdrawals::amount_local))
-        .load(connection)
+        .filter(withdrawals::requested_at.ge(withdrawn.0))
+        .filter(withdrawals::requested_at.lt(withdrawn.1))
+        .select((
+            false.into_sql::<Bool>(),
+            withdrawals::requested_at,
+            withdrawals::amount_local,
+        ));
+    let payouts = payouts_received(user_id, asset, received.0, received.1).select((
+        true.into_sql::<Bool>(),
+        ledger_entries::occurred_at,
+        ledger_entries::amount.nullable(),
+    ));
+    // diesel's MultiBackend has no UNION: the statement is built for the backend at hand.
+    let both = withdrawals.union_all(payouts);
+    let rows: Vec<(bool, NaiveDateTime, Option<i64>)> = match connection {
+        DbConnection::Postgresql(inner) => both.load(inner)?,
+        DbConnection::Sqlite(inner) => both.load(inner)?,
+    };
+    let mut activity = PastActivity::default();
+    for (is_payout, at, amount) in rows {
+        match (is_payout, amount) {
+            (true, Some(atoms)) => activity.payouts.push((at, atoms)),
+            (true, None) => {}
+            (false, amount_local) => activity.withdrawals.push((at, amount_local)),
+        }
+    }
+    Ok(activity)
+}
+
+/// A user's counted withdrawals and received payouts, as [`past_activity`] reads them.
+#[derive(Debug, Default)]
+pub struct PastActivity {
+    pub withdrawals: Vec<(NaiveDateTime, Option<i64>)>,
+    pub payouts: Vec<(NaiveDateTime, i64)>,
 }
 
 /// Every counted withdrawal requested in `[from, to)`, oldest first.

@@ -71,11 +71,10 @@ pub fn run(
                 connection,
                 jurisdiction,
                 &row.user_id,
-                &row.address,
+                (&row.asset, &row.address),
                 row.requested_at,
             )?;
             let hits = rule_hits(
-                connection,
                 jurisdiction,
                 currency_scale,
                 &Subject {
@@ -93,7 +92,7 @@ pub fn run(
                     next_review_at: profile.as_ref().map(|p| p.next_review_at),
                 },
                 &history,
-            )?;
+            );
             record_alerts(
                 connection,
                 &hits,

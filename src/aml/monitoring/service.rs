@@ -31,6 +31,9 @@ pub struct History {
     /// Counted withdrawals (time, local-currency atoms), from at least the rules' look-back
     /// before the request; any at or after the request are not looked at.
     pub counted: Vec<(NaiveDateTime, Option<i64>)>,
+    /// Payouts of the withdrawal's asset received within the rules' look-back before the
+    /// request (time, atoms).
+    pub payouts: Vec<(NaiveDateTime, i64)>,
     pub address_used_before: bool,
     /// The user's latest earlier request, whatever its decision.
     pub last_request_at: Option<NaiveDateTime>,
@@ -42,15 +45,19 @@ impl History {
         connection: &mut DbConnection,
         jurisdiction: &Jurisdiction,
         user_id: &str,
-        address: &str,
+        (asset, address): (&str, &str),
         requested_at: NaiveDateTime,
     ) -> Result<History, AppError> {
-        let since = requested_at - jurisdiction.monitoring.look_back();
-        let counted = withdrawals::counted_between(connection, user_id, since, requested_at)?;
+        let window = (
+            requested_at - jurisdiction.monitoring.look_back(),
+            requested_at,
+        );
+        let past = withdrawals::past_activity(connection, user_id, asset, window, window)?;
         let (address_used_before, last_request_at) =
             withdrawals::address_and_last_request(connection, user_id, address, requested_at)?;
         Ok(History {
-            counted,
+            counted: past.withdrawals,
+            payouts: past.payouts,
             address_used_before,
             last_request_at,
         })
@@ -59,15 +66,14 @@ impl History {
 
 /// The jurisdiction's rules that the withdrawal triggers, judged on the history before it.
 pub fn rule_hits(
-    connection: &mut DbConnection,
     jurisdiction: &Jurisdiction,
     currency_scale: u32,
     subject: &Subject,
     history: &History,
-) -> Result<Vec<RuleHit>, AppError> {
+) -> Vec<RuleHit> {
     let rules = &jurisdiction.monitoring;
     if rules.rules.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let now = subject.requested_at;
     let since = now - rules.look_back();
@@ -81,13 +87,6 @@ pub fn rule_hits(
             amount_local: amount_local.map(to_local),
         })
         .collect();
-    let recent_payouts = crate::ledger::store::payouts_received_between(
-        connection,
-        subject.user_id,
-        subject.asset,
-        since,
-        now,
-    )?;
     let activity = Activity {
         now,
         currency: &jurisdiction.currency,
@@ -95,14 +94,14 @@ pub fn rule_hits(
         amount_atoms: subject.amount_atoms,
         available_atoms: subject.available_atoms,
         recent_withdrawals: &recent_withdrawals,
-        recent_payouts: &recent_payouts,
+        recent_payouts: &history.payouts,
         address_used_before: history.address_used_before,
         last_withdrawal_at: history.last_request_at,
         account_opened_at: subject.account_opened_at,
         risk_level: subject.risk_level,
         review_due: subject.next_review_at.is_some_and(|due| due <= now),
     };
-    Ok(evaluate(rules, &activity))
+    evaluate(rules, &activity)
 }
 
 /// Records each hit as an alert on the withdrawal (once per rule version); returns how many were
