@@ -192,24 +192,17 @@ fn configure_sqlite() {
 /// a test query. As HikariCP's alive-bypass window: under load every request checked a
 /// connection out (the token lookup, then the work) and each checkout cost PostgreSQL a round
 /// trip for `SELECT 1`, a tenth of a withdrawal decision's statements. A connection that sat
-/// idle longer, or whose last work failed, is still tested, so one lost in a restart is replaced.
+/// idle longer, whose last work failed, or that was lent outside [`Db::run`] (whose work the
+/// pool cannot see) is still tested, so one lost in a restart is replaced.
 const ALIVE_BYPASS: Duration = Duration::from_millis(500);
 
 /// A connection of the pool, with what the pool knows of its health.
 pub struct PooledConnection {
     connection: DbConnection,
-    /// When it was last handed back from work that did not fail.
+    /// When it was last handed back from work that succeeded.
     returned_healthy_at: Option<Instant>,
-    /// The work it is lent for failed: it is tested before it is lent again.
-    work_failed: bool,
-}
-
-impl PooledConnection {
-    /// Marks the connection for a test before its next use: the work on it failed, perhaps
-    /// because the server went away.
-    pub fn distrust(&mut self) {
-        self.work_failed = true;
-    }
+    /// The work it is lent for succeeded (see [`Db::run`]).
+    work_succeeded: bool,
 }
 
 impl std::ops::Deref for PooledConnection {
@@ -236,7 +229,7 @@ impl ManageConnection for ConnectionFactory {
         Ok(PooledConnection {
             connection,
             returned_healthy_at: None,
-            work_failed: false,
+            work_succeeded: false,
         })
     }
 
@@ -256,8 +249,8 @@ impl ManageConnection for ConnectionFactory {
     /// Called as a connection is handed back. One whose holder panicked may be mid-transaction,
     /// so it is closed.
     fn has_broken(&self, pooled: &mut PooledConnection) -> bool {
-        let failed = std::mem::take(&mut pooled.work_failed);
-        pooled.returned_healthy_at = (!failed).then(Instant::now);
+        let succeeded = std::mem::take(&mut pooled.work_succeeded);
+        pooled.returned_healthy_at = succeeded.then(Instant::now);
         std::thread::panicking()
     }
 }
@@ -352,9 +345,7 @@ impl Db {
             let _entered = span.enter();
             let mut connection = pool.get()?;
             let result = work(&mut connection);
-            if result.is_err() {
-                connection.distrust();
-            }
+            connection.work_succeeded = result.is_ok();
             result
         })
         .await
