@@ -1,0 +1,2 @@
+DROP INDEX ledger_entries_user;
+CREATE INDEX ledger_entries_user ON ledger_entries (user_id, seq);
