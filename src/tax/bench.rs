@@ -128,17 +128,18 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
 
     // 1. One user-year statement: the JSON computation, then the PDF.
     let user = users.first().cloned().unwrap_or_default();
-    let report_of = |connection: &mut crate::db::DbConnection| {
+    let report_for = |connection: &mut crate::db::DbConnection, user: &str| {
         super::service::user_report(
             connection,
             &cipher,
             &jurisdictions,
             staleness,
-            (&user, YEAR),
+            (user, YEAR),
             None,
         )
         .map_err(problem)
     };
+    let report_of = |connection: &mut crate::db::DbConnection| report_for(connection, &user);
     let mut compute_samples = Vec::with_capacity(options.samples);
     let mut json_bytes = 0;
     for _ in 0..options.samples {
@@ -175,15 +176,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
         .take(options.samples)
         .map(|user| {
             let started = Instant::now();
-            super::service::user_report(
-                &mut connection,
-                &cipher,
-                &jurisdictions,
-                staleness,
-                (user, YEAR),
-                None,
-            )
-            .map_err(problem)?;
+            report_for(&mut connection, user)?;
             Ok(started.elapsed())
         })
         .collect::<anyhow::Result<Vec<Duration>>>()?;

@@ -48,10 +48,11 @@ pub fn past_activity(
     };
     let mut activity = PastActivity::default();
     for (is_payout, at, amount) in rows {
-        match (is_payout, amount) {
-            (true, Some(atoms)) => activity.payouts.push((at, atoms)),
-            (true, None) => {}
-            (false, amount_local) => activity.withdrawals.push((at, amount_local)),
+        if is_payout {
+            // A payout's amount is never null: it is read as nullable only to share the column.
+            activity.payouts.extend(amount.map(|atoms| (at, atoms)));
+        } else {
+            activity.withdrawals.push((at, amount));
         }
     }
     Ok(activity)
