@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, RwLock};
 
+use diesel::RunQueryDsl;
+
 use super::matcher::{ScreeningIndex, SubjectQuery};
 use super::names::SubjectKind;
 use super::store::{self, ScreeningRecord, StoredQuery, StoredScreening};
@@ -35,12 +37,10 @@ pub struct ScreeningRequest {
     pub rules: ScreeningRules,
 }
 
-/// The list versions an index was built from: (source, version) pairs.
-type Versions = Vec<(String, i64)>;
-
 #[derive(Default)]
 pub struct Screener {
-    current: RwLock<Option<(Versions, Arc<ScreeningIndex>)>>,
+    /// The index and how many list versions had been loaded when it was built.
+    current: RwLock<Option<(i64, Arc<ScreeningIndex>)>>,
 }
 
 impl Screener {
@@ -80,17 +80,27 @@ impl Screener {
 
     /// The index for the active list versions; one cheap query checks that it is current.
     pub fn index(&self, connection: &mut DbConnection) -> Result<Arc<ScreeningIndex>, AppError> {
-        let versions = store::active_versions(connection)?;
+        let loaded = store::lists_loaded().get_result(connection)?;
+        self.index_at(connection, loaded)
+    }
+
+    /// The index for the lists as they stood when `loaded` versions had been loaded (a count read
+    /// by the caller, in a statement of its own).
+    pub fn index_at(
+        &self,
+        connection: &mut DbConnection,
+        loaded: i64,
+    ) -> Result<Arc<ScreeningIndex>, AppError> {
         if let Ok(guard) = self.current.read() {
             if let Some((known, index)) = guard.as_ref() {
-                if *known == versions {
+                if *known == loaded {
                     return Ok(index.clone());
                 }
             }
         }
         let index = Arc::new(ScreeningIndex::build(store::active_entries(connection)?));
         if let Ok(mut guard) = self.current.write() {
-            *guard = Some((versions, index.clone()));
+            *guard = Some((loaded, index.clone()));
         }
         Ok(index)
     }

@@ -858,23 +858,6 @@ pub fn profile(connection: &mut DbConnection, user_id: &str) -> QueryResult<Opti
         .optional()
 }
 
-/// The profile, locked until the transaction ends, so that a user's concurrent withdrawals are
-/// decided one after another (on SQLite write transactions already run one at a time).
-pub fn profile_locked(
-    connection: &mut DbConnection,
-    user_id: &str,
-) -> QueryResult<Option<Profile>> {
-    let query = kyc_profiles::table.find(user_id);
-    match connection {
-        DbConnection::Postgresql(inner) => query
-            .select(Profile::as_select())
-            .for_update()
-            .first(inner)
-            .optional(),
-        DbConnection::Sqlite(inner) => query.select(Profile::as_select()).first(inner).optional(),
-    }
-}
-
 /// Writes the user's standing after an approval.
 pub fn save_profile(connection: &mut DbConnection, profile: &Profile) -> QueryResult<()> {
     let values = (

@@ -51,32 +51,34 @@ pub enum BookStatus {
     Unlisted,
 }
 
-impl AddressEntry {
-    pub fn status(&self, now: NaiveDateTime) -> BookStatus {
-        if self.removed_at.is_some() {
-            BookStatus::Unlisted
-        } else if self.approved_at.is_some() || self.usable_from <= now {
+impl BookStatus {
+    /// The standing at `now` of a current (not removed) entry.
+    pub fn of_current(usable_from: NaiveDateTime, approved: bool, now: NaiveDateTime) -> Self {
+        if approved || usable_from <= now {
             BookStatus::Usable
         } else {
-            BookStatus::CoolingOff {
-                until: self.usable_from,
-            }
+            BookStatus::CoolingOff { until: usable_from }
         }
     }
 }
 
 /// The user's current (not removed) entry for an address on a network.
-pub fn current(
-    connection: &mut DbConnection,
-    user_id: &str,
-    network: &str,
-    address: &str,
-) -> QueryResult<Option<AddressEntry>> {
+#[diesel::dsl::auto_type]
+pub fn current_entry<'a>(user_id: &'a str, network: &'a str, address: &'a str) -> _ {
     withdrawal_addresses::table
         .filter(withdrawal_addresses::user_id.eq(user_id))
         .filter(withdrawal_addresses::network.eq(network))
         .filter(withdrawal_addresses::address.eq(address))
         .filter(withdrawal_addresses::removed_at.is_null())
+}
+
+fn current(
+    connection: &mut DbConnection,
+    user_id: &str,
+    network: &str,
+    address: &str,
+) -> QueryResult<Option<AddressEntry>> {
+    current_entry(user_id, network, address)
         .select(AddressEntry::as_select())
         .first(connection)
         .optional()

@@ -8,7 +8,6 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::addresses::{self, BookStatus};
 use super::gate::{self, Decision, Facts, Reason};
 use super::store::{self, GateReads, WithdrawalRow};
 use crate::aml::monitoring::service::{self as monitoring, History, Subject};
@@ -19,7 +18,7 @@ use crate::error::AppError;
 use crate::jurisdiction::Jurisdictions;
 use crate::kyc::{effective_tier, Tier};
 use crate::ledger::store::{self as ledger, Transfer};
-use crate::ledger::{Account, EntryKind};
+use crate::ledger::{Account, Asset, Assets, EntryKind};
 
 /// What the gate needs beyond the connection.
 #[derive(Clone, Copy)]
@@ -86,7 +85,7 @@ pub struct ReviewView {
 }
 
 impl WithdrawalView {
-    pub fn from_row(row: WithdrawalRow, assets: &crate::ledger::Assets) -> Result<Self, AppError> {
+    pub fn from_row(row: WithdrawalRow, assets: &Assets) -> Result<Self, AppError> {
         let decimal = |code: &str, atoms: i64| {
             assets
                 .get(code)
@@ -174,31 +173,19 @@ impl Gate<'_> {
         actor: &Actor,
         request_id: Option<String>,
     ) -> Result<(WithdrawalView, ChainAppends), AppError> {
-        let (residence, account_opened_at) =
-            crate::users::store::residence(connection, &request.user_id)?.ok_or_else(|| {
-                AppError::invalid_field(
-                    "user_id",
-                    "unknown_user",
-                    format!("no user {}", request.user_id),
-                )
-            })?;
-        let assets = ledger::load_assets(connection)?;
-        let asset = assets.get(&request.asset).ok_or_else(|| {
+        let user = store::lock_user(connection, &request.user_id)?.ok_or_else(|| {
             AppError::invalid_field(
-                "asset",
-                "unknown_asset",
-                format!("`{}` is not a known asset", request.asset),
+                "user_id",
+                "unknown_user",
+                format!("no user {}", request.user_id),
             )
         })?;
-        let amount = asset.parse_amount(&request.amount).map_err(|error| {
-            AppError::invalid_field("amount", "invalid_amount", error.to_string())
-        })?;
-        let profile = crate::kyc::store::profile_locked(connection, &request.user_id)?;
+        let (profile, account_opened_at) = (user.profile, user.account_opened_at);
         let now = crate::db::now();
         let code = profile
             .as_ref()
             .map(|profile| profile.jurisdiction.clone())
-            .unwrap_or(residence);
+            .unwrap_or(user.residence);
         let jurisdiction = self.jurisdictions.get(&code).ok_or_else(|| {
             AppError::invalid_field(
                 "user_id",
@@ -206,10 +193,27 @@ impl Gate<'_> {
                 format!("hashgate has no rules for the user's jurisdiction {code}"),
             )
         })?;
-        let currency_scale = assets
-            .get(&jurisdiction.currency)
-            .map(|c| c.scale)
-            .unwrap_or(2);
+        let reads = store::gate_reads(
+            connection,
+            &request.user_id,
+            (&request.asset, &jurisdiction.currency),
+            (&request.network, &request.address),
+            now,
+        )?;
+        let asset = Asset {
+            code: request.asset.clone(),
+            scale: reads.asset_scale.ok_or_else(|| {
+                AppError::invalid_field(
+                    "asset",
+                    "unknown_asset",
+                    format!("`{}` is not a known asset", request.asset),
+                )
+            })?,
+        };
+        let amount = asset.parse_amount(&request.amount).map_err(|error| {
+            AppError::invalid_field("amount", "invalid_amount", error.to_string())
+        })?;
+        let currency_scale = reads.currency_scale.unwrap_or(2);
         let approved = profile
             .as_ref()
             .map(|profile| profile.approved_tier())
@@ -219,14 +223,6 @@ impl Gate<'_> {
             .is_some_and(|p| p.review_lapsed_at.is_some());
         let tier = effective_tier(approved, lapsed, jurisdiction.kyc.lapsed_tier);
         let asset_amount = asset.from_atoms(amount);
-        let reads = store::gate_reads(
-            connection,
-            &request.user_id,
-            &request.asset,
-            &jurisdiction.currency,
-            &request.address,
-            now,
-        )?;
         let local = self.value(
             asset_amount,
             &request.asset,
@@ -252,16 +248,10 @@ impl Gate<'_> {
         let available_atoms = reads.available_atoms;
         let address_sanctioned = !self
             .screener
-            .index(connection)?
+            .index_at(connection, reads.lists_loaded)?
             .screen_address(&request.address)
             .is_empty();
-        let address_book = addresses::current(
-            connection,
-            &request.user_id,
-            &request.network,
-            &request.address,
-        )?
-        .map_or(BookStatus::Unlisted, |entry| entry.status(now));
+        let address_book = reads.address_book;
         let rule_hits = monitoring::rule_hits(
             jurisdiction,
             currency_scale,
@@ -388,7 +378,11 @@ impl Gate<'_> {
             "reasons": reasons.iter().map(|reason| &reason.code).collect::<Vec<_>>(),
             "held_account": hold.as_ref().map(|_| Account::Held(request.user_id.clone()).key()),
         }));
-        let view = WithdrawalView::from_row(row, &assets)?;
+        let currency = Asset {
+            code: jurisdiction.currency.clone(),
+            scale: currency_scale,
+        };
+        let view = WithdrawalView::from_row(row, &Assets::new([asset, currency]))?;
         Ok((
             view,
             ChainAppends {

@@ -6,10 +6,15 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{ledger_entries, rates, screening_hits, screenings, withdrawals};
+use crate::db::schema::{
+    assets, kyc_profiles, ledger_entries, rates, screening_hits, screenings, users,
+    withdrawal_addresses, withdrawals,
+};
 use crate::db::DbConnection;
+use crate::kyc::store::Profile;
 use crate::ledger::store::{account_atoms, payouts_received, rates_up_to};
 use crate::ledger::Account;
+use crate::withdrawals::addresses::{current_entry, BookStatus};
 
 /// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
 pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];
@@ -130,7 +135,60 @@ pub fn address_and_last_request(
     .get_result(connection)
 }
 
-/// What a withdrawal request is judged on besides the user's profile and address book.
+/// The requesting user as the gate sees them, their KYC profile locked until the transaction ends.
+pub struct LockedUser {
+    pub profile: Option<Profile>,
+    pub residence: String,
+    pub account_opened_at: NaiveDateTime,
+}
+
+/// Reads the user and locks their KYC profile, so that a user's concurrent withdrawals are decided
+/// one after another (on SQLite write transactions already run one at a time). A user with a
+/// profile, the common case, costs one statement: the user's columns come as subqueries, which
+/// the lock does not cover (the lock is the profile's alone, as it was before they were folded in).
+/// `None` for an unknown user.
+pub fn lock_user(connection: &mut DbConnection, user_id: &str) -> QueryResult<Option<LockedUser>> {
+    let user = || users::table.filter(users::id.eq(user_id));
+    let profile = kyc_profiles::table.find(user_id);
+    let user_columns = || {
+        (
+            user().select(users::residence_jurisdiction).single_value(),
+            user().select(users::created_at).single_value(),
+        )
+    };
+    // The user's residence and account opening; `None` only if the profile had no user.
+    type UserColumns = (Option<String>, Option<NaiveDateTime>);
+    // The profile's selection is typed per backend.
+    let locked: Option<(Profile, UserColumns)> = match connection {
+        DbConnection::Postgresql(inner) => profile
+            .select((Profile::as_select(), user_columns()))
+            .for_update()
+            .first(inner)
+            .optional()?,
+        DbConnection::Sqlite(inner) => profile
+            .select((Profile::as_select(), user_columns()))
+            .first(inner)
+            .optional()?,
+    };
+    if let Some((profile, (residence, opened_at))) = locked {
+        return Ok(residence
+            .zip(opened_at)
+            .map(|(residence, account_opened_at)| LockedUser {
+                profile: Some(profile),
+                residence,
+                account_opened_at,
+            }));
+    }
+    Ok(crate::users::store::residence(connection, user_id)?.map(
+        |(residence, account_opened_at)| LockedUser {
+            profile: None,
+            residence,
+            account_opened_at,
+        },
+    ))
+}
+
+/// What a withdrawal request is judged on besides the user's profile.
 pub struct GateReads {
     /// The asset's latest USD price at or before the request, and when it was observed.
     pub usd_price: Option<(NaiveDateTime, String)>,
@@ -140,43 +198,78 @@ pub struct GateReads {
     pub open_sanctions_hits: i64,
     pub address_used_before: bool,
     pub last_request_at: Option<NaiveDateTime>,
+    /// The ledger scale of the asset (`None`: an unknown asset) and of the local currency.
+    pub asset_scale: Option<u32>,
+    pub currency_scale: Option<u32>,
+    /// How many list versions have been loaded: the screening index's version stamp.
+    pub lists_loaded: i64,
+    /// Where the destination stands in the user's address book.
+    pub address_book: BookStatus,
 }
 
 /// The reads of [`GateReads`] as one statement: the decision's cost is mostly round trips.
 pub fn gate_reads(
     connection: &mut DbConnection,
     user_id: &str,
-    asset: &str,
-    currency: &str,
-    address: &str,
+    (asset, currency): (&str, &str),
+    (network, address): (&str, &str),
     now: NaiveDateTime,
 ) -> QueryResult<GateReads> {
     let price = || rates_up_to(asset, "USD", now);
     let fx = || rates_up_to("USD", currency, now);
+    let scale = |code| {
+        assets::table
+            .filter(assets::code.eq(code))
+            .select(assets::scale)
+    };
+    let book = || current_entry(user_id, network, address);
     let available = Account::Available(user_id.to_string()).key();
     type Row = (
-        Option<NaiveDateTime>,
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        bool,
-        Option<NaiveDateTime>,
+        (
+            Option<NaiveDateTime>,
+            Option<String>,
+            Option<NaiveDateTime>,
+            Option<String>,
+        ),
+        (Option<i64>, Option<i64>, bool, Option<NaiveDateTime>),
+        (Option<i32>, Option<i32>, Option<i64>),
+        (Option<NaiveDateTime>, Option<NaiveDateTime>),
     );
     let row: Row = diesel::select((
-        price().select(rates::as_of).single_value(),
-        price().select(rates::rate).single_value(),
-        fx().select(rates::as_of).single_value(),
-        fx().select(rates::rate).single_value(),
-        account_atoms(available, asset).single_value(),
-        open_sanctions_hits(user_id).single_value(),
-        diesel::dsl::exists(sent_to_address(user_id, address, now)),
-        requests_before(user_id, now).single_value(),
+        (
+            price().select(rates::as_of).single_value(),
+            price().select(rates::rate).single_value(),
+            fx().select(rates::as_of).single_value(),
+            fx().select(rates::rate).single_value(),
+        ),
+        (
+            account_atoms(available, asset).single_value(),
+            open_sanctions_hits(user_id).single_value(),
+            diesel::dsl::exists(sent_to_address(user_id, address, now)),
+            requests_before(user_id, now).single_value(),
+        ),
+        (
+            scale(asset).single_value(),
+            scale(currency).single_value(),
+            crate::aml::store::lists_loaded().single_value(),
+        ),
+        (
+            book()
+                .select(withdrawal_addresses::usable_from)
+                .single_value(),
+            book()
+                .select(withdrawal_addresses::approved_at)
+                .single_value(),
+        ),
     ))
     .get_result(connection)?;
-    let (price_at, price, fx_at, fx, available_atoms, hits, address_used_before, last_request_at) =
-        row;
+    let (
+        (price_at, price, fx_at, fx),
+        (available_atoms, hits, address_used_before, last_request_at),
+        (asset_scale, currency_scale, lists_loaded),
+        (usable_from, approved_at),
+    ) = row;
+    let scale = |scale: Option<i32>| scale.and_then(|scale| u32::try_from(scale).ok());
     Ok(GateReads {
         usd_price: price_at.zip(price),
         fx_rate: fx_at.zip(fx),
@@ -184,6 +277,12 @@ pub fn gate_reads(
         open_sanctions_hits: hits.unwrap_or(0),
         address_used_before,
         last_request_at,
+        asset_scale: scale(asset_scale),
+        currency_scale: scale(currency_scale),
+        lists_loaded: lists_loaded.unwrap_or(0),
+        address_book: usable_from.map_or(BookStatus::Unlisted, |usable_from| {
+            BookStatus::of_current(usable_from, approved_at.is_some(), now)
+        }),
     })
 }
 
