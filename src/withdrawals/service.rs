@@ -173,6 +173,9 @@ impl Gate<'_> {
         actor: &Actor,
         request_id: Option<String>,
     ) -> Result<(WithdrawalView, ChainAppends), AppError> {
+        // The gate's reads find rows by key. Planned anew for each request, planning took 1.0 ms of
+        // PostgreSQL's time a decision against 1.1 ms of execution (pg_stat_statements).
+        crate::db::cache_plans_in_transaction(connection)?;
         let user = store::lock_user(connection, &request.user_id)?.ok_or_else(|| {
             AppError::invalid_field(
                 "user_id",
