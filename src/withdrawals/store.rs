@@ -207,7 +207,7 @@ pub struct GateReads {
     pub address_book: BookStatus,
 }
 
-/// The reads of [`GateReads`] as one statement: the decision's cost is mostly round trips.
+/// The reads of [`GateReads`] as one statement of scalar subqueries.
 pub fn gate_reads(
     connection: &mut DbConnection,
     user_id: &str,
