@@ -84,8 +84,9 @@ impl Screener {
         self.index_at(connection, loaded)
     }
 
-    /// The index for the lists as they stood when `loaded` versions had been loaded (a count read
-    /// by the caller, in a statement of its own).
+    /// The index for the lists as they stood when `loaded` versions had been loaded: a count the
+    /// caller read with [`store::lists_loaded`] inside a statement of its own (the withdrawal
+    /// gate's one read).
     pub fn index_at(
         &self,
         connection: &mut DbConnection,
