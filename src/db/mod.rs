@@ -192,7 +192,7 @@ fn configure_sqlite() {
 /// How long after a connection was handed back from work that succeeded it is lent again without
 /// a test query. As HikariCP's alive-bypass window: under load every request checked a
 /// connection out (the token lookup, then the work) and each checkout cost PostgreSQL a round
-/// trip for `SELECT 1`, a tenth of a withdrawal decision's statements. A connection that sat
+/// trip for `SELECT 1`: two statements of every withdrawal decision. A connection that sat
 /// idle longer, whose last work failed, or that was lent outside [`Db::run`] (whose work the
 /// pool cannot see) is still tested, so one lost in a restart is replaced.
 const ALIVE_BYPASS: Duration = Duration::from_millis(500);
