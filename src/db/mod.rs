@@ -405,6 +405,43 @@ where
     }
 }
 
+/// Walks a table a page at a time with the reading on a thread of its own, so that the next page
+/// is read while `fold` handles the last one: the database and hashgate then work on both cores
+/// instead of taking turns. `read` loads the page after a key, `next` gives the key a page ends at
+/// (`None` when it was the last), and `fold` may stop the walk early with `Break`. An error from
+/// either ends it too; the reader stops at its next page once `fold` has stopped.
+pub fn read_ahead<Row: Send, Stop>(
+    connection: &mut DbConnection,
+    start: i64,
+    read: impl Fn(&mut DbConnection, i64) -> Result<Vec<Row>, AppError> + Send,
+    next: impl Fn(&[Row]) -> Option<i64> + Send,
+    mut fold: impl FnMut(Vec<Row>) -> Result<std::ops::ControlFlow<Stop>, AppError>,
+) -> Result<Option<Stop>, AppError> {
+    std::thread::scope(|scope| {
+        let (pages, received) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            let mut after = start;
+            loop {
+                let page = read(connection, after);
+                let more = page.as_deref().ok().and_then(&next);
+                if pages.send(page).is_err() {
+                    return;
+                }
+                match more {
+                    Some(key) => after = key,
+                    None => return,
+                }
+            }
+        });
+        for page in received {
+            if let std::ops::ControlFlow::Break(stop) = fold(page?)? {
+                return Ok(Some(stop));
+            }
+        }
+        Ok(None)
+    })
+}
+
 /// The advisory lock key migrations hold on PostgreSQL ("hashgate" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6861_7368_6761_7465;
 
@@ -437,4 +474,104 @@ pub fn ping(connection: &mut DbConnection) -> Result<(), AppError> {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::{SubsecRound, Utc};
     Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use diesel::prelude::*;
+
+    use super::{read_ahead, write_transaction, Db, DbConnection};
+    use crate::db::schema::ledger_entries;
+    use crate::error::AppError;
+    use crate::ledger::{store as ledger, Account, EntryKind, LedgerEntry};
+
+    /// Sequence numbers of the payouts after `after`, three at a time.
+    fn payouts_after(connection: &mut DbConnection, after: i64) -> Result<Vec<i64>, AppError> {
+        Ok(ledger_entries::table
+            .filter(ledger_entries::seq.gt(after))
+            .filter(ledger_entries::kind.eq(EntryKind::Payout.as_str()))
+            .order(ledger_entries::seq.asc())
+            .limit(3)
+            .select(ledger_entries::seq)
+            .load(connection)?)
+    }
+
+    #[test]
+    fn read_ahead_hands_every_page_over_in_order_and_stops_when_the_fold_does() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("pages.db");
+        let db = Db::open(&format!("sqlite://{}", path.display()), 1).unwrap();
+        let mut connection = db.connection().unwrap();
+        let at = chrono::NaiveDate::from_ymd_opt(2025, 6, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let user = || "user-1".to_string();
+        let mut entries = Vec::new();
+        for index in 0..8 {
+            let payout = (Account::PayoutPool, Account::Available(user()));
+            entries.push(LedgerEntry::transfer(
+                EntryKind::Payout,
+                "BTC",
+                1_000,
+                payout,
+                at,
+                "test",
+            ));
+            if index % 3 == 0 {
+                let fee = (Account::Available(user()), Account::Fees);
+                entries.push(LedgerEntry::transfer(
+                    EntryKind::Fee,
+                    "BTC",
+                    10,
+                    fee,
+                    at,
+                    "test",
+                ));
+            }
+        }
+        let appended = write_transaction(&mut connection, |connection| {
+            ledger::append_entries(connection, entries).map_err(AppError::from)
+        })
+        .unwrap();
+        let payouts: Vec<i64> = appended
+            .iter()
+            .filter(|entry| entry.kind == EntryKind::Payout)
+            .map(|entry| entry.seq)
+            .collect();
+        let next = |rows: &[i64]| rows.last().copied().filter(|_| rows.len() == 3);
+
+        let mut pages = Vec::new();
+        let stopped = read_ahead(&mut connection, 0, payouts_after, next, |page| {
+            pages.push(page);
+            Ok(ControlFlow::<()>::Continue(()))
+        })
+        .unwrap();
+        assert_eq!(stopped, None);
+        assert_eq!(pages.len(), 3, "8 payouts in pages of 3");
+        assert_eq!(pages.concat(), payouts, "every payout once, in order");
+
+        let mut folds = 0;
+        let stopped = read_ahead(&mut connection, 0, payouts_after, next, |page| {
+            folds += 1;
+            Ok(ControlFlow::Break(page[0]))
+        })
+        .unwrap();
+        assert_eq!((stopped, folds), (Some(payouts[0]), 1));
+
+        let failed = read_ahead(&mut connection, 0, payouts_after, next, |_| {
+            Err::<ControlFlow<()>, _>(AppError::bad_field("page", "refused"))
+        });
+        assert!(failed.is_err());
+        // The reader has let go of the connection: it serves the next walk.
+        let mut seen = 0;
+        read_ahead(&mut connection, 0, payouts_after, next, |page| {
+            seen += page.len();
+            Ok(ControlFlow::<()>::Continue(()))
+        })
+        .unwrap();
+        assert_eq!(seen, payouts.len());
+    }
 }

@@ -1,6 +1,7 @@
 //! Ledger queries: appending chained entries with their balances, ingesting payouts, reading.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
@@ -1373,48 +1374,31 @@ pub fn verify(connection: &mut DbConnection) -> Result<Verification, AppError> {
         }
     };
     // One thread loads the next page while this one hashes the current page.
-    let broken = std::thread::scope(
-        |scope| -> Result<Option<crate::chain::ChainBreak>, AppError> {
-            let (pages, received) =
-                std::sync::mpsc::sync_channel::<Result<Vec<EntryRow>, AppError>>(1);
-            let loader = &mut *connection;
-            scope.spawn(move || {
-                let mut after = 0i64;
-                loop {
-                    let page: Result<Vec<EntryRow>, AppError> = ledger_entries::table
-                        .filter(ledger_entries::seq.gt(after))
-                        .order(ledger_entries::seq.asc())
-                        .limit(PAGE)
-                        .select(EntryRow::as_select())
-                        .load(loader)
-                        .map_err(AppError::from);
-                    let last = match &page {
-                        Ok(rows) if i64::try_from(rows.len()).unwrap_or(0) == PAGE => {
-                            rows.last().map(|row| row.seq)
-                        }
-                        _ => None,
-                    };
-                    // The receiver stops listening when it finds a break: stop loading then too.
-                    if pages.send(page).is_err() {
-                        return;
-                    }
-                    match last {
-                        Some(seq) => after = seq,
-                        None => return,
-                    }
+    let broken = crate::db::read_ahead(
+        connection,
+        0,
+        |connection, after| {
+            Ok(ledger_entries::table
+                .filter(ledger_entries::seq.gt(after))
+                .order(ledger_entries::seq.asc())
+                .limit(PAGE)
+                .select(EntryRow::as_select())
+                .load(connection)?)
+        },
+        |rows| {
+            let full = i64::try_from(rows.len()).unwrap_or(0) == PAGE;
+            rows.last().filter(|_| full).map(|row| row.seq)
+        },
+        |page| {
+            for row in page {
+                let entry = row.into_entry()?;
+                if let Err(broken) = verifier.check(&entry) {
+                    return Ok(ControlFlow::Break(broken));
                 }
-            });
-            for page in received {
-                for row in page? {
-                    let entry = row.into_entry()?;
-                    if let Err(broken) = verifier.check(&entry) {
-                        return Ok(Some(broken));
-                    }
-                    add(&entry.asset, &entry.credit_account, entry.amount);
-                    add(&entry.asset, &entry.debit_account, -entry.amount);
-                }
+                add(&entry.asset, &entry.credit_account, entry.amount);
+                add(&entry.asset, &entry.debit_account, -entry.amount);
             }
-            Ok(None)
+            Ok(ControlFlow::Continue(()))
         },
     )?;
     if let Some(broken) = broken {
