@@ -356,10 +356,15 @@ impl Db {
 
 /// Lets PostgreSQL reuse each statement's generic plan for the rest of the transaction instead of
 /// planning it again for its parameters, where planning costs more than executing. Only for
-/// transactions whose statements find rows by key through an index whatever the tables' sizes,
-/// so that a generic plan made on empty tables uses the same indexes (checked with EXPLAIN on a new
-/// database). A cached plan lives as long as its pooled connection (r2d2 retires one after 30
-/// minutes), and an ANALYZE of a table it reads replaces it. SQLite has nothing to set.
+/// transactions whose statements find rows by key through an index, so that a generic plan made
+/// on empty tables uses the same indexes (checked with EXPLAIN on a new database, its tables
+/// never analyzed). A cached plan lives as long as its pooled connection (r2d2 retires one after
+/// 30 minutes), and an ANALYZE of a table it reads replaces it. SQLite has nothing to set.
+///
+/// The withdrawal gate's history (`withdrawals::store::past_activity`) is a range read and does
+/// depend on statistics: with `withdrawals` analyzed while empty its generic plan scans that
+/// table until autovacuum analyzes it again (after 10 % growth), and on a small ledger it
+/// intersects the user index with the `occurred_at` index (seen with auto_explain).
 pub fn cache_plans_in_transaction(connection: &mut DbConnection) -> QueryResult<()> {
     match connection {
         DbConnection::Postgresql(inner) => {
