@@ -74,13 +74,9 @@ mod tests {
 
     use diesel::connection::SimpleConnection;
 
-    use crate::db::Db;
-
     #[test]
     fn copies_committed_pages_into_the_database_file_in_the_background() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("checkpoint.db");
-        let db = Db::open(&format!("sqlite://{}", path.display()), 1).unwrap();
+        let (_directory, path, db) = crate::db::scratch_sqlite("checkpoint.db");
         let mut connection = db.connection().unwrap();
         // About 4 MB, a quarter of the WAL at which a writer would checkpoint by itself: without
         // the background checkpoints these pages would stay in the WAL.

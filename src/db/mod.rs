@@ -481,13 +481,23 @@ pub fn now() -> chrono::NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
 }
 
+/// A migrated SQLite database file in a directory of its own, for unit tests. The directory is
+/// deleted when the returned guard drops.
+#[cfg(test)]
+pub(crate) fn scratch_sqlite(file: &str) -> (tempfile::TempDir, std::path::PathBuf, Db) {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join(file);
+    let db = Db::open(&format!("sqlite://{}", path.display()), 1).unwrap();
+    (directory, path, db)
+}
+
 #[cfg(test)]
 mod tests {
     use std::ops::ControlFlow;
 
     use diesel::prelude::*;
 
-    use super::{read_ahead, write_transaction, Db, DbConnection};
+    use super::{read_ahead, write_transaction, DbConnection};
     use crate::db::schema::ledger_entries;
     use crate::error::AppError;
     use crate::ledger::{store as ledger, Account, EntryKind, LedgerEntry};
@@ -505,9 +515,7 @@ mod tests {
 
     #[test]
     fn read_ahead_hands_every_page_over_in_order_and_stops_when_the_fold_does() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("pages.db");
-        let db = Db::open(&format!("sqlite://{}", path.display()), 1).unwrap();
+        let (_directory, _, db) = super::scratch_sqlite("pages.db");
         let mut connection = db.connection().unwrap();
         let at = chrono::NaiveDate::from_ymd_opt(2025, 6, 1)
             .unwrap()
