@@ -110,8 +110,7 @@ pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<
 /// PostgreSQL: the entry linked and inserted in one statement; appenders queue on the head's
 /// lock, so sequence numbers have no gaps.
 fn link_and_insert(connection: &mut PgConnection, entry: &mut AuditEntry) -> QueryResult<()> {
-    use diesel::sql_types::{Nullable, Text, Timestamp};
-    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+    static STATEMENT: LazyLock<chain_link::Statement> = LazyLock::new(|| {
         chain_link::statement(
             CHAIN,
             "audit_log",
@@ -129,19 +128,7 @@ fn link_and_insert(connection: &mut PgConnection, entry: &mut AuditEntry) -> Que
             ],
         )
     });
-    chain_link::insert(connection, &STATEMENT, entry, |query, entry| {
-        query
-            .bind::<Timestamp, _>(entry.occurred_at)
-            .bind::<Text, _>(&entry.actor_id)
-            .bind::<Text, _>(&entry.actor_name)
-            .bind::<Text, _>(&entry.actor_role)
-            .bind::<Text, _>(&entry.action)
-            .bind::<Text, _>(&entry.subject_type)
-            .bind::<Text, _>(&entry.subject_id)
-            .bind::<Nullable<Text>, _>(entry.reason.as_deref())
-            .bind::<Nullable<Text>, _>(entry.request_id.as_deref())
-            .bind::<Text, _>(&entry.details)
-    })
+    chain_link::insert(connection, &STATEMENT, entry)
 }
 
 impl chain_link::Placed for AuditEntry {
@@ -149,6 +136,26 @@ impl chain_link::Placed for AuditEntry {
         self.seq = seq;
         self.prev_hash = prev_hash;
         self.hash = hash;
+    }
+
+    fn bind_columns<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        crate::db::bind_values!(out;
+            Timestamp => &self.occurred_at,
+            Text => &self.actor_id,
+            Text => &self.actor_name,
+            Text => &self.actor_role,
+            Text => &self.action,
+            Text => &self.subject_type,
+            Text => &self.subject_id,
+            Nullable<Text> => &self.reason,
+            Nullable<Text> => &self.request_id,
+            Text => &self.details,
+        );
+        Ok(())
     }
 }
 

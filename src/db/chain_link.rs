@@ -5,15 +5,20 @@
 //! the hash with the formula of [`crate::chain::link_hash`]; [`insert`] checks it before commit.
 
 use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::AstPass;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{PgConnection, QueryResult, RunQueryDsl};
 
+use super::prepared::{FixedText, Prepared};
 use crate::chain::{unlinked_tail, Chained};
 
 /// A chained row that takes the place the database gives it.
 pub trait Placed: Chained {
     fn place(&mut self, seq: i64, prev_hash: String, hash: String);
+
+    /// Binds the row's columns in the order of the [`statement`]'s `columns`, with
+    /// [`crate::db::bind_values`].
+    fn bind_columns<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>;
 }
 
 /// Where the database placed the row.
@@ -27,43 +32,70 @@ struct Link {
     hash: String,
 }
 
-/// The statement for `table` on chain `chain`: `columns` are bound as `$1…$n` in that order and
-/// the row's [`crate::chain::unlinked_tail`] as `$n+1`; it returns where the row was placed. The head
-/// is locked, read and advanced once (`link` is referenced twice, so PostgreSQL materialises it).
-pub fn statement(chain: &str, table: &str, columns: &[&str]) -> String {
-    let values: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
-    format!(
-        "WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM chain_heads \
-                       WHERE name = '{chain}' FOR UPDATE), \
-              link AS (SELECT seq, prev_hash, encode(sha256(convert_to(\
-                           prev_hash || '[' || seq::text || ${tail}, 'UTF8')), 'hex') AS hash \
-                       FROM head), \
-              advanced AS (UPDATE chain_heads SET seq = link.seq, hash = link.hash FROM link \
-                           WHERE chain_heads.name = '{chain}') \
-         INSERT INTO {table} ({columns}, seq, prev_hash, hash) \
-         SELECT {values}, link.seq, link.prev_hash, link.hash FROM link \
-         RETURNING seq, prev_hash, hash",
-        tail = columns.len() + 1,
-        columns = columns.join(", "),
-        values = values.join(", "),
-    )
+/// The statement for one table's chain, in the three pieces around its binds: the row's
+/// [`crate::chain::unlinked_tail`], then its columns.
+pub struct Statement {
+    before_tail: String,
+    before_columns: String,
+    after_columns: &'static str,
 }
 
-/// Runs a [`statement`] for `row`: `bind` binds its columns in the statement's order, the row's
-/// tail is bound after them, and the row takes the place the database gave it once the hash the
-/// database computed is the one `hashgate verify` computes. A difference (a canonical form changed
-/// on one side only, a database whose encoding is not UTF-8) fails the write, so the transaction
-/// rolls back instead of breaking the chain.
+/// The statement for `table` on chain `chain`, inserting `columns` (bound by
+/// [`Placed::bind_columns`] in that order); it returns where the row was placed. The head is
+/// locked, read and advanced once (`link` is referenced twice, so PostgreSQL materialises it).
+pub fn statement(chain: &str, table: &str, columns: &[&str]) -> Statement {
+    Statement {
+        before_tail: format!(
+            "WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM chain_heads \
+                           WHERE name = '{chain}' FOR UPDATE), \
+                  link AS (SELECT seq, prev_hash, encode(sha256(convert_to(\
+                               prev_hash || '[' || seq::text || "
+        ),
+        before_columns: format!(
+            ", 'UTF8')), 'hex') AS hash FROM head), \
+                  advanced AS (UPDATE chain_heads SET seq = link.seq, hash = link.hash FROM link \
+                               WHERE chain_heads.name = '{chain}') \
+             INSERT INTO {table} ({columns}, seq, prev_hash, hash) SELECT ",
+            columns = columns.join(", "),
+        ),
+        after_columns: ", link.seq, link.prev_hash, link.hash FROM link \
+                        RETURNING seq, prev_hash, hash",
+    }
+}
+
+/// One row's link-and-insert, kept prepared on each connection: a withdrawal decision makes two.
+struct LinkInsert<'a, R> {
+    statement: &'a Statement,
+    row: &'a R,
+    tail: String,
+}
+
+impl<R: Placed> FixedText for LinkInsert<'_, R> {
+    fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(&self.statement.before_tail);
+        out.push_bind_param::<Text, _>(&self.tail)?;
+        out.push_sql(&self.statement.before_columns);
+        self.row.bind_columns(out)?;
+        out.push_sql(self.statement.after_columns);
+        Ok(())
+    }
+}
+
+/// Runs a [`statement`] for `row`, and the row takes the place the database gave it once the hash
+/// the database computed is the one `hashgate verify` computes. A difference (a canonical form
+/// changed on one side only, a database whose encoding is not UTF-8) fails the write, so the
+/// transaction rolls back instead of breaking the chain.
 pub fn insert<R: Placed>(
     connection: &mut PgConnection,
-    statement: &str,
+    statement: &Statement,
     row: &mut R,
-    bind: impl for<'r> FnOnce(BoxedSqlQuery<'r, Pg, SqlQuery>, &'r R) -> BoxedSqlQuery<'r, Pg, SqlQuery>,
 ) -> QueryResult<()> {
-    let tail = unlinked_tail(row);
-    let link: Link = bind(diesel::sql_query(statement).into_boxed(), row)
-        .bind::<Text, _>(tail)
-        .get_result(connection)?;
+    let link: Link = Prepared(LinkInsert {
+        statement,
+        row: &*row,
+        tail: unlinked_tail(row),
+    })
+    .get_result(connection)?;
     row.place(link.seq, link.prev_hash, link.hash);
     if row.compute_hash() == row.hash() {
         Ok(())

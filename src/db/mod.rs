@@ -2,6 +2,7 @@
 
 pub(crate) mod chain_link;
 mod checkpoint;
+pub(crate) mod prepared;
 pub mod schedule;
 pub mod schema;
 mod timestamp;
@@ -39,6 +40,18 @@ macro_rules! insert_all {
     }};
 }
 pub(crate) use insert_all;
+
+/// Binds values in order, with a comma between their placeholders.
+macro_rules! bind_values {
+    ($out:ident; $first_type:ty => $first:expr $(, $sql_type:ty => $value:expr)* $(,)?) => {
+        $out.push_bind_param::<$first_type, _>($first)?;
+        $(
+            $out.push_sql(", ");
+            $out.push_bind_param::<$sql_type, _>($value)?;
+        )*
+    };
+}
+pub(crate) use bind_values;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -1,7 +1,10 @@
 //! Stored first responses, keyed by (scope, key).
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::AstPass;
 
+use crate::db::prepared::{FixedText, Prepared};
 use crate::db::schema::idempotency_keys;
 use crate::db::DbConnection;
 
@@ -69,11 +72,45 @@ pub fn complete(
     status_code: u16,
     response_body: &str,
 ) -> QueryResult<()> {
-    diesel::update(idempotency_keys::table.find((scope, key)))
-        .set((
-            idempotency_keys::status_code.eq(i32::from(status_code)),
-            idempotency_keys::response_body.eq(response_body),
-        ))
-        .execute(connection)
-        .map(|_| ())
+    let status_code = i32::from(status_code);
+    match connection {
+        DbConnection::Postgresql(inner) => Prepared(StoreResponse {
+            scope,
+            key,
+            status_code,
+            response_body,
+        })
+        .execute(inner),
+        DbConnection::Sqlite(inner) => diesel::update(idempotency_keys::table.find((scope, key)))
+            .set((
+                idempotency_keys::status_code.eq(status_code),
+                idempotency_keys::response_body.eq(response_body),
+            ))
+            .execute(inner),
+    }
+    .map(|_| ())
+}
+
+/// PostgreSQL: [`complete`]'s update, kept prepared (diesel never caches an `UPDATE`); every
+/// mutating request makes one.
+struct StoreResponse<'a> {
+    scope: &'a str,
+    key: &'a str,
+    status_code: i32,
+    response_body: &'a str,
+}
+
+impl FixedText for StoreResponse<'_> {
+    fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Integer, Text};
+        out.push_sql("UPDATE idempotency_keys SET status_code = ");
+        out.push_bind_param::<Integer, _>(&self.status_code)?;
+        out.push_sql(", response_body = ");
+        out.push_bind_param::<Text, _>(self.response_body)?;
+        out.push_sql(" WHERE scope = ");
+        out.push_bind_param::<Text, _>(self.scope)?;
+        out.push_sql(" AND idempotency_key = ");
+        out.push_bind_param::<Text, _>(self.key)?;
+        Ok(())
+    }
 }

@@ -5,7 +5,9 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::AstPass;
 use diesel::sql_types::{BigInt, Text};
 use diesel::PgConnection;
 use rust_decimal::Decimal;
@@ -17,8 +19,9 @@ use super::{
 };
 use crate::audit::{self, Actor, NewAuditEntry};
 use crate::chain::{ChainVerifier, Chained, Verification};
+use crate::db::prepared::{FixedText, Prepared};
 use crate::db::schema::{assets, balances, chain_heads, ledger_entries, rates, users};
-use crate::db::{chain_link, DbConnection, InsertTimestamp, MultiBackend};
+use crate::db::{chain_link, DbConnection, InsertTimestamp};
 use crate::error::{AppError, FieldError};
 
 const CHAIN: &str = "ledger";
@@ -205,17 +208,6 @@ impl diesel::query_builder::QueryId for SqliteEntryInsert<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-/// Binds values in order, with a comma between their placeholders.
-macro_rules! bind_values {
-    ($out:ident; $first_type:ty => $first:expr $(, $sql_type:ty => $value:expr)* $(,)?) => {
-        $out.push_bind_param::<$first_type, _>($first)?;
-        $(
-            $out.push_sql(", ");
-            $out.push_bind_param::<$sql_type, _>($value)?;
-        )*
-    };
-}
-
 impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteEntryInsert<'_> {
     fn walk_ast<'b>(
         &'b self,
@@ -230,7 +222,7 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteEntr
             )
         });
         out.push_sql(&SQL);
-        bind_values!(out;
+        crate::db::bind_values!(out;
             BigInt => &entry.seq,
             Text => &entry.transaction_id,
             Text => entry.kind.as_str(),
@@ -325,32 +317,9 @@ fn chain_entries(
 /// PostgreSQL: one entry linked and inserted in one statement, the only one made under the
 /// chain head's lock (a withdrawal's hold, a fee, an adjustment, a reversal).
 fn link_and_insert_one(connection: &mut PgConnection, entry: &mut LedgerEntry) -> QueryResult<()> {
-    use diesel::sql_types::{Nullable, Timestamp};
-    static STATEMENT: LazyLock<String> =
+    static STATEMENT: LazyLock<chain_link::Statement> =
         LazyLock::new(|| chain_link::statement(CHAIN, "ledger_entries", &ENTRY_COLUMNS));
-    chain_link::insert(connection, &STATEMENT, entry, |query, entry| {
-        query
-            .bind::<Text, _>(&entry.transaction_id)
-            .bind::<Text, _>(entry.kind.as_str())
-            .bind::<Text, _>(&entry.asset)
-            .bind::<BigInt, _>(entry.amount)
-            .bind::<Text, _>(&entry.debit_account)
-            .bind::<Text, _>(&entry.credit_account)
-            .bind::<Nullable<Text>, _>(entry.user_id.as_deref())
-            .bind::<Timestamp, _>(entry.occurred_at)
-            .bind::<Timestamp, _>(entry.recorded_at)
-            .bind::<Nullable<Text>, _>(entry.source.as_deref())
-            .bind::<Nullable<Text>, _>(entry.external_id.as_deref())
-            .bind::<Nullable<Text>, _>(entry.order_id.as_deref())
-            .bind::<Nullable<Text>, _>(entry.facility_id.as_deref())
-            .bind::<Nullable<Text>, _>(entry.valuation.as_deref())
-            .bind::<Nullable<Text>, _>(entry.fmv_usd.as_deref())
-            .bind::<Nullable<Text>, _>(entry.usd_price.as_deref())
-            .bind::<Nullable<Timestamp>, _>(entry.price_at)
-            .bind::<Nullable<Text>, _>(entry.reason.as_deref())
-            .bind::<Text, _>(&entry.actor_id)
-            .bind::<Nullable<BigInt>, _>(entry.reverses_seq)
-    })
+    chain_link::insert(connection, &STATEMENT, entry)
 }
 
 impl chain_link::Placed for LedgerEntry {
@@ -358,6 +327,33 @@ impl chain_link::Placed for LedgerEntry {
         self.seq = seq;
         self.prev_hash = prev_hash;
         self.hash = hash;
+    }
+
+    fn bind_columns<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Nullable, Timestamp};
+        crate::db::bind_values!(out;
+            Text => &self.transaction_id,
+            Text => self.kind.as_str(),
+            Text => &self.asset,
+            BigInt => &self.amount,
+            Text => &self.debit_account,
+            Text => &self.credit_account,
+            Nullable<Text> => &self.user_id,
+            Timestamp => &self.occurred_at,
+            Timestamp => &self.recorded_at,
+            Nullable<Text> => &self.source,
+            Nullable<Text> => &self.external_id,
+            Nullable<Text> => &self.order_id,
+            Nullable<Text> => &self.facility_id,
+            Nullable<Text> => &self.valuation,
+            Nullable<Text> => &self.fmv_usd,
+            Nullable<Text> => &self.usd_price,
+            Nullable<Timestamp> => &self.price_at,
+            Nullable<Text> => &self.reason,
+            Text => &self.actor_id,
+            Nullable<BigInt> => &self.reverses_seq,
+        );
+        Ok(())
     }
 }
 
@@ -429,7 +425,7 @@ fn insert_rows(connection: &mut DbConnection, entries: &[LedgerEntry]) -> QueryR
 }
 
 /// Adds deltas to balances and returns the new balances, keyed by (account, asset): on SQLite
-/// one upsert of them all, on PostgreSQL one multi-row upsert per chunk (a round trip each).
+/// one upsert of them all, on PostgreSQL one upsert of three arrays.
 fn apply_balance_deltas(
     connection: &mut DbConnection,
     deltas: &BTreeMap<(String, String), i64>,
@@ -443,51 +439,64 @@ fn apply_balance_deltas(
         #[diesel(sql_type = BigInt)]
         atoms: i64,
     }
-    let mut balances_after = BTreeMap::new();
-    if let DbConnection::Sqlite(inner) = connection {
-        // One statement for all the deltas, passed as one JSON array: diesel prepares an upsert
-        // anew on every run, which for a bulk ingest's thousands of accounts was a tenth of the
-        // single writer's time.
-        let rows: Vec<(&str, &str, i64)> = deltas
-            .iter()
-            .map(|((account, asset), delta)| (account.as_str(), asset.as_str(), *delta))
-            .collect();
-        let updated: Vec<Balance> = diesel::sql_query(
-            "INSERT INTO balances (account, asset, atoms) \
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true \
-             ON CONFLICT (account, asset) DO UPDATE SET atoms = atoms + excluded.atoms \
-             RETURNING account, asset, atoms",
-        )
-        .bind::<Text, _>(serde_json::to_string(&rows).unwrap_or_default())
-        .load(inner)?;
-        for balance in updated {
-            balances_after.insert((balance.account, balance.asset), balance.atoms);
-        }
-        return Ok(balances_after);
+    if deltas.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    let deltas: Vec<_> = deltas.iter().collect();
-    for chunk in deltas.chunks(LOOKUP_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|row| format!("(${}, ${}, ${})", row * 3 + 1, row * 3 + 2, row * 3 + 3))
-            .collect();
-        let sql = format!(
-            "INSERT INTO balances (account, asset, atoms) VALUES {} \
-             ON CONFLICT (account, asset) DO UPDATE SET atoms = balances.atoms + excluded.atoms \
-             RETURNING account, asset, atoms",
-            values.join(", ")
+    let updated: Vec<Balance> = match connection {
+        DbConnection::Sqlite(inner) => {
+            // One statement for all the deltas, passed as one JSON array: diesel prepares an
+            // upsert anew on every run, which for a bulk ingest's thousands of accounts was a
+            // tenth of the single writer's time.
+            let rows: Vec<(&str, &str, i64)> = deltas
+                .iter()
+                .map(|((account, asset), delta)| (account.as_str(), asset.as_str(), *delta))
+                .collect();
+            diesel::sql_query(
+                "INSERT INTO balances (account, asset, atoms) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true \
+                 ON CONFLICT (account, asset) DO UPDATE SET atoms = atoms + excluded.atoms \
+                 RETURNING account, asset, atoms",
+            )
+            .bind::<Text, _>(serde_json::to_string(&rows).unwrap_or_default())
+            .load(inner)?
+        }
+        DbConnection::Postgresql(inner) => Prepared(PgBalanceUpsert {
+            accounts: deltas.keys().map(|(account, _)| account.as_str()).collect(),
+            assets: deltas.keys().map(|(_, asset)| asset.as_str()).collect(),
+            deltas: deltas.values().copied().collect(),
+        })
+        .load(inner)?,
+    };
+    Ok(updated
+        .into_iter()
+        .map(|balance| ((balance.account, balance.asset), balance.atoms))
+        .collect())
+}
+
+/// PostgreSQL: every delta in one upsert of three arrays, in the map's order (so concurrent
+/// writers lock balance rows in the same order). Its text is the same whatever the number of
+/// accounts, so it stays prepared, where a VALUES list was a new statement for every write.
+struct PgBalanceUpsert<'a> {
+    accounts: Vec<&'a str>,
+    assets: Vec<&'a str>,
+    deltas: Vec<i64>,
+}
+
+impl FixedText for PgBalanceUpsert<'_> {
+    fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        out.push_sql("INSERT INTO balances (account, asset, atoms) SELECT * FROM unnest(");
+        crate::db::bind_values!(out;
+            Array<Text> => &self.accounts,
+            Array<Text> => &self.assets,
+            Array<BigInt> => &self.deltas,
         );
-        let mut query = diesel::sql_query(sql).into_boxed::<MultiBackend>();
-        for ((account, asset), delta) in chunk {
-            query = query
-                .bind::<Text, _>(account.clone())
-                .bind::<Text, _>(asset.clone())
-                .bind::<BigInt, _>(**delta);
-        }
-        for balance in query.load::<Balance>(connection)? {
-            balances_after.insert((balance.account, balance.asset), balance.atoms);
-        }
+        out.push_sql(
+            ") ON CONFLICT (account, asset) DO UPDATE SET atoms = balances.atoms + excluded.atoms \
+             RETURNING account, asset, atoms",
+        );
+        Ok(())
     }
-    Ok(balances_after)
 }
 
 /// A single movement of a user's funds other than a payout.

@@ -289,6 +289,9 @@ pub fn gate_reads(
 /// A withdrawal as stored and as the platform reads it.
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable, Insertable)]
 #[diesel(table_name = withdrawals)]
+// Absent values are inserted as NULL, not as DEFAULT, so the INSERT's text is always the same
+// and diesel keeps it prepared (a DEFAULT keyword makes it a new statement every time).
+#[diesel(treat_none_as_default_value = false)]
 pub struct WithdrawalRow {
     pub id: String,
     pub user_id: String,

@@ -489,3 +489,92 @@ fn random_operations_keep_every_balance_equal_to_its_entries(app: &TestApp) {
         );
     }
 }
+
+/// PostgreSQL: the writes every withdrawal decision makes under the chain heads' locks (the ledger
+/// and audit appends, the balance upsert) and its stored response are prepared once per
+/// connection and reused: after two rounds each is one named statement of the session, where a
+/// `sql_query` or a diesel `UPDATE` leaves none (it is parsed and planned on every call).
+#[test]
+#[cfg_attr(
+    not(hashgate_postgres_tests),
+    ignore = "PostgreSQL suite SKIPPED: HASHGATE_TEST_POSTGRES_URL is not set"
+)]
+fn postgres_keeps_the_decision_writes_prepared() {
+    use diesel::RunQueryDsl;
+    use hashgate::audit::{store as audit, Actor, NewAuditEntry};
+    use hashgate::idempotency::store as idempotency;
+
+    #[derive(diesel::QueryableByName)]
+    struct Statement {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+    }
+    let app = TestApp::spawn(hashgate::db::Backend::Postgres);
+    let platform = app.token(Role::Platform, None, None);
+    let user = app.create_user(&platform, "prepared");
+    let actor = Actor::command_line();
+    let mut connection = app.state_db.connection().unwrap();
+    for round in 0..2 {
+        write_transaction(&mut connection, |connection| {
+            let key = format!("prepared-{round}");
+            assert!(idempotency::reserve(connection, "test", &key, "hash")?);
+            let adjustment = Transfer {
+                kind: EntryKind::Adjustment,
+                user_id: user.clone(),
+                asset: "BTC".into(),
+                amount: 1_000 + round,
+                occurred_at: hashgate::db::now(),
+                to_user: true,
+                reason: Some("prepared statements".into()),
+            };
+            let entry = store::record(connection, adjustment, &actor)?;
+            audit::append(
+                connection,
+                NewAuditEntry::new(actor.clone(), "test.prepared", "ledger", &key, None),
+            )?;
+            idempotency::complete(connection, "test", &key, 200, &entry.hash)?;
+            Ok::<_, hashgate::error::AppError>(())
+        })
+        .unwrap();
+    }
+    let statements: Vec<String> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<Statement>(&mut **connection)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.statement)
+        .collect();
+    let prepared = |starts: &str, contains: &str| {
+        statements
+            .iter()
+            .filter(|text| text.starts_with(starts) && text.contains(contains))
+            .count()
+    };
+    assert_eq!(
+        prepared("WITH head", "INSERT INTO ledger_entries"),
+        1,
+        "{statements:#?}"
+    );
+    assert_eq!(
+        prepared("WITH head", "INSERT INTO audit_log"),
+        1,
+        "{statements:#?}"
+    );
+    assert_eq!(
+        prepared("INSERT INTO balances", "unnest"),
+        1,
+        "{statements:#?}"
+    );
+    assert_eq!(
+        prepared("UPDATE idempotency_keys", ""),
+        1,
+        "{statements:#?}"
+    );
+    // The entries are linked and the balance is both rounds' credit.
+    let verified = app.command(&["verify"]);
+    assert!(verified.status.success(), "{verified:?}");
+    let balance = app.query_text(&format!(
+        "SELECT CAST(atoms AS TEXT) AS value FROM balances \
+         WHERE account = 'user:{user}:available' AND asset = 'BTC'"
+    ));
+    assert_eq!(balance, ["2001"]);
+}
