@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use crate::audit::Actor;
 use crate::auth::Role;
 use crate::bench::{
-    bench_rates, bench_token, http_request, on_scratch_backends, payout_rows, percentile, problem,
-    BenchServer,
+    bench_rates, bench_token, http_request, on_scratch_backends, payout_rows, payout_rows_within,
+    percentile, problem, BenchServer,
 };
 use crate::config::Settings;
 use crate::db::write_transaction;
@@ -66,13 +66,25 @@ pub(crate) fn gate_fixture(
     let mut connection = state.db.connection().map_err(problem)?;
     let now = crate::db::now();
     let mut rates = bench_rates();
-    for (base, quote, rate) in [("BTC", "USD", 100_000), ("USD", "HKD", 8)] {
-        rates.push(NewRate {
-            base: base.into(),
-            quote: quote.into(),
-            as_of: now - chrono::Duration::minutes(1),
-            rate: rust_decimal::Decimal::from(rate),
-        });
+    // Daily prices over the last days value the recent payouts; the last, a minute old, values
+    // the withdrawals.
+    for as_of in [3, 2, 1]
+        .map(|days| now - chrono::Duration::days(days))
+        .into_iter()
+        .chain([now - chrono::Duration::minutes(1)])
+    {
+        for (base, quote, rate) in [
+            ("BTC", "USD", 100_000),
+            ("USDT", "USD", 1),
+            ("USD", "HKD", 8),
+        ] {
+            rates.push(NewRate {
+                base: base.into(),
+                quote: quote.into(),
+                as_of,
+                rate: rust_decimal::Decimal::from(rate),
+            });
+        }
     }
     write_transaction(&mut connection, |connection| {
         ledger::insert_rates(connection, &rates, "bench")
@@ -81,7 +93,18 @@ pub(crate) fn gate_fixture(
     let assets = ledger::load_assets(&mut connection)?;
     let actor = Actor::command_line();
     let started = Instant::now();
-    let mut source = payout_rows(&users, "gate", payouts).peekable();
+    // A tenth of the payouts arrived in the last two days, as a platform's daily payouts do, so
+    // the monitoring rules' look-back (rapid in-out) reads real payouts.
+    let recent = payouts / 10;
+    let two_days_ago = (now - chrono::Duration::days(2)).and_utc().timestamp();
+    let mut source = payout_rows(&users, "gate", payouts - recent)
+        .chain(payout_rows_within(
+            &users,
+            "gate-recent",
+            recent,
+            (two_days_ago, 2),
+        ))
+        .peekable();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while source.peek().is_some() {
         batch.clear();
@@ -103,7 +126,7 @@ pub(crate) fn gate_fixture(
     drop(source);
     writeln!(
         out,
-        "{payouts} payouts ({payouts} ledger entries) in {} s",
+        "{payouts} payouts ({payouts} ledger entries, {recent} of them in the last two days) in {} s",
         seconds_text(started.elapsed())
     )?;
     Ok(GateFixture {
@@ -200,8 +223,22 @@ fn bench_backend(
         millis_text(p99),
         millis_text(latencies.last().copied().unwrap_or_default())
     )?;
-    // The decisions appended to both chains from concurrent requests: they must still verify.
     let mut connection = db.connection().map_err(problem)?;
+    let mix: Vec<(String, i64)> = {
+        use crate::db::schema::withdrawals;
+        use diesel::prelude::*;
+        withdrawals::table
+            .group_by(withdrawals::decision)
+            .select((withdrawals::decision, diesel::dsl::count_star()))
+            .order_by(withdrawals::decision)
+            .load(&mut **connection)?
+    };
+    let mix: Vec<String> = mix
+        .iter()
+        .map(|(decision, count)| format!("{count} {decision}"))
+        .collect();
+    writeln!(out, "decisions: {}", mix.join(", "))?;
+    // The decisions appended to both chains from concurrent requests: they must still verify.
     for (chain, verification) in [
         ("audit", crate::audit::store::verify_chain(&mut connection)?),
         ("ledger", ledger::verify(&mut connection).map_err(problem)?),

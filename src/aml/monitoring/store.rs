@@ -11,6 +11,8 @@ use crate::db::DbConnection;
 
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable, Insertable)]
 #[diesel(table_name = alerts)]
+// NULL for absent values keeps the INSERT's text fixed, so it stays prepared (as `WithdrawalRow`).
+#[diesel(treat_none_as_default_value = false)]
 pub struct Alert {
     pub id: String,
     pub user_id: String,
