@@ -181,6 +181,36 @@ impl<'a> From<&'a LedgerEntry> for NewEntryRow<'a> {
     }
 }
 
+/// Binds an entry's [`ENTRY_COLUMNS`] in order, for either backend's insert; the timestamps are
+/// passed in, since SQLite binds them as [`InsertTimestamp`] text.
+macro_rules! bind_entry_columns {
+    ($out:ident, $entry:expr, $occurred_at:expr, $recorded_at:expr, $price_at:expr) => {{
+        use diesel::sql_types::{Nullable, Timestamp};
+        crate::db::bind_values!($out;
+            Text => &$entry.transaction_id,
+            Text => $entry.kind.as_str(),
+            Text => &$entry.asset,
+            BigInt => &$entry.amount,
+            Text => &$entry.debit_account,
+            Text => &$entry.credit_account,
+            Nullable<Text> => &$entry.user_id,
+            Timestamp => $occurred_at,
+            Timestamp => $recorded_at,
+            Nullable<Text> => &$entry.source,
+            Nullable<Text> => &$entry.external_id,
+            Nullable<Text> => &$entry.order_id,
+            Nullable<Text> => &$entry.facility_id,
+            Nullable<Text> => &$entry.valuation,
+            Nullable<Text> => &$entry.fmv_usd,
+            Nullable<Text> => &$entry.usd_price,
+            Nullable<Timestamp> => $price_at,
+            Nullable<Text> => &$entry.reason,
+            Text => &$entry.actor_id,
+            Nullable<BigInt> => &$entry.reverses_seq,
+        );
+    }};
+}
+
 /// SQLite: one entry's INSERT, prepared once per connection, whose binds diesel collects in one
 /// flat pass. Through diesel's generic insert of a 23-column row, walking the row's values (to
 /// learn the statement may be cached, then to bind them) cost the single writer about as much
@@ -213,7 +243,6 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteEntr
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{Nullable, Timestamp};
         let entry = self.entry;
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
@@ -222,31 +251,17 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteEntr
             )
         });
         out.push_sql(&SQL);
-        crate::db::bind_values!(out;
-            BigInt => &entry.seq,
-            Text => &entry.transaction_id,
-            Text => entry.kind.as_str(),
-            Text => &entry.asset,
-            BigInt => &entry.amount,
-            Text => &entry.debit_account,
-            Text => &entry.credit_account,
-            Nullable<Text> => &entry.user_id,
-            Timestamp => &self.occurred_at,
-            Timestamp => &self.recorded_at,
-            Nullable<Text> => &entry.source,
-            Nullable<Text> => &entry.external_id,
-            Nullable<Text> => &entry.order_id,
-            Nullable<Text> => &entry.facility_id,
-            Nullable<Text> => &entry.valuation,
-            Nullable<Text> => &entry.fmv_usd,
-            Nullable<Text> => &entry.usd_price,
-            Nullable<Timestamp> => &self.price_at,
-            Nullable<Text> => &entry.reason,
-            Text => &entry.actor_id,
-            Nullable<BigInt> => &entry.reverses_seq,
-            Text => &entry.prev_hash,
-            Text => &entry.hash,
+        crate::db::bind_values!(out; BigInt => &entry.seq);
+        out.push_sql(", ");
+        bind_entry_columns!(
+            out,
+            entry,
+            &self.occurred_at,
+            &self.recorded_at,
+            &self.price_at
         );
+        out.push_sql(", ");
+        crate::db::bind_values!(out; Text => &entry.prev_hash, Text => &entry.hash);
         out.push_sql(")");
         Ok(())
     }
@@ -330,28 +345,12 @@ impl chain_link::Placed for LedgerEntry {
     }
 
     fn bind_columns<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        use diesel::sql_types::{Nullable, Timestamp};
-        crate::db::bind_values!(out;
-            Text => &self.transaction_id,
-            Text => self.kind.as_str(),
-            Text => &self.asset,
-            BigInt => &self.amount,
-            Text => &self.debit_account,
-            Text => &self.credit_account,
-            Nullable<Text> => &self.user_id,
-            Timestamp => &self.occurred_at,
-            Timestamp => &self.recorded_at,
-            Nullable<Text> => &self.source,
-            Nullable<Text> => &self.external_id,
-            Nullable<Text> => &self.order_id,
-            Nullable<Text> => &self.facility_id,
-            Nullable<Text> => &self.valuation,
-            Nullable<Text> => &self.fmv_usd,
-            Nullable<Text> => &self.usd_price,
-            Nullable<Timestamp> => &self.price_at,
-            Nullable<Text> => &self.reason,
-            Text => &self.actor_id,
-            Nullable<BigInt> => &self.reverses_seq,
+        bind_entry_columns!(
+            out,
+            self,
+            &self.occurred_at,
+            &self.recorded_at,
+            &self.price_at
         );
         Ok(())
     }
