@@ -15,6 +15,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=HASHGATE_TEST_CHROMEDRIVER");
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-changed=build.rs");
+    // `embed_migrations!` reads the migrations at compile time, but cargo does not know that: a
+    // new migration would otherwise leave an incremental build with the old ones.
+    println!("cargo:rerun-if-changed=migrations");
     if std::env::var_os("HASHGATE_TEST_POSTGRES_URL").is_some_and(|url| !url.is_empty()) {
         println!("cargo:rustc-cfg=hashgate_postgres_tests");
     }

@@ -375,10 +375,10 @@ impl Db {
 /// 30 minutes), and an ANALYZE of a table it reads replaces it. SQLite has nothing to set.
 ///
 /// The withdrawal gate's history (`withdrawals::store::past_activity`) is a range read: it finds
-/// the user's rows through `withdrawals_user_time` and `ledger_entries_user_occurred`, which hold
-/// both its conditions, so any plan of it reads only the user's rows. Without the latter, generic
-/// and custom plans alike intersected the user index with the `occurred_at` index whenever the
-/// statistics predated the latest payouts, reading every user's payouts of the look-back.
+/// the user's rows through `withdrawals_user_time` and `ledger_entries_user_time`, which hold
+/// both its conditions, so any plan of it reads only the user's rows. Without such an index,
+/// generic and custom plans alike intersected the user index with the `occurred_at` index whenever
+/// the statistics predated the latest payouts, reading every user's payouts of the look-back.
 pub fn cache_plans_in_transaction(connection: &mut DbConnection) -> QueryResult<()> {
     match connection {
         DbConnection::Postgresql(inner) => {

@@ -256,6 +256,38 @@ pub fn value_at(
     }
 }
 
+/// Where a page of a ledger listing ends: its last entry's receipt time and sequence number.
+/// Written `<microseconds since 1970 UTC>_<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryCursor {
+    pub occurred_at: NaiveDateTime,
+    pub seq: i64,
+}
+
+impl EntryCursor {
+    pub fn of(occurred_at: NaiveDateTime, seq: i64) -> EntryCursor {
+        EntryCursor { occurred_at, seq }
+    }
+
+    pub fn parse(text: &str) -> Option<EntryCursor> {
+        let (micros, seq) = text.split_once('_')?;
+        let occurred_at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        let seq = seq.parse().ok().filter(|seq: &i64| *seq > 0)?;
+        Some(EntryCursor::of(occurred_at.naive_utc(), seq))
+    }
+}
+
+impl std::fmt::Display for EntryCursor {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            out,
+            "{}_{}",
+            self.occurred_at.and_utc().timestamp_micros(),
+            self.seq
+        )
+    }
+}
+
 /// A stored ledger entry: one balanced transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {

@@ -12,7 +12,7 @@ use super::fees::{validate_fees, FeeInput};
 use super::payouts::{validate_batch, PayoutInput};
 use super::rates::{validate_rates, RateInput};
 use super::store::{self, EntryFilter, IngestReport};
-use super::{Assets, EntryKind, LedgerEntry};
+use super::{Assets, EntryCursor, EntryKind, LedgerEntry};
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
 use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
@@ -384,7 +384,7 @@ fn entry_view(entry: LedgerEntry, assets: &Assets, user_id: &str) -> EntryView {
     }
 }
 
-/// A user's ledger entries, newest first, with their valuation (the user, the platform, officers, admins).
+/// A user's ledger entries, newest first by the time they occurred, with their valuation (the user, the platform, officers, admins).
 #[utoipa::path(get, path = "/v1/users/{id}/ledger", tag = "ledger",
     params(("id" = String, Path, description = "User id"), LedgerQuery),
     responses((status = 200, body = Page<EntryView>), (status = 400), (status = 403), (status = 404)),
@@ -398,14 +398,22 @@ pub async fn get_ledger(
     let user_id = readable_user(&caller, path)?;
     let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
-    let before_seq = crate::http::parse_seq_cursor(query.cursor.as_deref())?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|text| {
+            EntryCursor::parse(text).ok_or_else(|| {
+                AppError::bad_field("cursor", "use the next_cursor of the previous page")
+            })
+        })
+        .transpose()?;
     let filter = EntryFilter {
         user_id: Some(user_id.clone()),
         asset: query.asset,
         kind: query.kind,
         from: query.from.map(|t| t.naive_utc()),
         to: query.to.map(|t| t.naive_utc()),
-        before_seq,
+        after,
         limit,
     };
     let (assets, entries) = read_for_user(&state, &user_id, move |connection| {
@@ -416,7 +424,9 @@ pub async fn get_ledger(
         .into_iter()
         .map(|entry| entry_view(entry, &assets, &user_id))
         .collect();
-    Ok(HttpResponse::Ok().json(Page::new(views, limit, |view| view.seq.to_string())))
+    Ok(HttpResponse::Ok().json(Page::new(views, limit, |view| {
+        EntryCursor::of(view.occurred_at, view.seq).to_string()
+    })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,8 +14,8 @@ use rust_decimal::Decimal;
 
 use super::payouts::ValidPayout;
 use super::{
-    transfer_accounts, value_at, Account, Asset, Assets, EntryKind, LedgerEntry, PricePoint,
-    Valuation,
+    transfer_accounts, value_at, Account, Asset, Assets, EntryCursor, EntryKind, LedgerEntry,
+    PricePoint, Valuation,
 };
 use crate::audit::{self, Actor, NewAuditEntry};
 use crate::chain::{ChainVerifier, Chained, Verification};
@@ -1267,11 +1267,14 @@ pub struct EntryFilter {
     pub kind: Option<EntryKind>,
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
-    pub before_seq: Option<i64>,
+    /// Only entries after this one in the listing's order (the previous page's last).
+    pub after: Option<EntryCursor>,
     pub limit: i64,
 }
 
-/// Entries newest first.
+/// Entries newest first by the time they occurred, then by ledger order. Receipt time, not
+/// `seq`: on PostgreSQL a user's entries are indexed by user and receipt time (see migration
+/// `2026-12-04-000003_ledger_user_by_time`), so a page reads only its own rows there.
 pub fn entries(
     connection: &mut DbConnection,
     filter: &EntryFilter,
@@ -1294,11 +1297,21 @@ pub fn entries(
     if let Some(to) = filter.to {
         query = query.filter(ledger_entries::occurred_at.lt(to));
     }
-    if let Some(before) = filter.before_seq {
-        query = query.filter(ledger_entries::seq.lt(before));
+    if let Some(after) = filter.after {
+        // `(occurred_at, seq) < (at, seq)`, with a bound on the indexed column alone.
+        query = query
+            .filter(ledger_entries::occurred_at.le(after.occurred_at))
+            .filter(
+                ledger_entries::occurred_at
+                    .lt(after.occurred_at)
+                    .or(ledger_entries::seq.lt(after.seq)),
+            );
     }
     query
-        .order(ledger_entries::seq.desc())
+        .order((
+            ledger_entries::occurred_at.desc(),
+            ledger_entries::seq.desc(),
+        ))
         .limit(filter.limit)
         .load::<EntryRow>(connection)?
         .into_iter()

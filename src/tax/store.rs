@@ -76,10 +76,9 @@ fn entries_of_year(
         .eq_any([EntryKind::Payout.as_str(), EntryKind::Fee.as_str()])
         .and(ledger_entries::occurred_at.ge(year.starts_at))
         .and(ledger_entries::occurred_at.lt(year.ends_at));
-    let rows = ledger_entries::table
+    let mut rows: Vec<EntryValues> = ledger_entries::table
         .filter(ledger_entries::user_id.eq(user_id))
         .filter(in_year.or(ledger_entries::kind.eq(EntryKind::Reversal.as_str())))
-        .order(ledger_entries::seq.asc())
         .select((
             ledger_entries::seq,
             ledger_entries::kind,
@@ -92,6 +91,9 @@ fn entries_of_year(
             ledger_entries::reverses_seq,
         ))
         .load(connection)?;
+    // Sorted here: PostgreSQL reads them by receipt time (`ledger_entries_user_time`), and
+    // sorting a few hundred rows in its executor took a third of the read.
+    rows.sort_unstable_by_key(|row| row.0);
     Ok(rows)
 }
 

@@ -18,7 +18,8 @@ backend_tests!(
     ledger_tampering_is_refused_or_detected,
     only_the_user_and_staff_read_balances_and_entries,
     random_operations_keep_every_balance_equal_to_its_entries,
-    the_summary_groups_by_local_day
+    the_summary_groups_by_local_day,
+    the_ledger_pages_newest_first_by_receipt_time
 );
 
 fn the_summary_groups_by_local_day(app: &TestApp) {
@@ -165,6 +166,76 @@ fn payouts_are_recorded_valued_and_balanced(app: &TestApp) {
         stdout.contains("ledger: 3 entries, hash chain intact"),
         "{stdout}"
     );
+}
+
+/// A backfilled batch is recorded after newer payouts, and several payouts share a time: pages
+/// list each entry once, by receipt time and then ledger order, and a bad cursor is named.
+fn the_ledger_pages_newest_first_by_receipt_time(app: &TestApp) {
+    let platform = app.token(Role::Platform, None, None);
+    let user = app.create_user(&platform, "pager");
+    let batches = [
+        vec![
+            payout(&user, "recent-1", "0.1", "2026-03-02T00:00:00Z"),
+            payout(&user, "recent-2", "0.1", "2026-03-03T00:00:00Z"),
+            payout(&user, "recent-3", "0.1", "2026-03-03T00:00:00Z"),
+        ],
+        vec![
+            payout(&user, "backfill-1", "0.1", "2026-01-05T00:00:00Z"),
+            payout(&user, "backfill-2", "0.1", "2026-03-03T00:00:00Z"),
+            payout(&user, "backfill-3", "0.1", "2026-02-01T00:00:00Z"),
+            payout(&user, "backfill-4", "0.1", "2026-03-04T00:00:00Z"),
+        ],
+    ];
+    for batch in batches {
+        let response = app.post("/v1/payouts", Some(&platform), &json!({ "payouts": batch }));
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    let mut listed: Vec<(String, i64, String)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let query = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page = app
+            .get(
+                &format!("/v1/users/{user}/ledger?limit=2{query}"),
+                Some(&platform),
+            )
+            .json();
+        for item in page["items"].as_array().unwrap() {
+            listed.push((
+                item["occurred_at"].as_str().unwrap().to_string(),
+                item["seq"].as_i64().unwrap(),
+                item["external_id"].as_str().unwrap().to_string(),
+            ));
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let names: Vec<&str> = listed.iter().map(|(_, _, id)| id.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "backfill-4",
+            "backfill-2",
+            "recent-3",
+            "recent-2",
+            "recent-1",
+            "backfill-3",
+            "backfill-1"
+        ]
+    );
+    let mut expected = listed.clone();
+    expected.sort_by(|a, b| (&b.0, b.1).cmp(&(&a.0, a.1)));
+    assert_eq!(listed, expected);
+
+    for bad in ["17", "x_3", "1767225600000000_0", "1767225600000000_"] {
+        let response = app.get(
+            &format!("/v1/users/{user}/ledger?cursor={bad}"),
+            Some(&platform),
+        );
+        assert_eq!(response.problem_fields(400), vec!["cursor"], "{bad}");
+    }
 }
 
 fn one_bad_row_rejects_the_batch_and_names_every_bad_row(app: &TestApp) {
