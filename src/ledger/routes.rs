@@ -384,7 +384,8 @@ fn entry_view(entry: LedgerEntry, assets: &Assets, user_id: &str) -> EntryView {
     }
 }
 
-/// A user's ledger entries, newest first by the time they occurred, with their valuation (the user, the platform, officers, admins).
+/// A user's ledger entries, newest first by the time they occurred, with their valuation (the
+/// user, the platform, officers, admins).
 #[utoipa::path(get, path = "/v1/users/{id}/ledger", tag = "ledger",
     params(("id" = String, Path, description = "User id"), LedgerQuery),
     responses((status = 200, body = Page<EntryView>), (status = 400), (status = 403), (status = 404)),

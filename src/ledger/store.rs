@@ -1298,7 +1298,8 @@ pub fn entries(
         query = query.filter(ledger_entries::occurred_at.lt(to));
     }
     if let Some(after) = filter.after {
-        // `(occurred_at, seq) < (at, seq)`, with a bound on the indexed column alone.
+        // `(occurred_at, seq) < (after.occurred_at, after.seq)`, with a bound on the indexed
+        // column alone so that the index scan starts there.
         query = query
             .filter(ledger_entries::occurred_at.le(after.occurred_at))
             .filter(
