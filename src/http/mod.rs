@@ -71,19 +71,25 @@ pub fn file_response(
         .body(bytes)
 }
 
-/// A cursor that is the sequence number of the last item of the previous page.
-pub fn parse_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
+/// A page's `cursor` read with `parse`; one it cannot read names the field.
+pub fn parse_cursor<T>(
+    cursor: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, AppError> {
     cursor
         .map(|cursor| {
-            cursor
-                .parse::<i64>()
-                .ok()
-                .filter(|seq| *seq > 0)
-                .ok_or_else(|| {
-                    AppError::bad_field("cursor", "use the next_cursor of the previous page")
-                })
+            parse(cursor).ok_or_else(|| {
+                AppError::bad_field("cursor", "use the next_cursor of the previous page")
+            })
         })
         .transpose()
+}
+
+/// A cursor that is the sequence number of the last item of the previous page.
+pub fn parse_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
+    parse_cursor(cursor, |cursor| {
+        cursor.parse::<i64>().ok().filter(|seq| *seq > 0)
+    })
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -399,15 +399,7 @@ pub async fn get_ledger(
     let user_id = readable_user(&caller, path)?;
     let query = query.into_inner()?;
     let limit = crate::http::page_limit(query.limit)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|text| {
-            EntryCursor::parse(text).ok_or_else(|| {
-                AppError::bad_field("cursor", "use the next_cursor of the previous page")
-            })
-        })
-        .transpose()?;
+    let after = crate::http::parse_cursor(query.cursor.as_deref(), EntryCursor::parse)?;
     let filter = EntryFilter {
         user_id: Some(user_id.clone()),
         asset: query.asset,
