@@ -51,9 +51,27 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
-/// Appends an entry. Call it inside the transaction that makes the change it records.
-pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<AuditEntry> {
-    let mut entry = AuditEntry {
+/// The audit chain and its table, for PostgreSQL's link-and-insert statements.
+pub(crate) const CHAIN_TABLE: chain_link::ChainTable = chain_link::ChainTable {
+    chain: CHAIN,
+    table: "audit_log",
+    columns: &[
+        "occurred_at",
+        "actor_id",
+        "actor_name",
+        "actor_role",
+        "action",
+        "subject_type",
+        "subject_id",
+        "reason",
+        "request_id",
+        "details",
+    ],
+};
+
+/// The entry as it will be appended now, before it is linked to the chain.
+pub(crate) fn unlinked(new: NewAuditEntry) -> AuditEntry {
+    AuditEntry {
         seq: 0,
         occurred_at: crate::db::now(),
         actor_id: new.actor.id,
@@ -68,7 +86,12 @@ pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<
         details: new.details.to_string(),
         prev_hash: String::new(),
         hash: String::new(),
-    };
+    }
+}
+
+/// Appends an entry. Call it inside the transaction that makes the change it records.
+pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<AuditEntry> {
+    let mut entry = unlinked(new);
     let connection = match connection {
         DbConnection::Postgresql(inner) => {
             link_and_insert(inner, &mut entry)?;
@@ -110,24 +133,8 @@ pub fn append(connection: &mut DbConnection, new: NewAuditEntry) -> QueryResult<
 /// PostgreSQL: the entry linked and inserted in one statement; appenders queue on the head's
 /// lock, so sequence numbers have no gaps.
 fn link_and_insert(connection: &mut PgConnection, entry: &mut AuditEntry) -> QueryResult<()> {
-    static STATEMENT: LazyLock<chain_link::Statement> = LazyLock::new(|| {
-        chain_link::statement(
-            CHAIN,
-            "audit_log",
-            &[
-                "occurred_at",
-                "actor_id",
-                "actor_name",
-                "actor_role",
-                "action",
-                "subject_type",
-                "subject_id",
-                "reason",
-                "request_id",
-                "details",
-            ],
-        )
-    });
+    static STATEMENT: LazyLock<chain_link::Statement> =
+        LazyLock::new(|| chain_link::statement(&CHAIN_TABLE));
     chain_link::insert(connection, &STATEMENT, entry)
 }
 

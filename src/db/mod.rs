@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{self, ManageConnection, Pool};
-use diesel::{Connection, PgConnection, QueryResult, SqliteConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::AppError;
@@ -121,7 +121,7 @@ impl ConnectionFactory {
                 let mut connection = PgConnection::establish(&self.url)?;
                 // Plan each statement for its actual parameters: a generic plan cached while a
                 // table was small keeps scanning it sequentially once it is large. Transactions
-                // made only of lookups by key opt out (`cache_plans_in_transaction`).
+                // made only of lookups by key opt out (`Plans::Cached`).
                 connection
                     .batch_execute("SET plan_cache_mode = force_custom_plan")
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -367,25 +367,25 @@ impl Db {
     }
 }
 
-/// Lets PostgreSQL reuse each statement's generic plan for the rest of the transaction instead of
-/// planning it again for its parameters, where planning costs more than executing. Only for
-/// transactions whose statements find rows by key through an index, so that a generic plan made
-/// on empty tables uses the same indexes (checked with EXPLAIN on a new database, its tables
-/// never analyzed). A cached plan lives as long as its pooled connection (r2d2 retires one after
-/// 30 minutes), and an ANALYZE of a table it reads replaces it. SQLite has nothing to set.
-///
-/// The withdrawal gate's history (`withdrawals::store::past_activity`) is a range read: it finds
-/// the user's rows through `withdrawals_user_time` and `ledger_entries_user_time`, which hold
-/// both its conditions, so any plan of it reads only the user's rows. Without such an index,
-/// generic and custom plans alike intersected the user index with the `occurred_at` index whenever
-/// the statistics predated the latest payouts, reading every user's payouts of the look-back.
-pub fn cache_plans_in_transaction(connection: &mut DbConnection) -> QueryResult<()> {
-    match connection {
-        DbConnection::Postgresql(inner) => {
-            inner.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        }
-        DbConnection::Sqlite(_) => Ok(()),
-    }
+/// How PostgreSQL plans the statements of a write transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// Each statement for its parameters, the connection's setting (see [`ConnectionFactory`]).
+    PerParameters,
+    /// Each statement's generic plan, made once and reused, where planning costs more than
+    /// executing. Only for transactions whose statements find rows by key through an index, so
+    /// that a generic plan made on empty tables uses the same indexes (checked with EXPLAIN on a
+    /// new database, its tables never analyzed). A cached plan lives as long as its pooled
+    /// connection (r2d2 retires one after 30 minutes), and an ANALYZE of a table it reads
+    /// replaces it. The setting travels with `BEGIN`, in the same round trip.
+    ///
+    /// The withdrawal gate's history (`withdrawals::store::past_activity`) is a range read: it
+    /// finds the user's rows through `withdrawals_user_time` and `ledger_entries_user_time`,
+    /// which hold both its conditions, so any plan of it reads only the user's rows. Without
+    /// such an index, generic and custom plans alike intersected the user index with the
+    /// `occurred_at` index whenever the statistics predated the latest payouts, reading every
+    /// user's payouts of the look-back.
+    Cached,
 }
 
 /// Runs `work` in one write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, so the writer
@@ -395,11 +395,30 @@ where
     E: From<diesel::result::Error>,
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
 {
+    write_transaction_planned(connection, Plans::PerParameters, work)
+}
+
+/// [`write_transaction`] with its statements planned as `plans` says (SQLite has nothing to set).
+pub fn write_transaction_planned<T, E, F>(
+    connection: &mut DbConnection,
+    plans: Plans,
+    work: F,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+{
+    let postgres_begin = match plans {
+        Plans::PerParameters => "BEGIN",
+        Plans::Cached => "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan",
+    };
     match connection {
         DbConnection::Sqlite(inner) => {
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
         }
-        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+        DbConnection::Postgresql(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, postgres_begin)?
+        }
     }
     match work(connection) {
         Ok(value) => {

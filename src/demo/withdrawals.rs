@@ -11,7 +11,7 @@ use super::kyc::documents_for;
 use crate::aml::monitoring::cases;
 use crate::audit::Actor;
 use crate::auth::Role;
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{write_transaction, write_transaction_planned, DbConnection, Plans};
 use crate::error::AppError;
 use crate::kyc::application::{IdentityDocument, PersonalData};
 use crate::kyc::decision::Decision;
@@ -113,7 +113,7 @@ pub fn seed(
             "name": NAMES[index].0, "wallet": "self_hosted", "country": NAMES[index].1,
         });
         let withdraw = |connection: &mut DbConnection, amount: String, address: &str| {
-            write_transaction(connection, |connection| {
+            write_transaction_planned(connection, Plans::Cached, |connection| {
                 gate.request(
                     connection,
                     &Request {

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{write_transaction_planned, Db, DbConnection, Plans};
 use crate::error::AppError;
 use crate::idempotency::store;
 
@@ -98,6 +98,19 @@ pub async fn run<F>(db: &Db, request: IdempotentRequest, work: F) -> Result<Http
 where
     F: Fn(&mut DbConnection) -> Result<Outcome, AppError> + Send + Sync + 'static,
 {
+    run_planned(db, request, Plans::PerParameters, work).await
+}
+
+/// [`run`] with the transaction's statements planned as `plans` says.
+pub async fn run_planned<F>(
+    db: &Db,
+    request: IdempotentRequest,
+    plans: Plans,
+    work: F,
+) -> Result<HttpResponse, AppError>
+where
+    F: Fn(&mut DbConnection) -> Result<Outcome, AppError> + Send + Sync + 'static,
+{
     let work = std::sync::Arc::new(work);
     let request = std::sync::Arc::new(request);
     // A second attempt is needed only when a concurrent twin held the key.
@@ -106,7 +119,7 @@ where
         let request = request.clone();
         let attempt = db
             .run_writer(move |connection| {
-                Ok(write_transaction(connection, |connection| {
+                Ok(write_transaction_planned(connection, plans, |connection| {
                     attempt(connection, &request, work.as_ref())
                 }))
             })

@@ -12,6 +12,7 @@ use super::addresses::{AddressBook, AddressEntry, NewAddress};
 use super::review::{Review, Reviewer, Verdict};
 use super::service::{Gate, Request, WithdrawalView};
 use crate::auth::{Caller, Role};
+use crate::db::Plans;
 use crate::error::AppError;
 use crate::http::extract::{parse_uuid, IdempotencyKey, JsonBody, QueryParams, RequestId};
 use crate::http::mutation::{self, IdempotentRequest, Outcome};
@@ -140,7 +141,7 @@ pub async fn request_withdrawal(
         .as_ref()
         .map(|beneficiary| serde_json::to_value(beneficiary).map_err(AppError::internal))
         .transpose()?;
-    mutation::run(&state.db, idempotent, move |connection| {
+    mutation::run_planned(&state.db, idempotent, Plans::Cached, move |connection| {
         let request = Request {
             user_id: user_id.clone(),
             asset: body.asset.clone(),

@@ -19,8 +19,96 @@ backend_tests!(
     only_the_user_and_staff_read_balances_and_entries,
     random_operations_keep_every_balance_equal_to_its_entries,
     the_summary_groups_by_local_day,
-    the_ledger_pages_newest_first_by_receipt_time
+    the_ledger_pages_newest_first_by_receipt_time,
+    writers_of_one_chain_or_both_interleave_without_losing_a_link
 );
+
+/// Writers of the ledger chain, of the audit chain, and of both in one step (a withdrawal's hold
+/// with its audit entry) run at the same time: every write lands once and both chains verify. On
+/// PostgreSQL the paired write once advanced only one head when the other had moved since its
+/// statement began, and the next writer of that chain hit a duplicate sequence number.
+fn writers_of_one_chain_or_both_interleave_without_losing_a_link(app: &TestApp) {
+    use hashgate::audit::{store as audit, Actor, NewAuditEntry};
+    use hashgate::error::AppError;
+
+    const ROUNDS: usize = 40;
+    let platform = app.token(Role::Platform, None, None);
+    let user = app.create_user(&platform, "interleave");
+    let actor = Actor::command_line();
+    let transfer = |kind, amount, to_user| Transfer {
+        kind,
+        user_id: user.clone(),
+        asset: "BTC".into(),
+        amount,
+        occurred_at: hashgate::db::now(),
+        to_user,
+        reason: Some("interleaving writers".into()),
+    };
+    let audited =
+        |what: &str| NewAuditEntry::new(actor.clone(), "test.interleave", "ledger", what, None);
+    let mut connection = app.state_db.connection().unwrap();
+    write_transaction(&mut connection, |connection| {
+        store::record(
+            connection,
+            transfer(EntryKind::Adjustment, 1_000_000, true),
+            &actor,
+        )
+    })
+    .unwrap();
+    drop(connection);
+    std::thread::scope(|scope| {
+        for writer in 0..3 {
+            let (transfer, audited, actor) = (&transfer, &audited, &actor);
+            scope.spawn(move || {
+                let mut connection = app.state_db.connection().unwrap();
+                for round in 0..ROUNDS {
+                    write_transaction(&mut connection, |connection| {
+                        match writer {
+                            0 => {
+                                let hold = transfer(EntryKind::WithdrawalHold, 10, false);
+                                let id = format!("interleave-{round}");
+                                store::record_audited_as(
+                                    connection,
+                                    hold,
+                                    actor,
+                                    id,
+                                    audited("paired"),
+                                )?;
+                            }
+                            1 => {
+                                audit::append(connection, audited("audit only"))?;
+                            }
+                            _ => {
+                                let credit = transfer(EntryKind::Adjustment, 1, true);
+                                store::record(connection, credit, actor)?;
+                            }
+                        }
+                        Ok::<_, AppError>(())
+                    })
+                    .unwrap_or_else(|error| panic!("writer {writer}, round {round}: {error:?}"));
+                }
+            });
+        }
+    });
+    let verified = app.command(&["verify"]);
+    assert!(verified.status.success(), "{verified:?}");
+    let count = |sql: &str| app.query_text(sql);
+    assert_eq!(
+        count(&format!(
+            "SELECT CAST(COUNT(*) AS TEXT) AS value FROM ledger_entries WHERE user_id = '{user}'"
+        )),
+        [(1 + 2 * ROUNDS).to_string()]
+    );
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) AS value FROM audit_log WHERE action = 'test.interleave'"),
+        [(2 * ROUNDS).to_string()]
+    );
+    let available = count(&format!(
+        "SELECT CAST(atoms AS TEXT) AS value FROM balances \
+         WHERE account = 'user:{user}:available' AND asset = 'BTC'"
+    ));
+    assert_eq!(available, [(1_000_000 - 10 * ROUNDS + ROUNDS).to_string()]);
+}
 
 fn the_summary_groups_by_local_day(app: &TestApp) {
     let platform = app.token(Role::Platform, None, None);
@@ -561,8 +649,56 @@ fn random_operations_keep_every_balance_equal_to_its_entries(app: &TestApp) {
     }
 }
 
+/// PostgreSQL: a transaction that caches its plans (the withdrawal gate's) sets that for itself
+/// alone, in the round trip of its `BEGIN`: the pooled connection goes back to planning each
+/// statement for its parameters, after a commit and after a rollback.
+#[test]
+#[cfg_attr(
+    not(hashgate_postgres_tests),
+    ignore = "PostgreSQL suite SKIPPED: HASHGATE_TEST_POSTGRES_URL is not set"
+)]
+fn postgres_caches_plans_for_one_transaction_only() {
+    use diesel::RunQueryDsl;
+    use hashgate::db::{write_transaction_planned, DbConnection, Plans};
+    use hashgate::error::AppError;
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    fn plan_cache_mode(connection: &mut DbConnection) -> Result<String, AppError> {
+        let DbConnection::Postgresql(inner) = connection else {
+            panic!("a PostgreSQL connection");
+        };
+        let setting: Setting =
+            diesel::sql_query("SELECT current_setting('plan_cache_mode') AS value")
+                .get_result(inner)?;
+        Ok(setting.value)
+    }
+    let app = TestApp::spawn(hashgate::db::Backend::Postgres);
+    let mut connection = app.state_db.connection().unwrap();
+    let cached = write_transaction_planned(&mut connection, Plans::Cached, plan_cache_mode);
+    assert_eq!(cached.unwrap(), "force_generic_plan");
+    assert_eq!(
+        plan_cache_mode(&mut connection).unwrap(),
+        "force_custom_plan"
+    );
+    let per_parameters = write_transaction(&mut connection, plan_cache_mode);
+    assert_eq!(per_parameters.unwrap(), "force_custom_plan");
+    let failed = write_transaction_planned(&mut connection, Plans::Cached, |connection| {
+        assert_eq!(plan_cache_mode(connection)?, "force_generic_plan");
+        Err::<(), _>(AppError::bad_field("work", "refused"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(
+        plan_cache_mode(&mut connection).unwrap(),
+        "force_custom_plan"
+    );
+}
+
 /// PostgreSQL: the writes every withdrawal decision makes under the chain heads' locks (the ledger
-/// and audit appends, the balance upsert) and its stored response are prepared once per
+/// and audit appends, alone or paired, the balance upsert) and its stored response are prepared once per
 /// connection and reused: after two rounds each is one named statement of the session, where a
 /// `sql_query` or a diesel `UPDATE` leaves none (it is parsed and planned on every call).
 #[test]
@@ -604,6 +740,24 @@ fn postgres_keeps_the_decision_writes_prepared() {
                 NewAuditEntry::new(actor.clone(), "test.prepared", "ledger", &key, None),
             )?;
             idempotency::complete(connection, "test", &key, 200, &entry.hash)?;
+            // A withdrawal's hold and its audit entry, linked in one statement.
+            let hold = Transfer {
+                kind: EntryKind::WithdrawalHold,
+                user_id: user.clone(),
+                asset: "BTC".into(),
+                amount: 100,
+                occurred_at: hashgate::db::now(),
+                to_user: false,
+                reason: None,
+            };
+            let audited = NewAuditEntry::new(actor.clone(), "test.paired", "ledger", &key, None);
+            let transaction_id = format!("paired-{round}");
+            let (held, audit_entry) =
+                store::record_audited_as(connection, hold, &actor, transaction_id, audited)?;
+            assert_eq!(held.transaction_id, format!("paired-{round}"));
+            assert_eq!(held.seq, entry.seq + 1, "the hold follows the adjustment");
+            assert_eq!(audit_entry.action, "test.paired");
+            assert!(!held.hash.is_empty() && !audit_entry.hash.is_empty());
             Ok::<_, hashgate::error::AppError>(())
         })
         .unwrap();
@@ -621,12 +775,17 @@ fn postgres_keeps_the_decision_writes_prepared() {
             .count()
     };
     assert_eq!(
-        prepared("WITH head", "INSERT INTO ledger_entries"),
+        prepared("WITH head AS", "INSERT INTO ledger_entries"),
         1,
         "{statements:#?}"
     );
     assert_eq!(
-        prepared("WITH head", "INSERT INTO audit_log"),
+        prepared("WITH head AS", "INSERT INTO audit_log"),
+        1,
+        "{statements:#?}"
+    );
+    assert_eq!(
+        prepared("WITH heads AS", "INSERT INTO audit_log"),
         1,
         "{statements:#?}"
     );
@@ -647,5 +806,5 @@ fn postgres_keeps_the_decision_writes_prepared() {
         "SELECT CAST(atoms AS TEXT) AS value FROM balances \
          WHERE account = 'user:{user}:available' AND asset = 'BTC'"
     ));
-    assert_eq!(balance, ["2001"]);
+    assert_eq!(balance, ["1801"], "both rounds' credit less both holds");
 }
