@@ -17,7 +17,7 @@ use crate::chain::{unlinked_tail, Chained};
 pub trait Placed: Chained {
     fn place(&mut self, seq: i64, prev_hash: String, hash: String);
 
-    /// Binds the row's columns in the order of the [`statement`]'s `columns`, with
+    /// Binds the row's columns in the order of its [`ChainTable`]'s `columns`, with
     /// [`crate::db::bind_values`].
     fn bind_columns<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>;
 }
