@@ -3,6 +3,7 @@
 pub(crate) mod chain_link;
 mod checkpoint;
 pub(crate) mod prepared;
+pub mod riding;
 pub mod schedule;
 pub mod schema;
 mod timestamp;

@@ -128,8 +128,8 @@ pub fn seed(
                     actors.platform,
                     None,
                 )
-                .and_then(|(view, appends)| {
-                    appends.write(connection)?;
+                .and_then(|(view, writes)| {
+                    writes.write(connection, &[])?;
                     Ok(view)
                 })
             })

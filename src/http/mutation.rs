@@ -5,19 +5,23 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
+use crate::db::riding::{execute_all, RidingWrite};
 use crate::db::{write_transaction_planned, Db, DbConnection, Plans};
 use crate::error::AppError;
 use crate::idempotency::store;
 
-/// Writes that a mutation leaves for last in its transaction.
-pub type LastWrites = Box<dyn FnOnce(&mut DbConnection) -> Result<(), AppError> + Send>;
+/// Writes that a mutation leaves for last in its transaction. They are handed the stored
+/// response (when the request has a key) and must write it: riding with their first statement
+/// ([`crate::db::riding`]), or on its own.
+pub type LastWrites =
+    Box<dyn FnOnce(&mut DbConnection, &[&dyn RidingWrite]) -> Result<(), AppError> + Send>;
 
 /// The result of a mutation: the response, and what to keep for replays (secrets removed).
 pub struct Outcome {
     pub status: StatusCode,
     pub body: serde_json::Value,
     pub stored_body: serde_json::Value,
-    /// Run after the response is stored, just before the commit.
+    /// Run with the stored response, just before the commit.
     last_writes: Option<LastWrites>,
 }
 
@@ -173,17 +177,17 @@ where
         }
     }
     let mut outcome = work(connection)?;
-    if let Some(key) = &request.key {
-        store::complete(
-            connection,
-            &request.scope,
-            key,
-            outcome.status.as_u16(),
-            &outcome.stored_body.to_string(),
-        )?;
-    }
-    if let Some(writes) = outcome.last_writes.take() {
-        writes(connection)?;
+    let stored_body = outcome.stored_body.to_string();
+    let response = request.key.as_deref().map(|key| {
+        store::StoreResponse::new(&request.scope, key, outcome.status.as_u16(), &stored_body)
+    });
+    let response: Vec<&dyn RidingWrite> = response
+        .iter()
+        .map(|response| response as &dyn RidingWrite)
+        .collect();
+    match outcome.last_writes.take() {
+        Some(writes) => writes(connection, &response)?,
+        None => execute_all(connection, &response)?,
     }
     Ok(Attempt::Fresh(outcome))
 }

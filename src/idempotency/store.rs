@@ -2,9 +2,10 @@
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::AstPass;
+use diesel::query_builder::{AstPass, QueryFragment};
 
 use crate::db::prepared::{FixedText, Prepared};
+use crate::db::riding::RidingWrite;
 use crate::db::schema::idempotency_keys;
 use crate::db::DbConnection;
 
@@ -65,6 +66,7 @@ pub fn reserve(
     Ok(inserted == 1)
 }
 
+/// Stores the response to a claimed key, for replays.
 pub fn complete(
     connection: &mut DbConnection,
     scope: &str,
@@ -72,32 +74,50 @@ pub fn complete(
     status_code: u16,
     response_body: &str,
 ) -> QueryResult<()> {
-    let status_code = i32::from(status_code);
-    match connection {
-        DbConnection::Postgresql(inner) => Prepared(StoreResponse {
-            scope,
-            key,
-            status_code,
-            response_body,
-        })
-        .execute(inner),
-        DbConnection::Sqlite(inner) => diesel::update(idempotency_keys::table.find((scope, key)))
-            .set((
-                idempotency_keys::status_code.eq(status_code),
-                idempotency_keys::response_body.eq(response_body),
-            ))
-            .execute(inner),
-    }
-    .map(|_| ())
+    StoreResponse::new(scope, key, status_code, response_body).execute(connection)
 }
 
-/// PostgreSQL: [`complete`]'s update, kept prepared (diesel never caches an `UPDATE`); every
-/// mutating request makes one.
-struct StoreResponse<'a> {
+/// [`complete`]'s write, which can also ride with another statement ([`RidingWrite`]). On
+/// PostgreSQL it is kept prepared (diesel never caches an `UPDATE`): every mutating request
+/// makes one.
+#[derive(Clone, Copy)]
+pub struct StoreResponse<'a> {
     scope: &'a str,
     key: &'a str,
     status_code: i32,
     response_body: &'a str,
+}
+
+impl<'a> StoreResponse<'a> {
+    pub fn new(scope: &'a str, key: &'a str, status_code: u16, response_body: &'a str) -> Self {
+        StoreResponse {
+            scope,
+            key,
+            status_code: i32::from(status_code),
+            response_body,
+        }
+    }
+}
+
+impl RidingWrite for StoreResponse<'_> {
+    fn postgres(&self) -> Box<dyn QueryFragment<Pg> + '_> {
+        Box::new(Prepared(*self))
+    }
+
+    fn execute(&self, connection: &mut DbConnection) -> QueryResult<()> {
+        match connection {
+            DbConnection::Postgresql(inner) => Prepared(*self).execute(inner),
+            DbConnection::Sqlite(inner) => {
+                diesel::update(idempotency_keys::table.find((self.scope, self.key)))
+                    .set((
+                        idempotency_keys::status_code.eq(self.status_code),
+                        idempotency_keys::response_body.eq(self.response_body),
+                    ))
+                    .execute(inner)
+            }
+        }
+        .map(|_| ())
+    }
 }
 
 impl FixedText for StoreResponse<'_> {

@@ -20,6 +20,7 @@ use super::{
 use crate::audit::{self, store as audit_store, Actor, AuditEntry, NewAuditEntry};
 use crate::chain::{ChainVerifier, Chained, Verification};
 use crate::db::prepared::{FixedText, Prepared};
+use crate::db::riding::{self, RidingWrite, WithRiding};
 use crate::db::schema::{assets, balances, chain_heads, ledger_entries, rates, users};
 use crate::db::{chain_link, DbConnection, InsertTimestamp};
 use crate::error::{AppError, FieldError};
@@ -291,7 +292,7 @@ pub fn append_entries(
     connection: &mut DbConnection,
     entries: Vec<LedgerEntry>,
 ) -> QueryResult<Vec<LedgerEntry>> {
-    apply_balance_deltas(connection, &super::balance_deltas(&entries))?;
+    apply_balance_deltas(connection, &super::balance_deltas(&entries), &[])?;
     chain_entries(connection, entries)
 }
 
@@ -434,6 +435,7 @@ fn insert_rows(connection: &mut DbConnection, entries: &[LedgerEntry]) -> QueryR
 fn apply_balance_deltas(
     connection: &mut DbConnection,
     deltas: &BTreeMap<(String, String), i64>,
+    riding: &[&dyn RidingWrite],
 ) -> QueryResult<BTreeMap<(String, String), i64>> {
     #[derive(QueryableByName)]
     struct Balance {
@@ -443,6 +445,10 @@ fn apply_balance_deltas(
         asset: String,
         #[diesel(sql_type = BigInt)]
         atoms: i64,
+    }
+    // On PostgreSQL the riding writes lead the upsert; elsewhere they run first.
+    if deltas.is_empty() || matches!(connection, DbConnection::Sqlite(_)) {
+        riding::execute_all(connection, riding)?;
     }
     if deltas.is_empty() {
         return Ok(BTreeMap::new());
@@ -465,11 +471,14 @@ fn apply_balance_deltas(
             .bind::<Text, _>(serde_json::to_string(&rows).unwrap_or_default())
             .load(inner)?
         }
-        DbConnection::Postgresql(inner) => Prepared(PgBalanceUpsert {
-            accounts: deltas.keys().map(|(account, _)| account.as_str()).collect(),
-            assets: deltas.keys().map(|(_, asset)| asset.as_str()).collect(),
-            deltas: deltas.values().copied().collect(),
-        })
+        DbConnection::Postgresql(inner) => Prepared(WithRiding::new(
+            riding,
+            PgBalanceUpsert {
+                accounts: deltas.keys().map(|(account, _)| account.as_str()).collect(),
+                assets: deltas.keys().map(|(_, asset)| asset.as_str()).collect(),
+                deltas: deltas.values().copied().collect(),
+            },
+        ))
         .load(inner)?,
     };
     Ok(updated
@@ -531,18 +540,20 @@ pub fn record(
 /// [`record`] under a transaction id chosen by the caller, so that other rows can name the entry
 /// before it is written, together with the audit entry that records it. On PostgreSQL the two are
 /// linked to their chains in one statement ([`chain_link::insert_pair`]), so the chain heads,
-/// which serialise every writer, are held for one round trip fewer.
+/// which serialise every writer, are held for one round trip fewer. The `riding` writes go with
+/// the balance update, before the chain heads are taken ([`crate::db::riding`]).
 pub fn record_audited_as(
     connection: &mut DbConnection,
     transfer: Transfer,
     actor: &Actor,
     transaction_id: String,
     audit: NewAuditEntry,
+    riding: &[&dyn RidingWrite],
 ) -> Result<(LedgerEntry, AuditEntry), AppError> {
     static STATEMENT: LazyLock<chain_link::PairStatement> =
         LazyLock::new(|| chain_link::pair_statement(&CHAIN_TABLE, &audit_store::CHAIN_TABLE));
     let (mut entry, debits_user) = transfer_entry(transfer, actor, Some(transaction_id))?;
-    apply_checked(connection, &entry, debits_user)?;
+    apply_checked(connection, &entry, debits_user, riding)?;
     match connection {
         DbConnection::Postgresql(inner) => {
             let mut audit_entry = audit_store::unlinked(audit);
@@ -672,7 +683,7 @@ fn append_checked(
     entry: LedgerEntry,
     debits_user: bool,
 ) -> Result<LedgerEntry, AppError> {
-    apply_checked(connection, &entry, debits_user)?;
+    apply_checked(connection, &entry, debits_user, &[])?;
     chain_one(connection, entry)
 }
 
@@ -682,10 +693,12 @@ fn apply_checked(
     connection: &mut DbConnection,
     entry: &LedgerEntry,
     debits_user: bool,
+    riding: &[&dyn RidingWrite],
 ) -> Result<(), AppError> {
     let balances_after = apply_balance_deltas(
         connection,
         &super::balance_deltas(std::slice::from_ref(entry)),
+        riding,
     )?;
     if debits_user {
         let remaining = balances_after

@@ -66,9 +66,7 @@ fn bench_backend(
     let rows =
         crate::bench::payout_rows_within(&users, "report", options.payouts, (QUARTER_START, 92));
     let written = crate::bench::ingest_all(&mut connection, rows, chrono::Duration::days(2))?;
-    if backend == Backend::Postgres {
-        diesel::connection::SimpleConnection::batch_execute(&mut **connection, "VACUUM ANALYZE")?;
-    }
+    crate::bench::settle_after_load(&mut connection, None)?;
     writeln!(
         out,
         "{name}: set-up: {} users, {written} payouts in {QUARTER} in {} s",

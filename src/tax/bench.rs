@@ -109,16 +109,7 @@ fn bench_backend(db: &Db, backend: Backend, options: &TaxBenchOptions) -> anyhow
     .map_err(problem)?;
     let days = options.days.min(365);
     let written = crate::bench::ingest_all(&mut connection, year_payouts(&users, days), staleness)?;
-    // Vacuumed as a running database is: otherwise autovacuum works through the fresh bulk load
-    // during the timed runs, on the same two cores. The checkpoint then writes what the load and
-    // the vacuum dirtied (at full size, gigabytes), which the timed runs would otherwise share
-    // the disk with.
-    if backend == Backend::Postgres {
-        // Two statements: sent together they would form one transaction, which VACUUM refuses.
-        for statement in ["VACUUM ANALYZE", "CHECKPOINT"] {
-            diesel::connection::SimpleConnection::batch_execute(&mut **connection, statement)?;
-        }
-    }
+    crate::bench::settle_after_load(&mut connection, None)?;
     writeln!(
         out,
         "{name}: set-up: {} users × {days} payouts = {written} ledger rows in {} s",

@@ -151,10 +151,13 @@ pub async fn request_withdrawal(
             beneficiary: beneficiary.clone(),
             beneficiary_complete,
         };
-        let (view, appends) =
+        let (view, writes) =
             gate(&app_state).request(connection, &request, &actor, Some(request_id.0.clone()))?;
-        Ok(Outcome::new(StatusCode::CREATED, &view)?
-            .with_last_writes(Box::new(move |connection| appends.write(connection))))
+        Ok(
+            Outcome::new(StatusCode::CREATED, &view)?.with_last_writes(Box::new(
+                move |connection, riding| writes.write(connection, riding),
+            )),
+        )
     })
     .await
 }

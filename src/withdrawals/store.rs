@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::riding::RidingWrite;
 use crate::db::schema::{
     assets, kyc_profiles, ledger_entries, rates, screening_hits, screenings, users,
     withdrawal_addresses, withdrawals,
@@ -15,6 +16,8 @@ use crate::kyc::store::Profile;
 use crate::ledger::store::{account_atoms, payouts_received, rates_up_to};
 use crate::ledger::Account;
 use crate::withdrawals::addresses::{current_entry, BookStatus};
+use diesel::pg::Pg;
+use diesel::query_builder::QueryFragment;
 
 /// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
 pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];
@@ -328,11 +331,19 @@ pub struct WithdrawalRow {
     pub outcome_seq: Option<i64>,
 }
 
-pub fn insert(connection: &mut DbConnection, withdrawal: &WithdrawalRow) -> QueryResult<()> {
-    diesel::insert_into(withdrawals::table)
-        .values(withdrawal)
-        .execute(connection)?;
-    Ok(())
+/// A new withdrawal's row, riding with the ledger's hold of its amount (or with its stored
+/// response, for a rejected one).
+impl RidingWrite for WithdrawalRow {
+    fn postgres(&self) -> Box<dyn QueryFragment<Pg> + '_> {
+        Box::new(diesel::insert_into(withdrawals::table).values(self))
+    }
+
+    fn execute(&self, connection: &mut DbConnection) -> QueryResult<()> {
+        diesel::insert_into(withdrawals::table)
+            .values(self)
+            .execute(connection)
+            .map(|_| ())
+    }
 }
 
 /// The user's latest withdrawals, newest first.

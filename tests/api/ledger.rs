@@ -73,6 +73,7 @@ fn writers_of_one_chain_or_both_interleave_without_losing_a_link(app: &TestApp) 
                                     actor,
                                     id,
                                     audited("paired"),
+                                    &[],
                                 )?;
                             }
                             1 => {
@@ -698,8 +699,8 @@ fn postgres_caches_plans_for_one_transaction_only() {
 }
 
 /// PostgreSQL: the writes every withdrawal decision makes under the chain heads' locks (the ledger
-/// and audit appends, alone or paired, the balance upsert) and its stored response are prepared once per
-/// connection and reused: after two rounds each is one named statement of the session, where a
+/// and audit appends, alone or paired, the balance upsert, alone or led by riding writes) and its
+/// stored response are prepared once per connection and reused: after two rounds each is one named statement of the session, where a
 /// `sql_query` or a diesel `UPDATE` leaves none (it is parsed and planned on every call).
 #[test]
 #[cfg_attr(
@@ -752,8 +753,23 @@ fn postgres_keeps_the_decision_writes_prepared() {
             };
             let audited = NewAuditEntry::new(actor.clone(), "test.paired", "ledger", &key, None);
             let transaction_id = format!("paired-{round}");
-            let (held, audit_entry) =
-                store::record_audited_as(connection, hold, &actor, transaction_id, audited)?;
+            // A second key's response rides with the hold's balance update.
+            let riding_key = format!("riding-{round}");
+            assert!(idempotency::reserve(
+                connection,
+                "test",
+                &riding_key,
+                "hash"
+            )?);
+            let response = idempotency::StoreResponse::new("test", &riding_key, 201, "{}");
+            let (held, audit_entry) = store::record_audited_as(
+                connection,
+                hold,
+                &actor,
+                transaction_id,
+                audited,
+                &[&response],
+            )?;
             assert_eq!(held.transaction_id, format!("paired-{round}"));
             assert_eq!(held.seq, entry.seq + 1, "the hold follows the adjustment");
             assert_eq!(audit_entry.action, "test.paired");
@@ -795,6 +811,14 @@ fn postgres_keeps_the_decision_writes_prepared() {
         "{statements:#?}"
     );
     assert_eq!(
+        prepared(
+            "WITH riding_0 AS (UPDATE idempotency_keys",
+            ") INSERT INTO balances"
+        ),
+        1,
+        "{statements:#?}"
+    );
+    assert_eq!(
         prepared("UPDATE idempotency_keys", ""),
         1,
         "{statements:#?}"
@@ -807,4 +831,9 @@ fn postgres_keeps_the_decision_writes_prepared() {
          WHERE account = 'user:{user}:available' AND asset = 'BTC'"
     ));
     assert_eq!(balance, ["1801"], "both rounds' credit less both holds");
+    let riding_responses = app.query_text(
+        "SELECT CAST(count(*) AS TEXT) AS value FROM idempotency_keys \
+         WHERE idempotency_key LIKE 'riding-%' AND status_code = 201 AND response_body = '{}'",
+    );
+    assert_eq!(riding_responses, ["2"], "each riding response is stored");
 }

@@ -6,8 +6,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::rules::RuleHit;
+use crate::db::riding::RidingWrite;
 use crate::db::schema::{alerts, case_notes, cases};
 use crate::db::DbConnection;
+use diesel::pg::Pg;
+use diesel::query_builder::QueryFragment;
 
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable, Insertable)]
 #[diesel(table_name = alerts)]
@@ -138,6 +141,22 @@ pub fn insert_alert(connection: &mut DbConnection, alert: &Alert) -> QueryResult
         DbConnection::Postgresql(inner) => insert.execute(inner)?,
     };
     Ok(inserted == 1)
+}
+
+/// An alert riding with the statement that stores what it is about (the gate's withdrawal).
+impl RidingWrite for Alert {
+    fn postgres(&self) -> Box<dyn QueryFragment<Pg> + '_> {
+        Box::new(
+            diesel::insert_into(alerts::table)
+                .values(self)
+                .on_conflict(alerts::dedupe_key)
+                .do_nothing(),
+        )
+    }
+
+    fn execute(&self, connection: &mut DbConnection) -> QueryResult<()> {
+        insert_alert(connection, self).map(|_| ())
+    }
 }
 
 /// Filters for the alert list.
