@@ -2,7 +2,9 @@
 //! and the stored requests with their decisions.
 
 use chrono::NaiveDateTime;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -16,8 +18,6 @@ use crate::kyc::store::Profile;
 use crate::ledger::store::{account_atoms, payouts_received, rates_up_to};
 use crate::ledger::Account;
 use crate::withdrawals::addresses::{current_entry, BookStatus};
-use diesel::pg::Pg;
-use diesel::query_builder::QueryFragment;
 
 /// Withdrawals that count against limits and rules: approved, or held and not (yet) rejected.
 pub const COUNTED: [&str; 4] = ["approved", "held", "release_pending", "released"];

@@ -1,7 +1,9 @@
 //! Alerts and cases in the database.
 
 use chrono::NaiveDateTime;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -9,8 +11,6 @@ use super::rules::RuleHit;
 use crate::db::riding::RidingWrite;
 use crate::db::schema::{alerts, case_notes, cases};
 use crate::db::DbConnection;
-use diesel::pg::Pg;
-use diesel::query_builder::QueryFragment;
 
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable, Insertable)]
 #[diesel(table_name = alerts)]
