@@ -177,9 +177,13 @@ where
         }
     }
     let mut outcome = work(connection)?;
-    let stored_body = outcome.stored_body.to_string();
-    let response = request.key.as_deref().map(|key| {
-        store::StoreResponse::new(&request.scope, key, outcome.status.as_u16(), &stored_body)
+    // Serialised only when there is a key to store it under.
+    let stored = request
+        .key
+        .as_deref()
+        .map(|key| (key, outcome.stored_body.to_string()));
+    let response = stored.as_ref().map(|(key, body)| {
+        store::StoreResponse::new(&request.scope, key, outcome.status.as_u16(), body)
     });
     let response: Vec<&dyn RidingWrite> = response
         .iter()

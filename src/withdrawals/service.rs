@@ -359,19 +359,13 @@ impl Gate<'_> {
             review_reason: None,
             outcome_seq: None,
         };
-        let alerts = rule_hits
-            .iter()
-            .map(|hit| {
-                Alert::for_rule_hit(
-                    hit,
-                    &request.user_id,
-                    &jurisdiction.code,
-                    &id,
-                    "withdrawal",
-                    now,
-                )
-            })
-            .collect();
+        let alerts = monitoring::alerts_for(
+            &rule_hits,
+            &request.user_id,
+            &jurisdiction.code,
+            &id,
+            "withdrawal",
+        );
         let audit = NewAuditEntry::new(
             actor.clone(),
             "withdrawal.request",

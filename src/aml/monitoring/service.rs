@@ -114,14 +114,25 @@ pub fn record_alerts(
     withdrawal_id: &str,
     detected_by: &str,
 ) -> Result<usize, AppError> {
-    let now = crate::db::now();
     let mut created = 0;
-    for hit in hits {
-        let alert =
-            Alert::for_rule_hit(hit, user_id, jurisdiction, withdrawal_id, detected_by, now);
+    for alert in alerts_for(hits, user_id, jurisdiction, withdrawal_id, detected_by) {
         if store::insert_alert(connection, &alert)? {
             created += 1;
         }
     }
     Ok(created)
+}
+
+/// The alerts of the hits on a withdrawal, detected now.
+pub fn alerts_for(
+    hits: &[RuleHit],
+    user_id: &str,
+    jurisdiction: &str,
+    withdrawal_id: &str,
+    detected_by: &str,
+) -> Vec<Alert> {
+    let now = crate::db::now();
+    hits.iter()
+        .map(|hit| Alert::for_rule_hit(hit, user_id, jurisdiction, withdrawal_id, detected_by, now))
+        .collect()
 }
