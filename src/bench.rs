@@ -203,12 +203,18 @@ impl BenchServer {
 
 /// Runs `bench` on a scratch SQLite database and, given a URL, a scratch PostgreSQL one, each
 /// with the service's state opened on it; returns the report with a heading per backend.
+/// Runs `bench` on a scratch SQLite database (unless `sqlite` is false) and, with a URL, on a
+/// scratch PostgreSQL database.
 pub(crate) fn on_scratch_backends(
     postgres_url: Option<&str>,
+    sqlite: bool,
     mut bench: impl FnMut(&crate::config::Settings, crate::AppState, &mut String) -> anyhow::Result<()>,
 ) -> anyhow::Result<String> {
     let mut out = String::new();
-    let mut backends = vec![Backend::Sqlite];
+    let mut backends = Vec::new();
+    if sqlite {
+        backends.push(Backend::Sqlite);
+    }
     if postgres_url.is_some() {
         backends.push(Backend::Postgres);
     }

@@ -84,12 +84,16 @@ type Sample = (Operation, Duration, u16);
 /// kept its invariants.
 pub fn run(options: &LoadOptions) -> anyhow::Result<String> {
     let mut failed = Vec::new();
-    let report = on_scratch_backends(options.postgres_url.as_deref(), |settings, state, out| {
-        if !load_backend(settings, state, options, out)? {
-            failed.push(settings.backend().name());
-        }
-        Ok(())
-    })?;
+    let report = on_scratch_backends(
+        options.postgres_url.as_deref(),
+        true,
+        |settings, state, out| {
+            if !load_backend(settings, state, options, out)? {
+                failed.push(settings.backend().name());
+            }
+            Ok(())
+        },
+    )?;
     anyhow::ensure!(
         failed.is_empty(),
         "{report}\nFAILED on {}",

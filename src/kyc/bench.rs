@@ -35,9 +35,11 @@ const JURISDICTIONS: [&str; 11] = [
 const TARGET: Duration = Duration::from_millis(50);
 
 pub fn run(options: &KycBenchOptions) -> anyhow::Result<String> {
-    on_scratch_backends(options.postgres_url.as_deref(), |settings, state, out| {
-        bench_backend(settings, state, options, out)
-    })
+    on_scratch_backends(
+        options.postgres_url.as_deref(),
+        true,
+        |settings, state, out| bench_backend(settings, state, options, out),
+    )
 }
 
 fn bench_backend(

@@ -31,6 +31,7 @@ pub struct GateBenchOptions {
     pub requests: usize,
     pub clients: usize,
     pub postgres_url: Option<String>,
+    pub postgres_only: bool,
 }
 
 const ADDRESS: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
@@ -47,9 +48,11 @@ const FILLED_TABLES: [&str; 7] = [
 ];
 
 pub fn run(options: &GateBenchOptions) -> anyhow::Result<String> {
-    on_scratch_backends(options.postgres_url.as_deref(), |settings, state, out| {
-        bench_backend(settings, state, options, out)
-    })
+    on_scratch_backends(
+        options.postgres_url.as_deref(),
+        !options.postgres_only,
+        |settings, state, out| bench_backend(settings, state, options, out),
+    )
 }
 
 /// Verified users with funded wallets, today's BTC rates and a platform token: what the gate
