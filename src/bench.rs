@@ -201,10 +201,9 @@ impl BenchServer {
     }
 }
 
-/// Runs `bench` on a scratch SQLite database and, given a URL, a scratch PostgreSQL one, each
-/// with the service's state opened on it; returns the report with a heading per backend.
-/// Runs `bench` on a scratch SQLite database (unless `sqlite` is false) and, with a URL, on a
-/// scratch PostgreSQL database.
+/// Runs `bench` on a scratch SQLite database (unless `sqlite` is false) and, given a URL, a
+/// scratch PostgreSQL one, each with the service's state opened on it; returns the report with a
+/// heading per backend.
 pub(crate) fn on_scratch_backends(
     postgres_url: Option<&str>,
     sqlite: bool,
