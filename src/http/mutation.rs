@@ -185,13 +185,12 @@ where
     let response = stored.as_ref().map(|(key, body)| {
         store::StoreResponse::new(&request.scope, key, outcome.status.as_u16(), body)
     });
-    let response: Vec<&dyn RidingWrite> = response
-        .iter()
-        .map(|response| response as &dyn RidingWrite)
-        .collect();
+    let riding = response
+        .as_ref()
+        .map(|response| response as &dyn RidingWrite);
     match outcome.last_writes.take() {
-        Some(writes) => writes(connection, &response)?,
-        None => execute_all(connection, &response)?,
+        Some(writes) => writes(connection, riding.as_slice())?,
+        None => execute_all(connection, riding.as_slice())?,
     }
     Ok(Attempt::Fresh(outcome))
 }

@@ -66,20 +66,9 @@ pub fn reserve(
     Ok(inserted == 1)
 }
 
-/// Stores the response to a claimed key, for replays.
-pub fn complete(
-    connection: &mut DbConnection,
-    scope: &str,
-    key: &str,
-    status_code: u16,
-    response_body: &str,
-) -> QueryResult<()> {
-    StoreResponse::new(scope, key, status_code, response_body).execute(connection)
-}
-
-/// [`complete`]'s write, which can also ride with another statement ([`RidingWrite`]). On
-/// PostgreSQL it is kept prepared (diesel never caches an `UPDATE`): every mutating request
-/// makes one.
+/// Stores the response to a claimed key, for replays: on its own, or riding with another
+/// statement ([`RidingWrite`]). On PostgreSQL it is kept prepared (diesel never caches an
+/// `UPDATE`): every mutating request makes one.
 #[derive(Clone, Copy)]
 pub struct StoreResponse<'a> {
     scope: &'a str,

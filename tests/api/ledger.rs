@@ -710,6 +710,7 @@ fn postgres_caches_plans_for_one_transaction_only() {
 fn postgres_keeps_the_decision_writes_prepared() {
     use diesel::RunQueryDsl;
     use hashgate::audit::{store as audit, Actor, NewAuditEntry};
+    use hashgate::db::riding::RidingWrite;
     use hashgate::idempotency::store as idempotency;
 
     #[derive(diesel::QueryableByName)]
@@ -740,7 +741,7 @@ fn postgres_keeps_the_decision_writes_prepared() {
                 connection,
                 NewAuditEntry::new(actor.clone(), "test.prepared", "ledger", &key, None),
             )?;
-            idempotency::complete(connection, "test", &key, 200, &entry.hash)?;
+            idempotency::StoreResponse::new("test", &key, 200, &entry.hash).execute(connection)?;
             // A withdrawal's hold and its audit entry, linked in one statement.
             let hold = Transfer {
                 kind: EntryKind::WithdrawalHold,
