@@ -310,8 +310,9 @@ pub fn report(input: ReportInput<'_>) -> Option<TaxReport> {
         month.amount += line.amount;
         month.value += value;
     }
-    let income: Decimal = by_asset.values().map(|total| total.value).sum();
-    let costs: Decimal = input.fees.iter().filter_map(|line| line.value).sum();
+    // Sums of cent amounts; rounded only to keep the cents of an empty year ("0.00", not "0").
+    let income = RoundingRule::CENTS.apply(by_asset.values().map(|total| total.value).sum());
+    let costs = RoundingRule::CENTS.apply(input.fees.iter().filter_map(|line| line.value).sum());
     let complete = input
         .payouts
         .iter()

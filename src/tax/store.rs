@@ -65,19 +65,27 @@ type EntryValues = (
     Option<i64>,
 );
 
-/// The user's payouts and fees of the tax year and every reversal of theirs (whenever made), in
-/// ledger order: one walk of the user's entries.
+/// The user's payouts and fees of the tax year and the reversals that may cancel them, in ledger
+/// order: one walk of the user's entries from the year's start on.
+///
+/// A reversal is dated when it is made (`ledger::store::reverse`), after the entry it cancels was
+/// recorded, and no payout or fee is dated more than a few minutes after it is recorded.
+/// So the reversals of this year's entries lie after the year's start, less a day for the clocks
+/// of several service instances: the walk starts there, and a statement reads the years before
+/// it not at all (on SQLite, one row per entry of the user's whole history).
 fn entries_of_year(
     connection: &mut DbConnection,
     user_id: &str,
     year: &TaxYear,
 ) -> Result<Vec<EntryValues>, AppError> {
+    let earliest_reversal = year.starts_at - chrono::Duration::days(1);
     let in_year = ledger_entries::kind
         .eq_any([EntryKind::Payout.as_str(), EntryKind::Fee.as_str()])
         .and(ledger_entries::occurred_at.ge(year.starts_at))
         .and(ledger_entries::occurred_at.lt(year.ends_at));
     let mut rows: Vec<EntryValues> = ledger_entries::table
         .filter(ledger_entries::user_id.eq(user_id))
+        .filter(ledger_entries::occurred_at.ge(earliest_reversal))
         .filter(in_year.or(ledger_entries::kind.eq(EntryKind::Reversal.as_str())))
         .select((
             ledger_entries::seq,

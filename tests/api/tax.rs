@@ -157,23 +157,39 @@ fn a_uk_computation_follows_the_local_tax_year_and_the_fees(app: &TestApp) {
 
     // A reversed entry is left out: with the fee reversed, the £1,000 allowance applies again.
     // 30,600 − 1,000 − 12,570 = 17,030 × 20% = 3,406.
-    let fee_seq = report["fees"][0]["seq"].as_i64().unwrap();
     let mut connection = app.state_db.connection().unwrap();
-    hashgate::db::write_transaction(&mut connection, |connection| {
-        hashgate::ledger::store::reverse(
-            connection,
-            fee_seq,
-            "charged twice",
-            &hashgate::audit::Actor::command_line(),
-        )
-    })
-    .unwrap();
+    let mut reverse = |entry: &Value, reason: &str| {
+        hashgate::db::write_transaction(&mut connection, |connection| {
+            hashgate::ledger::store::reverse(
+                connection,
+                entry["seq"].as_i64().unwrap(),
+                reason,
+                &hashgate::audit::Actor::command_line(),
+            )
+        })
+        .unwrap();
+    };
+    reverse(&report["fees"][0], "charged twice");
     let corrected = app
         .get(&format!("/v1/users/{user}/tax/2026"), Some(&token))
         .json();
     assert_eq!(corrected["fees"], json!([]));
     assert_eq!(corrected["computation"]["costs"]["amount"], "1000");
     assert_eq!(corrected["computation"]["total_tax"], "3406.00");
+
+    // A payout of 2025/26 reversed today, in a later tax year: its own year leaves it out.
+    reverse(&earlier["payouts"][0], "paid to the wrong user");
+    let earlier = app
+        .get(&format!("/v1/users/{user}/tax/2025"), Some(&token))
+        .json();
+    assert_eq!(
+        (earlier["income"].clone(), earlier["payouts"].clone()),
+        (json!("0.00"), json!([]))
+    );
+    let later = app
+        .get(&format!("/v1/users/{user}/tax/2026"), Some(&token))
+        .json();
+    assert_eq!(later["computation"]["total_tax"], "3406.00");
 }
 
 fn only_the_user_and_officers_read_a_statement(app: &TestApp) {
