@@ -71,8 +71,8 @@ type EntryValues = (
 /// A reversal is dated when it is made (`ledger::store::reverse`), after the entry it cancels was
 /// recorded, and no payout or fee is dated more than a few minutes after it is recorded.
 /// So the reversals of this year's entries lie after the year's start, less a day for the clocks
-/// of several service instances: the walk starts there, and a statement reads the years before
-/// it not at all (on SQLite, one row per entry of the user's whole history).
+/// of several service instances. The walk starts there, so the user's earlier years are not read
+/// (on SQLite each entry walked is a table row).
 fn entries_of_year(
     connection: &mut DbConnection,
     user_id: &str,
