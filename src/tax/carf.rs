@@ -156,6 +156,7 @@ pub fn export<W: Write>(
     };
     let assets = ledger::load_assets(connection)?;
     let reversed: HashSet<i64> = ledger_entries::table
+        .filter(ledger_entries::occurred_at.ge(super::store::earliest_reversal(window.0)))
         .filter(ledger_entries::kind.eq(EntryKind::Reversal.as_str()))
         .select(ledger_entries::reverses_seq.assume_not_null())
         .load::<i64>(connection)?

@@ -65,27 +65,29 @@ type EntryValues = (
     Option<i64>,
 );
 
+/// The earliest date of a reversal that cancels an entry dated at or after `start`. A reversal is
+/// dated when it is made (`ledger::store::reverse`), after the entry it cancels was recorded, and
+/// no payout or fee is dated more than a few minutes after it is recorded; the day allows for the
+/// clocks of several service instances.
+pub(super) fn earliest_reversal(start: NaiveDateTime) -> NaiveDateTime {
+    start - chrono::Duration::days(1)
+}
+
 /// The user's payouts and fees of the tax year and the reversals that may cancel them, in ledger
-/// order: one walk of the user's entries from the year's start on.
-///
-/// A reversal is dated when it is made (`ledger::store::reverse`), after the entry it cancels was
-/// recorded, and no payout or fee is dated more than a few minutes after it is recorded.
-/// So the reversals of this year's entries lie after the year's start, less a day for the clocks
-/// of several service instances. The walk starts there, so the user's earlier years are not read
-/// (on SQLite each entry walked is a table row).
+/// order: one walk of the user's entries from [`earliest_reversal`] of the year's start on, so
+/// the user's earlier years are not read (on SQLite each entry walked is a table row).
 fn entries_of_year(
     connection: &mut DbConnection,
     user_id: &str,
     year: &TaxYear,
 ) -> Result<Vec<EntryValues>, AppError> {
-    let earliest_reversal = year.starts_at - chrono::Duration::days(1);
     let in_year = ledger_entries::kind
         .eq_any([EntryKind::Payout.as_str(), EntryKind::Fee.as_str()])
         .and(ledger_entries::occurred_at.ge(year.starts_at))
         .and(ledger_entries::occurred_at.lt(year.ends_at));
     let mut rows: Vec<EntryValues> = ledger_entries::table
         .filter(ledger_entries::user_id.eq(user_id))
-        .filter(ledger_entries::occurred_at.ge(earliest_reversal))
+        .filter(ledger_entries::occurred_at.ge(earliest_reversal(year.starts_at)))
         .filter(in_year.or(ledger_entries::kind.eq(EntryKind::Reversal.as_str())))
         .select((
             ledger_entries::seq,

@@ -449,8 +449,23 @@ fn a_carf_export_reports_each_residents_mining_per_asset(app: &TestApp) {
             // 2026 in Hong Kong: not reported for 2025.
             payout(&bob, "b-2", "0.1", "2025-12-31T16:30:00Z"),
             payout(&singapore, "s-1", "0.5", "2025-06-01T00:00:00Z"),
+            // Reversed today, in a later year: left out of 2025's report.
+            payout(&alice, "a-4", "0.04", "2025-06-01T00:00:00Z"),
         ]),
     );
+    let reversed_seq = app.query_text(
+        "SELECT CAST(seq AS TEXT) AS value FROM ledger_entries WHERE external_id = 'a-4'",
+    );
+    let mut connection = app.state_db.connection().unwrap();
+    hashgate::db::write_transaction(&mut connection, |connection| {
+        hashgate::ledger::store::reverse(
+            connection,
+            reversed_seq[0].parse().unwrap(),
+            "paid twice",
+            &hashgate::audit::Actor::command_line(),
+        )
+    })
+    .unwrap();
 
     let response = app.get("/v1/exports/carf?jurisdiction=HK&year=2025", Some(&admin));
     assert_eq!(response.status, 200, "{}", response.body);
