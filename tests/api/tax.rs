@@ -53,6 +53,20 @@ fn payout(user: &str, id: &str, amount: &str, at: &str) -> Value {
            "order_id": "order-1", "facility_id": "qc-1", "external_id": id})
 }
 
+/// Reverses a ledger entry as an officer's correction does (there is no HTTP route for it).
+fn reverse(app: &TestApp, seq: i64, reason: &str) {
+    let mut connection = app.state_db.connection().unwrap();
+    hashgate::db::write_transaction(&mut connection, |connection| {
+        hashgate::ledger::store::reverse(
+            connection,
+            seq,
+            reason,
+            &hashgate::audit::Actor::command_line(),
+        )
+    })
+    .unwrap();
+}
+
 /// A GB user with three payouts around the 6 April boundary and a fee.
 fn uk_miner(app: &TestApp, platform: &str) -> String {
     let user = register(app, platform, "GB", "en");
@@ -157,19 +171,11 @@ fn a_uk_computation_follows_the_local_tax_year_and_the_fees(app: &TestApp) {
 
     // A reversed entry is left out: with the fee reversed, the £1,000 allowance applies again.
     // 30,600 − 1,000 − 12,570 = 17,030 × 20% = 3,406.
-    let mut connection = app.state_db.connection().unwrap();
-    let mut reverse = |entry: &Value, reason: &str| {
-        hashgate::db::write_transaction(&mut connection, |connection| {
-            hashgate::ledger::store::reverse(
-                connection,
-                entry["seq"].as_i64().unwrap(),
-                reason,
-                &hashgate::audit::Actor::command_line(),
-            )
-        })
-        .unwrap();
-    };
-    reverse(&report["fees"][0], "charged twice");
+    reverse(
+        app,
+        report["fees"][0]["seq"].as_i64().unwrap(),
+        "charged twice",
+    );
     let corrected = app
         .get(&format!("/v1/users/{user}/tax/2026"), Some(&token))
         .json();
@@ -178,7 +184,8 @@ fn a_uk_computation_follows_the_local_tax_year_and_the_fees(app: &TestApp) {
     assert_eq!(corrected["computation"]["total_tax"], "3406.00");
 
     // A payout of 2025/26 reversed today, in a later tax year: its own year leaves it out.
-    reverse(&earlier["payouts"][0], "paid to the wrong user");
+    let payout_seq = earlier["payouts"][0]["seq"].as_i64().unwrap();
+    reverse(app, payout_seq, "paid to the wrong user");
     let earlier = app
         .get(&format!("/v1/users/{user}/tax/2025"), Some(&token))
         .json();
@@ -456,16 +463,7 @@ fn a_carf_export_reports_each_residents_mining_per_asset(app: &TestApp) {
     let reversed_seq = app.query_text(
         "SELECT CAST(seq AS TEXT) AS value FROM ledger_entries WHERE external_id = 'a-4'",
     );
-    let mut connection = app.state_db.connection().unwrap();
-    hashgate::db::write_transaction(&mut connection, |connection| {
-        hashgate::ledger::store::reverse(
-            connection,
-            reversed_seq[0].parse().unwrap(),
-            "paid twice",
-            &hashgate::audit::Actor::command_line(),
-        )
-    })
-    .unwrap();
+    reverse(app, reversed_seq[0].parse().unwrap(), "paid twice");
 
     let response = app.get("/v1/exports/carf?jurisdiction=HK&year=2025", Some(&admin));
     assert_eq!(response.status, 200, "{}", response.body);
